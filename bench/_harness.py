@@ -1,0 +1,72 @@
+"""Shared timing helpers for the benchmarks.
+
+Every figure is reported as a ratio against a reference measured in the same process, because
+the machines are shared and noisy: absolute times are not comparable between runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Result:
+    """One benchmark figure: `value` of the subject and of its same-run `reference`."""
+
+    suite: str
+    name: str
+    unit: str
+    value: float
+    reference_name: str
+    reference_value: float
+    higher_is_better: bool = True
+    target: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """How many times better than the reference (>1 means better)."""
+        if self.higher_is_better:
+            return self.value / self.reference_value
+        return self.reference_value / self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ratio"] = self.ratio
+        d["meets_target"] = None if self.target is None else self.ratio >= self.target
+        return d
+
+
+def time_call(
+    fn: Callable[[], object], *, repeat: int = 5, number: int = 1, warmup: int = 1
+) -> float:
+    """Median seconds per call of `fn` over `repeat` rounds of `number` calls."""
+    for _ in range(warmup):
+        fn()
+    rounds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        rounds.append((time.perf_counter() - t0) / number)
+    return statistics.median(rounds)
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], *, repeat: int = 5, number: int = 1
+) -> dict[str, float]:
+    """Median seconds per call for each fn, timed in alternation so that noise hits all alike."""
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[key].append((time.perf_counter() - t0) / number)
+    return {k: statistics.median(v) for k, v in samples.items()}

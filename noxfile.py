@@ -1,0 +1,140 @@
+"""Developer sessions for the hbm workspace.
+
+`uv run nox` runs lint, typecheck, every package's tests in its own venv, and the wheel check.
+`uv run nox -s bench` runs the benchmarks; `uv run nox -s slurm` runs the tests on a local Slurm cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests", "wheels"]
+
+ROOT = Path(__file__).parent
+PACKAGES = ["hbm-data", "hbm-ne", "hbm-dl", "hbm-experiments"]
+MODULES = {p: p.replace("-", "_") for p in PACKAGES}
+
+
+def _sync(session: nox.Session, *args: str) -> None:
+    """Install from uv.lock into the session's venv (only what the named package declares)."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--frozen",
+        "--no-default-groups",
+        "--inexact",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        external=True,
+    )
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's tests in a venv that holds only that package and its declared deps."""
+    _sync(session, "--package", package, "--extra", "test")
+    args = session.posargs or ["-m", "not slurm and not slow"]
+    session.run(
+        "python", "-m", "pytest", f"packages/{package}/tests", "-p", "no:cacheprovider", *args
+    )
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def slow(session: nox.Session, package: str) -> None:
+    """Run one package's tests marked slow (convergence and end-to-end checks)."""
+    _sync(session, "--package", package, "--extra", "test")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        f"packages/{package}/tests",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "slow and not slurm",
+        *session.posargs,
+        success_codes=[0, 5],
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check over the whole tree."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over every package's sources."""
+    _sync(session, "--all-packages", "--group", "dev")
+    session.run("mypy", *(f"packages/{p}/src" for p in PACKAGES))
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build every wheel and sdist, install hbm-experiments from them in a fresh venv, smoke-run it."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for package in PACKAGES:
+        session.run("uv", "build", f"packages/{package}", "--out-dir", str(dist), external=True)
+    built = sorted(p.name for p in dist.iterdir())
+    for package in PACKAGES:
+        stem = package.replace("-", "_")
+        if not any(n.startswith(stem) and n.endswith(".whl") for n in built):
+            session.error(f"no wheel built for {package}: {built}")
+        if not any(n.startswith(stem) and n.endswith(".tar.gz") for n in built):
+            session.error(f"no sdist built for {package}: {built}")
+    # A fresh venv, no workspace: hbm-* come from dist/, third-party packages from PyPI.
+    session.install("--find-links", str(dist), "hbm-experiments")
+    session.run("python", "-c", "import " + ", ".join(MODULES.values()) + "; print('imports ok')")
+    session.run("hbm", "--help")
+    session.run("hbm-data", "--help")
+    smoke = ROOT / "packages" / "hbm-experiments" / "tests" / "wheel_smoke.py"
+    if smoke.exists():
+        tmp = session.create_tmp()
+        session.run("python", str(smoke), env={"HBM_CACHE": tmp, "HBM_DATA_DIR": tmp}, silent=False)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run benchmarks under bench/ and write bench/results/results.{json,md}.
+
+    Extra args go to bench/run.py, e.g. `nox -s bench -- --device cuda --only ne`.
+    """
+    _sync(session, "--all-packages", "--extra", "test")
+    session.install("evotorch")
+    session.run("python", "bench/run.py", *session.posargs, env={"PYTHONHASHSEED": "0"})
+
+
+@nox.session
+def slurm(session: nox.Session) -> None:
+    """Start a local single-node Slurm cluster, run the tests marked slurm, always stop it."""
+    _sync(session, "--package", "hbm-experiments", "--extra", "test")
+    tools = ROOT / "tools" / "slurm"
+    session.run("bash", str(tools / "start.sh"), external=True)
+    try:
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "packages/hbm-experiments/tests",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "slurm",
+            *session.posargs,
+            env={"HBM_SLURM_REQUIRED": "1"},
+        )
+    finally:
+        session.run("bash", str(tools / "stop.sh"), external=True)
