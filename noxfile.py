@@ -1,14 +1,12 @@
 """Developer sessions for the hbm workspace.
 
-`uv run nox` runs lint, typecheck, every package's tests in its own venv, and the wheel check.
-`uv run nox -s bench` runs the benchmarks; `uv run nox -s slurm` runs the tests on a local Slurm cluster.
+`uv run nox` runs lint, typecheck, every package's tests in its own venv, and the wheel check;
+`uv run nox -s bench` runs benchmarks; `uv run nox -s slurm` runs the tests on local Slurm.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import nox
@@ -83,7 +81,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def wheels(session: nox.Session) -> None:
-    """Build every wheel and sdist, install hbm-experiments from them in a fresh venv, smoke-run it."""
+    """Build all wheels and sdists; install hbm-experiments from them in a fresh venv; smoke-run."""
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     for package in PACKAGES:

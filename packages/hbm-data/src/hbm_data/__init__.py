@@ -1,3 +1,3 @@
-"""Human behaviour data layer: recorder episode files, validation, sessions, splits, simulated subjects."""
+"""Human behaviour data: recorder episode files, validation, sessions, splits, simulated players."""
 
 __version__ = "0.1.0"

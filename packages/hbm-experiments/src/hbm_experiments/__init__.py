@@ -1,3 +1,3 @@
-"""Cached, reproducible hbm experiments with exca: configs, sweeps, Slurm arrays, reports, the hbm CLI."""
+"""Cached, reproducible hbm experiments with exca: configs, sweeps, Slurm arrays, reports."""
 
 __version__ = "0.1.0"
