@@ -1,0 +1,205 @@
+"""`load_human_data`: one subject's episodes for one game as train/test arrays plus metadata."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .envs import get_env_spec
+from .episodes import Episode, load_episodes, read_sidecar
+from .paths import data_dir as default_data_dir
+from .paths import find_episode_file
+from .sessions import compute_session_run_ids, normalize_session_run_features
+from .simulate import DEFAULT_SUBJECTS, ensure_default_file
+from .splits import split_by_session
+from .validation import EpisodeFormatError, Problem
+
+logger = logging.getLogger(__name__)
+
+_SIMULATED_NAME = re.compile(r"^sim\d+$")
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """One episode of a split, in the order of that split's flat arrays."""
+
+    index: int  # index of the episode in the file
+    seed: int  # seed_used: replays the same initial state
+    score: float  # return the person obtained
+    session: int
+    run: int
+    session_cl: float  # CL features in [-1, 1]
+    run_cl: float
+    start: int  # slice [start, start + length) of the split's flat arrays
+    length: int
+    timestamp: str
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """Everything about a loaded dataset besides the arrays; `to_dict` is JSON-safe."""
+
+    env_name: str
+    env_id: str
+    subject: str
+    simulated: bool
+    source_file: str
+    obs_size: int
+    input_size: int  # obs_size + 2 when use_cl_info
+    num_actions: int
+    use_cl_info: bool
+    holdout_pct: float
+    seed: int
+    num_sessions: int
+    train_episodes: tuple[EpisodeInfo, ...]
+    test_episodes: tuple[EpisodeInfo, ...]
+
+    @property
+    def train_episode_lengths(self) -> list[int]:
+        return [e.length for e in self.train_episodes]
+
+    @property
+    def test_episode_lengths(self) -> list[int]:
+        return [e.length for e in self.test_episodes]
+
+    @property
+    def n_train(self) -> int:
+        """Number of train episodes."""
+        return len(self.train_episodes)
+
+    @property
+    def n_test(self) -> int:
+        """Number of test episodes."""
+        return len(self.test_episodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["train_episodes"] = [asdict(e) for e in self.train_episodes]
+        d["test_episodes"] = [asdict(e) for e in self.test_episodes]
+        return d
+
+
+class HumanData(NamedTuple):
+    train_obs: np.ndarray  # [N_train, input_size] float32, episodes concatenated in file order
+    train_act: np.ndarray  # [N_train] int64
+    test_obs: np.ndarray  # [N_test, input_size] float32
+    test_act: np.ndarray  # [N_test] int64
+    metadata: DatasetMetadata
+
+
+def is_simulated(path: Path | str, subject: str) -> bool:
+    """A file's sidecar says whether a simulator made it; without one, `sim<N>` subjects are."""
+    meta = read_sidecar(path)
+    if meta is not None and isinstance(meta.get("simulated"), bool):
+        return bool(meta["simulated"])
+    return bool(_SIMULATED_NAME.match(subject))
+
+
+def _flatten(
+    episodes: list[Episode],
+    indices: np.ndarray,
+    sessions: np.ndarray,
+    runs: np.ndarray,
+    session_cl: np.ndarray,
+    run_cl: np.ndarray,
+    use_cl_info: bool,
+    obs_size: int,
+) -> tuple[np.ndarray, np.ndarray, tuple[EpisodeInfo, ...]]:
+    infos = []
+    start = 0
+    for i in indices.tolist():
+        ep = episodes[i]
+        infos.append(
+            EpisodeInfo(
+                index=i,
+                seed=ep.seed_used,
+                score=ep.score,
+                session=int(sessions[i]),
+                run=int(runs[i]),
+                session_cl=float(session_cl[i]),
+                run_cl=float(run_cl[i]),
+                start=start,
+                length=ep.length,
+                timestamp=ep.timestamp,
+            )
+        )
+        start += ep.length
+    width = obs_size + 2 if use_cl_info else obs_size
+    obs = np.empty((start, width), dtype=np.float32)
+    act = np.empty(start, dtype=np.int64)
+    for info in infos:
+        ep = episodes[info.index]
+        sl = slice(info.start, info.start + info.length)
+        obs[sl, :obs_size] = ep.observations
+        act[sl] = ep.actions
+        if use_cl_info:
+            obs[sl, obs_size] = info.session_cl
+            obs[sl, obs_size + 1] = info.run_cl
+    return obs, act, tuple(infos)
+
+
+def load_human_data(
+    env_name: str,
+    subject: str = "sim01",
+    *,
+    use_cl_info: bool = False,
+    holdout_pct: float = 0.1,
+    seed: int = 42,
+    data_dir: Path | str | None = None,
+    gap_minutes: float = 30,
+) -> HumanData:
+    """Train/test arrays of one subject playing one game, split by whole episodes per session.
+
+    The file is `<data_dir>/<subject>_data_<env>.json[.gz]` (`data_dir` defaults to
+    `$HBM_DATA_DIR` or the per-user data dir). The default simulated subjects (`sim01`,
+    `sim02`) are generated there on first use. With `use_cl_info`, each observation gets the
+    episode's session and run CL features appended (`input_size = obs_size + 2`).
+    """
+    spec = get_env_spec(env_name)
+    directory = default_data_dir() if data_dir is None else Path(data_dir)
+    path = find_episode_file(spec.name, subject, directory)
+    if not path.exists():
+        if subject in DEFAULT_SUBJECTS:
+            path = ensure_default_file(spec.name, subject, directory)
+        else:
+            found = sorted(p.name for p in directory.glob(f"*_data_{spec.name}.json*"))
+            raise FileNotFoundError(
+                f"{path}: no data for subject {subject!r} in {spec.name}; files for this game in "
+                f"{directory}: {found or 'none'} (default subjects: {', '.join(DEFAULT_SUBJECTS)})"
+            )
+    episodes = load_episodes(path, env=spec)
+    if not episodes:
+        raise EpisodeFormatError([Problem(str(path), "the file holds no episodes")])
+    sessions, runs = compute_session_run_ids([e.timestamp for e in episodes], gap_minutes)
+    session_cl, run_cl = normalize_session_run_features(sessions, runs)
+    train_idx, test_idx = split_by_session(sessions, holdout_pct, np.random.default_rng(seed))
+    cols = (sessions, runs, session_cl, run_cl, use_cl_info, spec.obs_size)
+    train_obs, train_act, train_info = _flatten(episodes, train_idx, *cols)
+    test_obs, test_act, test_info = _flatten(episodes, test_idx, *cols)
+    metadata = DatasetMetadata(
+        env_name=spec.name,
+        env_id=spec.env_id,
+        subject=subject,
+        simulated=is_simulated(path, subject),
+        source_file=str(path),
+        obs_size=spec.obs_size,
+        input_size=train_obs.shape[1],
+        num_actions=spec.num_actions,
+        use_cl_info=use_cl_info,
+        holdout_pct=holdout_pct,
+        seed=seed,
+        num_sessions=int(sessions.max()) + 1,
+        train_episodes=train_info,
+        test_episodes=test_info,
+    )
+    logger.info(
+        "%s/%s: %d train episodes (%d steps), %d test episodes (%d steps), %d sessions%s",
+        spec.name, subject, len(train_info), len(train_act), len(test_info), len(test_act),
+        metadata.num_sessions, " [simulated subject]" * metadata.simulated,
+    )  # fmt: skip
+    return HumanData(train_obs, train_act, test_obs, test_act, metadata)

@@ -1,0 +1,49 @@
+"""Where episode files live and how they are named (`<subject>_data_<env>.json[.gz]`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import platformdirs
+
+from .envs import ENVIRONMENTS
+
+DATA_DIR_ENV_VAR = "HBM_DATA_DIR"
+_FILE_RE = re.compile(r"^(?P<subject>.+)_data_(?P<env>[a-z]+)\.json(?:\.gz)?$")
+
+
+def data_dir() -> Path:
+    """`$HBM_DATA_DIR` if set, else the per-user data directory (e.g. `~/.local/share/hbm`)."""
+    env = os.environ.get(DATA_DIR_ENV_VAR)
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("hbm"))
+
+
+def episode_file_name(env_name: str, subject: str, *, compressed: bool = False) -> str:
+    return f"{subject}_data_{env_name}.json" + (".gz" if compressed else "")
+
+
+def find_episode_file(env_name: str, subject: str, directory: Path | str | None = None) -> Path:
+    """The subject's existing `.json` or `.json.gz` file, else the `.json` path."""
+    directory = data_dir() if directory is None else Path(directory)
+    plain = directory / episode_file_name(env_name, subject)
+    gz = directory / episode_file_name(env_name, subject, compressed=True)
+    if not plain.exists() and gz.exists():
+        return gz
+    return plain
+
+
+def parse_episode_file_name(path: Path | str) -> tuple[str, str] | None:
+    """`(subject, env_name)` from a standard file name, or None if it does not follow it."""
+    m = _FILE_RE.match(Path(path).name)
+    if m is None or m["env"] not in ENVIRONMENTS:
+        return None
+    return m["subject"], m["env"]
+
+
+def sidecar_path(path: Path | str) -> Path:
+    """`<name>.meta.json` next to an episode file: what made it (person or simulator), env id."""
+    path = Path(path)
+    name = path.name.removesuffix(".gz").removesuffix(".json")
+    return path.with_name(name + ".meta.json")

@@ -1,0 +1,60 @@
+"""Sessions and runs: when a person sat down to play, and which episode of that sitting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+
+def compute_session_run_ids(
+    timestamps: Sequence[str | datetime], gap_minutes: float = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """Session and run ids (both `[E]` int64) of episodes in file order.
+
+    A new session starts when an episode begins at least `gap_minutes` after the previous one
+    (the lab loader's rule: ≥, file order, no sorting); runs count 0, 1, ... within a session.
+    """
+    times = [t if isinstance(t, datetime) else datetime.fromisoformat(t) for t in timestamps]
+    sessions = np.zeros(len(times), dtype=np.int64)
+    runs = np.zeros(len(times), dtype=np.int64)
+    gap = gap_minutes * 60.0
+    for i in range(1, len(times)):
+        if (times[i] - times[i - 1]).total_seconds() >= gap:
+            sessions[i], runs[i] = sessions[i - 1] + 1, 0
+        else:
+            sessions[i], runs[i] = sessions[i - 1], runs[i - 1] + 1
+    return sessions, runs
+
+
+def _spread(values: np.ndarray) -> np.ndarray:
+    """Each unique value's rank mapped evenly onto [-1, 1] (a single value → 0)."""
+    uniq, inverse = np.unique(values, return_inverse=True)
+    if len(uniq) == 1:
+        return np.zeros(len(values), dtype=np.float32)
+    grid = np.linspace(-1.0, 1.0, len(uniq))
+    return grid[inverse].astype(np.float32)
+
+
+def normalize_session_run_features(
+    session_ids: Sequence[int] | np.ndarray, run_ids: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Continual-learning features (`[E]` float32 each) in [-1, 1].
+
+    Sessions are spread evenly over all sessions (5 sessions → -1, -0.5, 0, 0.5, 1); runs are
+    spread evenly within their own session. A lone session or run maps to 0.
+    """
+    sessions = np.asarray(session_ids, dtype=np.int64)
+    runs = np.asarray(run_ids, dtype=np.int64)
+    if sessions.shape != runs.shape or sessions.ndim != 1:
+        raise ValueError(
+            f"session_ids and run_ids must be 1-D and equally long, got {sessions.shape} "
+            f"and {runs.shape}"
+        )
+    session_cl = _spread(sessions) if len(sessions) else np.zeros(0, np.float32)
+    run_cl = np.zeros(len(runs), dtype=np.float32)
+    for s in np.unique(sessions):
+        mask = sessions == s
+        run_cl[mask] = _spread(runs[mask])
+    return session_cl, run_cl

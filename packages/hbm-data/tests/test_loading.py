@@ -1,0 +1,97 @@
+"""`load_human_data`: arrays, metadata and the default simulated subjects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import record_like_the_lab
+from hbm_data import EpisodeFormatError, load_episodes, load_human_data
+
+
+def test_default_subject_loads_on_a_fresh_machine(session_data_dir: Path) -> None:
+    data = load_human_data("cartpole", "sim01")
+    md = data.metadata
+    assert (session_data_dir / "sim01_data_cartpole.json").exists()
+    assert md.simulated and md.env_id == "CartPole-v1" and md.subject == "sim01"
+    assert md.obs_size == md.input_size == 4 and md.num_actions == 2
+    assert data.train_obs.dtype == np.float32 and data.train_act.dtype == np.int64
+    assert data.train_obs.shape == (sum(md.train_episode_lengths), 4)
+    assert data.test_obs.shape == (sum(md.test_episode_lengths), 4)
+    assert data.train_act.shape == (data.train_obs.shape[0],)
+    assert md.n_train + md.n_test == len(load_episodes(md.source_file))
+    assert md.num_sessions == 6
+    assert {e.session for e in md.test_episodes} == set(range(md.num_sessions))
+    json.dumps(md.to_dict())
+
+
+def test_arrays_match_episodes(session_data_dir: Path) -> None:
+    data = load_human_data("cartpole", "sim01")
+    episodes = load_episodes(data.metadata.source_file)
+    for obs, act, infos in (
+        (data.train_obs, data.train_act, data.metadata.train_episodes),
+        (data.test_obs, data.test_act, data.metadata.test_episodes),
+    ):
+        assert [i.index for i in infos] == sorted(i.index for i in infos)
+        for info in infos:
+            ep = episodes[info.index]
+            sl = slice(info.start, info.start + info.length)
+            np.testing.assert_array_equal(obs[sl], ep.observations.astype(np.float32))
+            np.testing.assert_array_equal(act[sl], ep.actions)
+            assert (info.seed, info.score, info.timestamp) == (ep.seed_used, ep.score, ep.timestamp)
+
+
+def test_cl_columns_and_determinism() -> None:
+    plain = load_human_data("cartpole", "sim01", seed=3)
+    cl = load_human_data("cartpole", "sim01", use_cl_info=True, seed=3)
+    assert cl.metadata.input_size == 6 and cl.train_obs.shape[1] == 6
+    np.testing.assert_array_equal(cl.train_obs[:, :4], plain.train_obs)
+    for info in cl.metadata.test_episodes:
+        rows = cl.test_obs[info.start : info.start + info.length]
+        assert np.all(rows[:, 4] == info.session_cl) and np.all(rows[:, 5] == info.run_cl)
+    assert cl.test_obs[:, 4].min() == -1.0 and cl.test_obs[:, 4].max() == 1.0
+    again = load_human_data("cartpole", "sim01", seed=3)
+    np.testing.assert_array_equal(again.test_obs, plain.test_obs)
+    assert again.metadata == plain.metadata
+    other = load_human_data("cartpole", "sim01", seed=4)
+    assert [e.index for e in other.metadata.test_episodes] != [
+        e.index for e in plain.metadata.test_episodes
+    ]
+
+
+def test_recorded_subject_is_not_simulated(tmp_path: Path) -> None:
+    starts = [datetime(2025, 1, 6, 10) + timedelta(minutes=m) for m in (0, 1, 2, 60, 61, 62)]
+    record_like_the_lab(tmp_path / "sub01_data_cartpole.json", starts=starts)
+    data = load_human_data("CartPole-v1", "sub01", data_dir=tmp_path)
+    md = data.metadata
+    assert not md.simulated and md.num_sessions == 2 and md.n_test == 2 and md.n_train == 4
+    assert md.test_episodes[0].session == 0 and md.test_episodes[1].session == 1
+
+
+def test_gzip_file_is_found(tmp_path: Path, session_data_dir: Path) -> None:
+    import gzip
+
+    src = session_data_dir / "sim01_data_cartpole.json"
+    load_human_data("cartpole", "sim01")
+    (tmp_path / "sim01_data_cartpole.json.gz").write_bytes(gzip.compress(src.read_bytes()))
+    a = load_human_data("cartpole", "sim01", data_dir=tmp_path)
+    b = load_human_data("cartpole", "sim01")
+    np.testing.assert_array_equal(a.train_obs, b.train_obs)
+    assert a.metadata.simulated  # no sidecar: recognised by its sim<N> name
+
+
+def test_missing_and_bad_files(tmp_path: Path, session_data_dir: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"sub07.*default subjects: sim01, sim02"):
+        load_human_data("cartpole", "sub07", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown environment 'pong'"):
+        load_human_data("pong")
+    shutil.copy(session_data_dir / "sim01_data_cartpole.json", tmp_path / "x_data_acrobot.json")
+    with pytest.raises(EpisodeFormatError, match=r"x_data_acrobot\.json, episode 0, step 0"):
+        load_human_data("acrobot", "x", data_dir=tmp_path)
+    (tmp_path / "e_data_acrobot.json").write_text("[]")
+    with pytest.raises(EpisodeFormatError, match="no episodes"):
+        load_human_data("acrobot", "e", data_dir=tmp_path)

@@ -1,0 +1,99 @@
+"""The recorder, driven headlessly with scripted key events (SDL dummy video driver)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+pygame = pytest.importorskip("pygame")
+
+from hbm_data import EpisodeFormatError, check_file, load_episodes  # noqa: E402
+from hbm_data.recorder import record  # noqa: E402
+
+
+def key(kind: int, k: int) -> Any:
+    return pygame.event.Event(kind, key=k)
+
+
+def script(frames: list[list[Any]], then: list[Any] | None = None) -> Iterator[list[Any]]:
+    yield from frames
+    while True:  # after the script: hold on (the episode runs on), or `then`
+        yield then or []
+
+
+def play_episodes(n: int, hold: int = pygame.K_RIGHT) -> list[list[Any]]:
+    """n times: SPACE, then hold a key long enough for CartPole to fall over."""
+    frames: list[list[Any]] = []
+    for _ in range(n):
+        frames += [[key(pygame.KEYDOWN, pygame.K_SPACE)], [key(pygame.KEYDOWN, hold)]]
+        frames += [[] for _ in range(45)]
+        frames += [[key(pygame.KEYUP, hold)], []]
+    return frames
+
+
+def test_records_resumes_and_quits(tmp_path: Path) -> None:
+    frames = script(play_episodes(2), then=[key(pygame.KEYDOWN, pygame.K_ESCAPE)])
+    saved: list[dict[str, Any]] = []
+    path = record(
+        "cartpole", "sub03", data_dir=tmp_path, fps=0, events=lambda: next(frames),
+        on_episode=saved.append,
+    )  # fmt: skip
+    assert path == tmp_path / "sub03_data_cartpole.json"
+    assert check_file(path) == []
+    eps = load_episodes(path)
+    assert [e.seed_used for e in eps] == [0, 1] and len(saved) == 2
+    assert all(e.length < 45 for e in eps)  # pushing right the whole time topples quickly
+    assert (eps[0].actions[1:] == 1).all()  # the key, held, maps to action 1
+    assert eps[0].actions[0] == 0  # first frame: key not yet down → the no-op (push left)
+    assert (
+        json.loads((tmp_path / "sub03_data_cartpole.meta.json").read_text())["simulated"] is False
+    )
+
+    frames = script(play_episodes(1), then=[key(pygame.KEYDOWN, pygame.K_ESCAPE)])
+    record("cartpole", "sub03", data_dir=tmp_path, fps=0, events=lambda: next(frames))
+    eps = load_episodes(path)
+    assert [e.seed_used for e in eps] == [0, 1, 2] and [e.episode_id for e in eps] == [0, 1, 2]
+    assert eps[2].start_time >= eps[1].start_time
+
+
+def test_crash_mid_episode_keeps_saved_episodes(tmp_path: Path) -> None:
+    frames = script([*play_episodes(1), [key(pygame.KEYDOWN, pygame.K_SPACE)], [], []])
+
+    def events() -> list[Any]:
+        batch = next(frames)
+        if crash_at[0] == 0:
+            raise RuntimeError("power cut")
+        crash_at[0] -= 1
+        return batch
+
+    crash_at = [len(play_episodes(1)) + 2]  # two frames into the second episode
+    with pytest.raises(RuntimeError, match="power cut"):
+        record("cartpole", "sub04", data_dir=tmp_path, fps=0, events=events)
+    path = tmp_path / "sub04_data_cartpole.json"
+    assert [e.seed_used for e in load_episodes(path)] == [0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "sub04_data_cartpole.json", "sub04_data_cartpole.meta.json",
+    ]  # fmt: skip
+
+
+def test_escape_during_episode_discards_it(tmp_path: Path) -> None:
+    frames = script(
+        [[key(pygame.KEYDOWN, pygame.K_SPACE)], [], [], [key(pygame.KEYDOWN, pygame.K_ESCAPE)]]
+    )
+    record("lunarlander", "sub05", data_dir=tmp_path, fps=0, events=lambda: next(frames))
+    assert not (tmp_path / "sub05_data_lunarlander.json").exists()
+
+
+def test_refuses_to_overwrite_a_damaged_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub06_data_cartpole.json"
+    path.write_text('[{"episode_id": 0, "steps": [')
+    with pytest.raises(EpisodeFormatError, match="truncated"):
+        record("cartpole", "sub06", data_dir=tmp_path, fps=0, events=lambda: [])
+    assert path.read_text() == '[{"episode_id": 0, "steps": ['

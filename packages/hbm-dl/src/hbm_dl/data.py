@@ -1,0 +1,146 @@
+"""Supervised behaviour data held as tensors on the training device.
+
+Training never goes through a per-item `DataLoader`: steps are gathered with a pre-shuffled
+permutation and episodes are kept pre-padded as `[E, T_max, in]`, so building a minibatch is one
+indexing op per tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["EpisodeData", "PaddedEpisodes", "as_episode_data"]
+
+ArrayLike = np.ndarray | Tensor | Sequence[float] | Sequence[int]
+
+
+@dataclass(frozen=True)
+class PaddedEpisodes:
+    """Episodes padded at the end: `obs [E, T, in]`, `actions [E, T]` (0 on padding),
+    `mask [E, T]` (True on real steps), `lengths [E]`."""
+
+    obs: Tensor
+    actions: Tensor
+    mask: Tensor
+    lengths: Tensor
+
+    def select(self, index: Tensor) -> PaddedEpisodes:
+        """The episodes `index [B]`, trimmed to the longest of them."""
+        lengths = self.lengths[index]
+        t = int(lengths.max()) if index.numel() else 0
+        return PaddedEpisodes(
+            self.obs[index, :t], self.actions[index, :t], self.mask[index, :t], lengths
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class EpisodeData:
+    """`obs [N, in]` float32, `actions [N]` int64, contiguous episodes in order.
+
+    `episode_lengths` None means a pool of independent steps (feedforward models only).
+    """
+
+    obs: Tensor
+    actions: Tensor
+    episode_lengths: tuple[int, ...] | None = None
+    _padded: dict[str, PaddedEpisodes] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        obs: ArrayLike,
+        actions: ArrayLike,
+        episode_lengths: Sequence[int] | None = None,
+        *,
+        device: torch.device | str | None = None,
+    ) -> EpisodeData:
+        """Validate and convert to float32 observations and int64 actions on `device`."""
+        o = torch.as_tensor(obs)
+        if o.dim() != 2:
+            raise ValueError(f"EpisodeData: obs must be [N, input_size], got shape {tuple(o.shape)}")
+        o = o.to(device=device, dtype=torch.float32)
+        a = torch.as_tensor(actions)
+        if a.dim() != 1 or a.shape[0] != o.shape[0]:
+            raise ValueError(
+                f"EpisodeData: actions must be [N] with N = {o.shape[0]} (the obs rows), "
+                f"got shape {tuple(a.shape)}"
+            )
+        if a.is_floating_point() and not torch.equal(a, a.round()):
+            raise ValueError("EpisodeData: actions must be integer class indices, got fractions")
+        a = a.to(device=o.device, dtype=torch.long)
+        if a.numel() and int(a.min()) < 0:
+            raise ValueError(f"EpisodeData: actions must be >= 0, got min {int(a.min())}")
+        if not bool(torch.isfinite(o).all()):
+            bad = int((~torch.isfinite(o)).any(dim=1).nonzero()[0, 0])
+            raise ValueError(f"EpisodeData: obs has NaN or infinite values (first at row {bad})")
+        lengths = None
+        if episode_lengths is not None:
+            lengths = tuple(int(n) for n in episode_lengths)
+            if any(n < 1 for n in lengths):
+                raise ValueError(f"EpisodeData: episode_lengths must all be >= 1, got {lengths}")
+            if sum(lengths) != o.shape[0]:
+                raise ValueError(
+                    f"EpisodeData: episode_lengths sum to {sum(lengths)}, "
+                    f"expected N = {o.shape[0]} (the obs rows)"
+                )
+        return cls(o, a, lengths)
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.obs.shape[1])
+
+    @property
+    def num_episodes(self) -> int:
+        """Number of episodes (0 for a pool of independent steps)."""
+        return 0 if self.episode_lengths is None else len(self.episode_lengths)
+
+    def to(self, device: torch.device | str) -> EpisodeData:
+        """The same data on `device` (self when already there)."""
+        if self.obs.device == torch.device(device):
+            return self
+        return EpisodeData(self.obs.to(device), self.actions.to(device), self.episode_lengths)
+
+    def padded(self) -> PaddedEpisodes:
+        """All episodes padded to the longest (built once, cached)."""
+        if self.episode_lengths is None:
+            raise ValueError(
+                "EpisodeData has no episode boundaries; recurrent models need them: "
+                "EpisodeData.from_arrays(obs, actions, episode_lengths)"
+            )
+        cached = self._padded.get("all")
+        if cached is not None:
+            return cached
+        lengths = torch.tensor(self.episode_lengths, dtype=torch.long, device=self.obs.device)
+        e, t_max = len(self.episode_lengths), int(lengths.max())
+        mask = torch.arange(t_max, device=self.obs.device) < lengths[:, None]
+        obs = self.obs.new_zeros(e, t_max, self.input_size)
+        actions = self.actions.new_zeros(e, t_max)
+        obs[mask] = self.obs  # row-major mask order = episodes in order, steps in order
+        actions[mask] = self.actions
+        padded = PaddedEpisodes(obs, actions, mask, lengths)
+        self._padded["all"] = padded
+        return padded
+
+
+def as_episode_data(
+    data: EpisodeData | tuple[ArrayLike, ArrayLike], device: torch.device | str, name: str
+) -> EpisodeData:
+    """Accept `EpisodeData` or a plain `(obs, actions)` tuple; place it on `device`."""
+    if isinstance(data, EpisodeData):
+        return data.to(device)
+    if isinstance(data, tuple) and len(data) == 2:
+        try:
+            return EpisodeData.from_arrays(data[0], data[1], device=device)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from exc
+    raise TypeError(
+        f"{name} must be EpisodeData or an (obs, actions) tuple, got {type(data).__name__}"
+    )

@@ -1,0 +1,257 @@
+"""The `hbm` command: run, sweep, seeds, status, collect, report, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .configs import ConfigError, _parse_value
+
+PROG = "hbm"
+
+
+def _infra(args: argparse.Namespace) -> dict[str, Any]:
+    infra: dict[str, Any] = {}
+    for item in getattr(args, "infra", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--infra {item!r}: expected KEY=VALUE, e.g. slurm_partition=debug")
+        infra[key.strip()] = _parse_value(value)
+    if getattr(args, "cluster", None):
+        infra["cluster"] = None if args.cluster == "none" else args.cluster
+    if getattr(args, "retry", False):
+        infra["mode"] = "retry"
+    return infra
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache", type=Path, help="cache root (default: $HBM_CACHE or ./results/exca_cache)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def _add_run_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="experiment YAML file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.hidden_size=64 (repeatable)",
+    )
+    p.add_argument(
+        "--cluster",
+        choices=["none", "local", "slurm", "auto"],
+        help="where to run (default: in this process)",
+    )
+    p.add_argument(
+        "--infra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="exca infra field, e.g. --infra timeout_min=60 --infra slurm_partition=gpu",
+    )
+    p.add_argument("--retry", action="store_true", help="rerun experiments that failed")
+    _add_common(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Cached, reproducible hbm experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run one experiment (or read it from the cache)")
+    _add_run_opts(p)
+    p = sub.add_parser("sweep", help="one experiment per value of a parameter (one job array)")
+    _add_run_opts(p)
+    p.add_argument("--param", required=True, help="dotted config key, e.g. model.hidden_size")
+    p.add_argument("--values", required=True, nargs="+", help="values to try")
+    p = sub.add_parser("seeds", help="the same experiment over several seeds (one job array)")
+    _add_run_opts(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--seeds", nargs="+", type=int, help="explicit seeds")
+    g.add_argument("--num-seeds", type=int, help="seeds 0..N-1")
+    p = sub.add_parser("status", help="table of every experiment in the cache")
+    _add_common(p)
+    p = sub.add_parser("collect", help="one CSV row per experiment (config + metrics)")
+    _add_common(p)
+    p.add_argument("--out", type=Path, default=Path("results/experiments.csv"))
+    p = sub.add_parser("report", help="plots (PNG) and a markdown comparison table")
+    _add_common(p)
+    p.add_argument("--out", type=Path, default=Path("results/report"))
+    p = sub.add_parser(
+        "demo", help="GA vs gradient descent, with and without CL, on simulated players"
+    )
+    _add_common(p)
+    p.add_argument("--out", type=Path, default=Path("results/demo"))
+    p.add_argument(
+        "--envs",
+        nargs="+",
+        default=["cartpole"],
+        choices=["cartpole", "mountaincar", "acrobot", "lunarlander"],
+    )
+    p.add_argument("--budget", choices=["default", "tiny"], default="default")
+    p.add_argument("--cluster", choices=["none", "local", "slurm", "auto"])
+    p.add_argument("--retry", action="store_true")
+    return parser
+
+
+def _setup(args: argparse.Namespace) -> None:
+    if getattr(args, "cache", None):
+        os.environ["HBM_CACHE"] = str(args.cache)
+    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    # hbm_experiments' progress lines already summarise the training loops' own logs.
+    for name, lvl in (("hbm_experiments", level), ("hbm_data", level)):
+        lg = logging.getLogger(name)
+        lg.setLevel(lvl)
+        lg.addHandler(handler)
+        lg.propagate = False
+    for name in ("hbm_ne", "hbm_dl"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("exca").setLevel(logging.WARNING)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    m, b = result["metrics"], result["behaviour"]
+    p = b.get("p_value")
+    return (
+        f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  "
+        f"return {b['model_mean_return']:.1f} vs person {b['human_mean_return']:.1f}  "
+        f"% diff {b['pct_diff_mean']:+.1f} ± {b['pct_diff_std']:.1f}  "
+        f"U p={'-' if p is None else f'{p:.3g}'}"
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .tasks import load_experiment_config
+
+    exp = load_experiment_config(args.config, args.overrides, **_infra(args))
+    cached = exp.infra.status() == "completed"
+    t0 = time.perf_counter()
+    result = exp.run()
+    print(
+        f"{exp.method} on {result['dataset']}/{result['subject']} seed {exp.seed}"
+        f"{' (from cache)' if cached else ''} in {time.perf_counter() - t0:.1f}s"
+    )
+    print("  " + _summary(result))
+    print(f"  folder: {exp.infra.uid_folder()}")
+    return 0
+
+
+def _cmd_many(args: argparse.Namespace, kind: str) -> int:
+    from .sweeps import HyperparameterSweep, run_multiple_seeds
+    from .tasks import load_experiment_config
+
+    infra = _infra(args)
+    retry = infra.pop("mode", None) == "retry"
+    base = load_experiment_config(args.config, args.overrides, **infra)
+    if kind == "sweep":
+        values = [_parse_value(v) for v in args.values]
+        sweep = HyperparameterSweep(base_config=base, param_name=args.param, param_values=values)
+        results = sweep.run(retry=retry)
+        labels = [f"{args.param}={v}" for v in values]
+    else:
+        seeds = args.seeds if args.seeds is not None else list(range(args.num_seeds))
+        results = run_multiple_seeds(base, seeds, retry=retry)
+        labels = [f"seed={s}" for s in seeds]
+    for label, r in zip(labels, results, strict=True):
+        print(f"{label}: {_summary(r)}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .status import find_experiments, format_status_table
+    from .tasks import cache_root
+
+    records = find_experiments()
+    print(f"cache: {cache_root()}")
+    print(format_status_table(records))
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from .report import collect_rows, write_csv
+    from .status import find_experiments
+
+    rows = collect_rows(find_experiments(load_results=True))
+    path = write_csv(rows, args.out)
+    print(f"wrote {len(rows)} rows to {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import make_report
+    from .status import find_experiments
+
+    table, files = make_report(find_experiments(load_results=True), args.out)
+    print(table)
+    print("\n" + "\n".join(f"wrote {f}" for f in files))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_experiments
+    from .report import make_report
+    from .status import find_experiments
+    from .sweeps import run_experiments
+
+    infra = _infra(args)
+    retry = infra.pop("mode", None) == "retry"
+    exps = demo_experiments(args.envs, budget=args.budget, **infra)
+    done = sum(e.infra.status() == "completed" for e in exps)
+    print(f"demo: {len(exps)} experiments on simulated players ({done} already cached)")
+    t0 = time.perf_counter()
+    run_experiments(exps, retry=retry)
+    folders = {e.infra.uid_folder() for e in exps}
+    records = [r for r in find_experiments(load_results=True) if r.folder in folders]
+    table, files = make_report(records, args.out)
+    print(f"\nfinished in {time.perf_counter() - t0:.1f}s\n")
+    print(table)
+    print("\nNote: the subjects are simulated players, not people.")
+    print("\n".join(f"wrote {f}" for f in files))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup(args)
+    from .sweeps import ExperimentsFailed
+
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command in ("sweep", "seeds"):
+            return _cmd_many(args, args.command)
+        if args.command == "status":
+            return _cmd_status(args)
+        if args.command == "collect":
+            return _cmd_collect(args)
+        if args.command == "report":
+            return _cmd_report(args)
+        if args.command == "demo":
+            return _cmd_demo(args)
+    except ConfigError as exc:
+        print(f"{PROG}: invalid config:\n{exc}", file=sys.stderr)
+        return 2
+    except ExperimentsFailed as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"{PROG} {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("(see `hbm status` for the stored traceback; rerun with --retry)", file=sys.stderr)
+        return 1
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

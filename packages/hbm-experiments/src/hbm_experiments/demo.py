@@ -1,0 +1,64 @@
+"""The demo comparison: GA and gradient descent, with and without CL features, on simulated
+subjects; cached, so a second run answers from the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .tasks import Experiment, make_experiment
+
+__all__ = ["DEMO_BUDGETS", "demo_experiments"]
+
+# Budgets sized for about 3 minutes on 2 CPU cores ("default") and a few seconds ("tiny").
+DEMO_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {
+        "ga": {
+            "optimizer": {"population_size": 64},
+            "training": {"max_generations": 150, "eval_every": 10, "log_every": 5},
+        },
+        "adam": {
+            "optimizer": {"learning_rate": 0.01},
+            "training": {"max_epochs": 30, "eval_every": 5, "log_every": 5},
+        },
+        "model": {"hidden_size": 32},
+    },
+    "tiny": {
+        "ga": {
+            "optimizer": {"population_size": 8},
+            "training": {"max_generations": 3, "eval_every": 1},
+        },
+        "adam": {
+            "optimizer": {"learning_rate": 0.01},
+            "training": {"max_epochs": 2, "eval_every": 1},
+        },
+        "model": {"hidden_size": 8},
+    },
+}
+
+
+def demo_experiments(
+    envs: Sequence[str] = ("cartpole",),
+    *,
+    budget: str = "default",
+    subject: str = "sim01",
+    seed: int = 0,
+    **infra: Any,
+) -> list[Experiment]:
+    """GA (feedforward) and Adam (feedforward), each without and with CL features, per env."""
+    if budget not in DEMO_BUDGETS:
+        raise ValueError(f"budget {budget!r}: expected one of {sorted(DEMO_BUDGETS)}")
+    b = DEMO_BUDGETS[budget]
+    exps = []
+    for env in envs:
+        for algo in ("ga", "adam"):
+            for cl in (False, True):
+                cfg = {
+                    "method": f"{algo}_feedforward",
+                    "seed": seed,
+                    "data": {"dataset": env, "subject": subject, "use_cl_info": cl},
+                    "model": b["model"],
+                    **b[algo],
+                }
+                exps.append(make_experiment(cfg, source="demo", **infra))
+    return exps

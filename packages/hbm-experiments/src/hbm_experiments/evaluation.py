@@ -1,0 +1,276 @@
+"""How close a trained policy is to the person: test cross-entropy and macro F1 on held-out
+actions, and matched-seed rollouts of the held-out episodes compared with the person's returns.
+
+The same functions score an hbm-ne exported member and an hbm-dl model: both are plain
+`torch.nn.Module`s with the shared layout of `docs/interfaces.md`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "build_model",
+    "classification_metrics",
+    "compare_returns",
+    "evaluate_behaviour",
+    "evaluate_policy",
+    "is_recurrent",
+    "load_model",
+    "macro_f1",
+    "model_spec",
+    "policy_logits",
+]
+
+F1_SAMPLES = 10
+
+
+def is_recurrent(policy: torch.nn.Module) -> bool:
+    """The interface rule: a module is recurrent iff it has `forward_step`."""
+    return hasattr(policy, "forward_step")
+
+
+@torch.no_grad()
+def policy_logits(
+    policy: torch.nn.Module,
+    obs: np.ndarray | torch.Tensor,
+    episode_lengths: Sequence[int] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Logits `[N, out]` for observations `[N, in]`.
+
+    Recurrent policies run each episode from a zero state (episodes are the contiguous slices
+    given by `episode_lengths`), batched as `[E, T, in]` with a mask.
+    """
+    x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
+    if not is_recurrent(policy):
+        return policy(x)
+    if episode_lengths is None:
+        raise ValueError("a recurrent policy needs episode_lengths to split the observations")
+    lengths = [int(n) for n in episode_lengths]
+    if sum(lengths) != x.shape[0]:
+        raise ValueError(f"episode_lengths sum to {sum(lengths)}, but there are {x.shape[0]} rows")
+    t_max = max(lengths)
+    padded = x.new_zeros((len(lengths), t_max, x.shape[1]))
+    mask = torch.zeros((len(lengths), t_max), dtype=torch.bool, device=x.device)
+    start = 0
+    for e, n in enumerate(lengths):
+        padded[e, :n] = x[start : start + n]
+        mask[e, :n] = True
+        start += n
+    logits, _ = policy(padded, mask)
+    return logits[mask]
+
+
+def macro_f1(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
+    """Macro F1 over `range(num_classes)`; a class absent from both counts as 0 (sklearn's
+    `zero_division=0`)."""
+    idx = target.long() * num_classes + pred.long()
+    cm = torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    tp = cm.diag().double()
+    denom = cm.sum(0).double() + cm.sum(1).double()
+    f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
+    return float(f1.mean())
+
+
+def classification_metrics(
+    logits: torch.Tensor,
+    actions: np.ndarray | torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    num_samples: int = F1_SAMPLES,
+) -> dict[str, float]:
+    """Test CE, accuracy of the argmax, and macro F1 of the *sampled* policy (mean over
+    `num_samples` draws, as in the lab's evaluation: it scores the stochastic policy)."""
+    target = torch.as_tensor(np.asarray(actions), dtype=torch.long, device=logits.device)
+    num_classes = logits.shape[-1]
+    probs = torch.softmax(logits.float(), dim=-1)
+    f1s = []
+    for _ in range(num_samples):
+        pred = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        f1s.append(macro_f1(pred, target, num_classes))
+    return {
+        "test_ce": float(F.cross_entropy(logits.float(), target)),
+        "test_accuracy": float((logits.argmax(-1) == target).float().mean()),
+        "test_f1": float(np.mean(f1s)),
+    }
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def compare_returns(
+    model_returns: Sequence[float] | np.ndarray, human_returns: Sequence[float] | np.ndarray
+) -> dict[str, Any]:
+    """Model vs person. `model_returns [R*E]` are matched to `human_returns [E]` by position
+    (repeat r of episode e is at `r*E + e`).
+
+    % difference per rollout: `(R_model - R_human)/|R_human|*100`, or `R_model*100` when the
+    person scored 0. Mann-Whitney U is two-sided, model returns vs the person's returns.
+    """
+    from scipy.stats import mannwhitneyu
+
+    m = np.asarray(model_returns, dtype=np.float64)
+    h = np.asarray(human_returns, dtype=np.float64)
+    if h.size == 0 or m.size == 0 or m.size % h.size:
+        raise ValueError(f"{m.size} model returns cannot be matched to {h.size} human returns")
+    matched = np.tile(h, m.size // h.size)
+    pct = np.where(
+        matched == 0, m * 100.0, (m - matched) / np.abs(np.where(matched == 0, 1, matched)) * 100.0
+    )
+    if np.ptp(np.concatenate([m, h])) == 0:
+        u, p = float(m.size * h.size / 2), 1.0
+    else:
+        res = mannwhitneyu(m, h, alternative="two-sided")
+        u, p = float(res.statistic), float(res.pvalue)
+    pooled = math.sqrt(
+        (m.var(ddof=1) if m.size > 1 else 0.0) / 2 + (h.var(ddof=1) if h.size > 1 else 0.0) / 2
+    )
+    return {
+        "model_returns": m.tolist(),
+        "human_returns": h.tolist(),
+        "model_mean_return": float(m.mean()),
+        "human_mean_return": float(h.mean()),
+        "pct_diff_mean": float(pct.mean()),
+        "pct_diff_std": float(pct.std()),
+        "pct_diff_median": float(np.median(pct)),
+        "mannwhitney_u": u,
+        "p_value": _finite(p),
+        "cohen_d": _finite((m.mean() - h.mean()) / pooled) if pooled > 0 else None,
+    }
+
+
+def evaluate_behaviour(
+    policy: torch.nn.Module,
+    metadata: Any,
+    *,
+    repeats: int = 1,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Roll the policy out on the seeds of the held-out human episodes (`hbm_data`
+    `DatasetMetadata.test_episodes`), with each episode's own CL values appended when the data
+    uses them; actions are sampled with `generator`. Returns `compare_returns`' dict."""
+    from hbm_ne.envs import evaluate_module
+
+    episodes = list(metadata.test_episodes)
+    if not episodes:
+        raise ValueError(f"{metadata.source_file}: no held-out episodes to evaluate behaviour on")
+    seeds = [int(e.seed) for e in episodes] * repeats
+    extra = None
+    if metadata.use_cl_info:
+        cl = torch.tensor([[e.session_cl, e.run_cl] for e in episodes], dtype=torch.float32)
+        extra = cl.repeat(repeats, 1).to(device)
+    returns = evaluate_module(
+        policy,
+        metadata.env_id,
+        seeds,
+        extra_features=extra,
+        deterministic=False,
+        generator=generator,
+        device=device,
+    )
+    model_returns = torch.as_tensor(returns).detach().cpu().double().numpy()
+    return compare_returns(model_returns, [float(e.score) for e in episodes])
+
+
+def evaluate_policy(
+    policy: torch.nn.Module,
+    data: Any,
+    *,
+    seed: int = 0,
+    repeats: int = 1,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Test-set classification metrics plus the behaviour comparison, for `hbm_data.HumanData`.
+
+    Deterministic for a given `seed` on CPU (own generators, no global RNG)."""
+    device = torch.device(device)
+    policy = policy.to(device).eval()
+    meta = data.metadata
+    lengths = meta.test_episode_lengths if is_recurrent(policy) else None
+    logits = policy_logits(policy, data.test_obs, lengths, device=device)
+    gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 1)
+    metrics = classification_metrics(logits, data.test_act, generator=gen)
+    env_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 2)
+    behaviour = evaluate_behaviour(policy, meta, repeats=repeats, generator=env_gen, device=device)
+    return {"metrics": metrics, "behaviour": behaviour}
+
+
+# ----------------------------------------------------------------------------------------------
+# Saved models: one layout for hbm-ne exports and hbm-dl models, rebuilt as hbm-dl modules.
+
+
+def model_spec(policy: torch.nn.Module, kind: str, rank: int | None = 1) -> dict[str, Any]:
+    """Architecture read off the state_dict (layout of docs/interfaces.md)."""
+    sd = policy.state_dict()
+    out_w = sd["output.weight"]
+    if kind == "feedforward":
+        hidden = [int(sd[f"hidden.{i}.weight"].shape[0]) for i in range(_count_hidden(sd))]
+        input_size = int(sd["hidden.0.weight"].shape[1]) if hidden else int(out_w.shape[1])
+        return {
+            "kind": kind,
+            "input_size": input_size,
+            "hidden_sizes": hidden,
+            "output_size": int(out_w.shape[0]),
+        }
+    spec: dict[str, Any] = {
+        "kind": kind,
+        "input_size": int(sd["input.weight"].shape[1]),
+        "hidden_size": int(sd["input.weight"].shape[0]),
+        "output_size": int(out_w.shape[0]),
+    }
+    if kind == "trainable":
+        spec["rank"] = int(sd["recurrent_u"].shape[1]) if "recurrent_u" in sd else None
+    return spec
+
+
+def _count_hidden(sd: Mapping[str, Any]) -> int:
+    n = 0
+    while f"hidden.{n}.weight" in sd:
+        n += 1
+    return n
+
+
+def build_model(spec: Mapping[str, Any]) -> torch.nn.Module:
+    """An (untrained) hbm-dl module of the architecture `spec` describes."""
+    import hbm_dl
+
+    kind = spec["kind"]
+    if kind == "feedforward":
+        hidden = list(spec["hidden_sizes"])
+        if len(hidden) != 1:
+            raise ValueError(f"hbm_dl.FeedforwardMLP has one hidden layer; spec has {hidden}")
+        return hbm_dl.FeedforwardMLP(spec["input_size"], hidden[0], spec["output_size"])
+    if kind == "reservoir":
+        return hbm_dl.RecurrentMLPReservoir(
+            spec["input_size"], spec["hidden_size"], spec["output_size"]
+        )
+    if kind == "trainable":
+        return hbm_dl.RecurrentMLPTrainable(
+            spec["input_size"], spec["hidden_size"], spec["output_size"], rank=spec.get("rank")
+        )
+    raise ValueError(f"unknown model kind {kind!r} in spec {dict(spec)}")
+
+
+def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Load a `model.pt` written by an experiment (any algorithm) as an hbm-dl module."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise ValueError(f"{path}: cannot load model file ({exc})") from exc
+    if not isinstance(blob, dict) or "spec" not in blob or "state_dict" not in blob:
+        raise ValueError(f"{path}: expected a dict with 'spec' and 'state_dict'")
+    model = build_model(blob["spec"]).to(device)
+    model.load_state_dict(blob["state_dict"], strict=True)
+    return model.eval()

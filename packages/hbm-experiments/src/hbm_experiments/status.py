@@ -1,0 +1,235 @@
+"""What is in a cache folder: one record per experiment, its state, its result and its error.
+
+Reads files only (exca's `config.yaml` and `job.pkl`, plus the `result.json`/`error.txt` that
+`Experiment.run` writes), so listing hundreds of experiments never unpickles a result. Jobs
+still queued or running on Slurm are looked up with ONE batched query for all their ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .configs import read_yaml
+from .tasks import ERROR_FILE, MODEL_FILE, RESULT_FILE, cache_root
+
+__all__ = [
+    "ExperimentRecord",
+    "find_experiments",
+    "format_status_table",
+    "job_states",
+]
+
+logger = logging.getLogger(__name__)
+
+# exca's method folder: "<module>.<Class>.run,<version>" (any Experiment subclass, also user ones)
+_METHOD_DIR = re.compile(r"^(?P<module>[\w.]+)\.(?P<cls>\w+)\.run,(?P<version>[^/]+)$")
+
+
+@dataclass
+class ExperimentRecord:
+    """One cached experiment (a uid folder)."""
+
+    folder: Path
+    task: str  # e.g. "GAExperiment"
+    version: str
+    config: dict[str, Any]
+    status: str  # completed | failed | submitted | running | pending | not submitted | <SLURM>
+    job_id: str | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def uid(self) -> str:
+        return self.folder.name
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+    @property
+    def error_summary(self) -> str | None:
+        """Last line of the stored traceback (the exception)."""
+        if not self.error:
+            return None
+        lines = [ln for ln in self.error.strip().splitlines() if ln.strip()]
+        return lines[-1] if lines else None
+
+
+def _job_id(folder: Path) -> str | None:
+    """Job id of a submitit job: the `submitit` link points to `.../logs/<user>/<job id>`."""
+    link = folder / "submitit"
+    if link.is_symlink():
+        return Path(os.readlink(link)).name
+    return None
+
+
+def _read_record(folder: Path, task: str, version: str, load_result: bool) -> ExperimentRecord:
+    config_file = folder / "config.yaml"
+    try:
+        config = read_yaml(config_file) if config_file.exists() else read_yaml(folder / "uid.yaml")
+    except Exception as exc:  # a corrupt file must not hide the other experiments
+        logger.warning("%s: unreadable config (%s)", folder, exc)
+        config = {}
+    config.pop("infra", None)
+    rec = ExperimentRecord(folder=folder, task=task, version=version, config=config, status="")
+    result_file = folder / RESULT_FILE
+    error_file = folder / ERROR_FILE
+    has_job = (folder / "job.pkl").exists()
+    if has_job and result_file.exists():
+        rec.status = "completed"
+        if load_result:
+            try:
+                rec.result = json.loads(result_file.read_text())
+            except (OSError, ValueError) as exc:
+                logger.warning("%s: unreadable result (%s)", result_file, exc)
+    elif error_file.exists():
+        rec.status = "failed"
+        rec.error = error_file.read_text(errors="replace")
+    elif has_job:
+        rec.job_id = _job_id(folder)
+        rec.status = "submitted" if rec.job_id else "running"
+    else:
+        rec.status = "not submitted"
+    if rec.job_id is None:
+        rec.job_id = _job_id(folder)
+    return rec
+
+
+def find_experiments(
+    root: str | Path | None = None,
+    *,
+    load_results: bool = False,
+    job_state_fn: Callable[[Sequence[str]], dict[str, str]] | None = None,
+) -> list[ExperimentRecord]:
+    """Every experiment under a cache root (default `$HBM_CACHE`), sorted by task then uid.
+
+    Experiments submitted but not finished get their Slurm state from one call of
+    `job_state_fn` (default `job_states`) with all their job ids.
+    """
+    root = Path(root) if root is not None else cache_root()
+    records: list[ExperimentRecord] = []
+    if not root.is_dir():
+        return records
+    for method_dir in sorted(root.iterdir()):
+        match = _METHOD_DIR.match(method_dir.name)
+        if match is None or not method_dir.is_dir():
+            continue
+        task, version = match["cls"], match["version"]
+        for uid_dir in sorted(method_dir.iterdir()):
+            if uid_dir.name == "logs" or not (uid_dir / "uid.yaml").exists():
+                continue
+            records.append(_read_record(uid_dir, task, version, load_results))
+    pending = [r for r in records if r.status in ("submitted",) and r.job_id]
+    if pending:
+        states = (job_state_fn or job_states)([r.job_id for r in pending if r.job_id])
+        for r in pending:
+            state = states.get(r.job_id or "")
+            if state:
+                r.status = state.lower() if state in ("PENDING", "RUNNING") else state
+    return records
+
+
+def job_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """Slurm states of many jobs with one query (hbm_experiments.slurm when present, else one
+    `sacct` call); ids unknown to Slurm (or no Slurm at all) are left out."""
+    ids = [j for j in dict.fromkeys(job_ids) if j]
+    if not ids:
+        return {}
+    try:
+        from . import slurm  # written by the Slurm work (issue 7)
+
+        fn = getattr(slurm, "job_states", None) or getattr(slurm, "query_job_states", None)
+        if fn is not None:
+            return dict(fn(ids))
+    except ImportError:
+        pass
+    return _sacct_states(ids)
+
+
+def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
+    sacct = shutil.which("sacct")
+    if sacct is None:
+        return {}
+    cmd = [sacct, "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.warning("sacct failed (%s); Slurm states unknown", exc)
+        return {}
+    states: dict[str, str] = {}
+    for line in out.splitlines():
+        jid, _, state = line.partition("|")
+        if jid:
+            states[jid.strip()] = state.split()[0] if state.strip() else "UNKNOWN"
+    return states
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from _flat(v, key + ".")
+        else:
+            yield key, v
+
+
+def describe(rec: ExperimentRecord) -> dict[str, Any]:
+    """The short fields of a record for tables: method, data, seed, state."""
+    c = rec.config
+    data = c.get("data", {}) if isinstance(c.get("data"), dict) else {}
+    defaults = {"GAExperiment": "ga_feedforward", "ESExperiment": "es_feedforward"}
+    defaults |= {"CMAESExperiment": "cmaes_feedforward", "SGDExperiment": "sgd_feedforward"}
+    return {
+        "method": c.get("method", defaults.get(rec.task, "?")),
+        "dataset": data.get("dataset", "cartpole"),
+        "subject": data.get("subject", "sim01"),
+        "cl": "yes" if data.get("use_cl_info") else "no",
+        "seed": c.get("seed", 0),
+        "status": rec.status,
+        "job": rec.job_id or "-",
+        "uid": rec.uid,
+    }
+
+
+def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A plain fixed-width text table."""
+    rows = list(rows)
+    if not rows:
+        return "(nothing)"
+    cols = list(columns or rows[0].keys())
+    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(out)
+
+
+def format_status_table(records: Sequence[ExperimentRecord], *, show_errors: bool = True) -> str:
+    """The `hbm status` table, then the last traceback line of each failed experiment."""
+    text = format_table([describe(r) for r in records])
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    text += f"\n\n{len(records)} experiments: {summary or 'none'}"
+    failed = [r for r in records if r.status == "failed" and r.error]
+    if show_errors and failed:
+        text += "\n\nFailures (full traceback in <uid folder>/error.txt):"
+        for r in failed:
+            text += f"\n  {r.folder}\n    {r.error_summary}"
+    return text
+
+
+def flat_config(rec: ExperimentRecord) -> dict[str, Any]:
+    """Config as dotted columns."""
+    return dict(_flat(rec.config))

@@ -1,0 +1,154 @@
+"""Many experiments at once: hyperparameter sweeps and seed replicates as exca job arrays.
+
+Why job arrays of `TaskInfra` experiments rather than a `MapInfra` sweep: each experiment keeps
+its own cache entry, status, logs, checkpoint and Slurm task (one `sbatch --array` for the whole
+sweep); only missing (or, with `retry`, failed) configs are submitted; and no job sits holding an
+allocation while it waits for others. A `MapInfra` sweep would cache every result twice, pack
+several long runs into one job with no per-run status, and start a new sweep cache for every new
+list of values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pydantic
+
+from .configs import ConfigError, apply_overrides, format_validation_error
+from .tasks import Experiment, _set_infra, experiment_to_dict, make_experiment
+
+__all__ = ["ExperimentsFailed", "HyperparameterSweep", "run_experiments", "run_multiple_seeds"]
+
+logger = logging.getLogger(__name__)
+
+
+class ExperimentsFailed(RuntimeError):
+    """Some experiments of a batch failed; the others' results are in `results` (None if failed)."""
+
+    def __init__(self, failures: dict[str, BaseException], results: list[dict[str, Any] | None]):
+        self.failures = failures
+        self.results = results
+        lines = [f"{len(failures)} of {len(results)} experiments failed:"]
+        lines += [
+            f"  {uid}: {type(e).__name__}: {str(e).splitlines()[-1:]}"
+            for uid, e in failures.items()
+        ]
+        lines.append("See `hbm status` for tracebacks; rerun with --retry.")
+        super().__init__("\n".join(lines))
+
+
+def with_infra(exp: Experiment, **infra: Any) -> Experiment:
+    """A copy of `exp` with some infra fields changed (cluster, mode, ...); `exp` may be frozen."""
+    return make_experiment(exp, **infra)
+
+
+def run_experiments(
+    experiments: Sequence[Experiment],
+    *,
+    retry: bool = False,
+    max_workers: int = 256,
+) -> list[dict[str, Any]]:
+    """Run experiments as one job array per task class; results in input order.
+
+    Finished experiments are not resubmitted; with `retry`, failed ones are. Duplicates (same uid)
+    run once. Raises `ExperimentsFailed` after every experiment has finished if any failed.
+    """
+    exps = [with_infra(e, mode="retry") if retry else e for e in experiments]
+    by_class: dict[type, list[Experiment]] = {}
+    seen: set[str] = set()
+    for e in exps:
+        uid = e.infra.uid()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        by_class.setdefault(type(e), []).append(e)
+    for group in by_class.values():
+        opener = with_infra(group[0], mode="retry" if retry else "cached")
+        try:
+            with opener.infra.job_array(max_workers=max_workers) as array:
+                array.extend(group)
+        except Exception as exc:  # cluster=None runs inline and may raise here; gathered below
+            logger.debug("job array raised %s; collecting per-experiment errors", exc)
+    results: list[dict[str, Any] | None] = []
+    failures: dict[str, BaseException] = {}
+    for e in exps:
+        try:
+            results.append(e.run())
+        except Exception as exc:
+            failures[e.infra.uid()] = exc
+            results.append(None)
+    if failures:
+        raise ExperimentsFailed(failures, results)
+    return [r for r in results if r is not None]
+
+
+def run_multiple_seeds(
+    base_config: Experiment, seeds: Iterable[int], *, retry: bool = False
+) -> list[dict[str, Any]]:
+    """The same experiment for each seed, as one job array; results in the order of `seeds`."""
+    data = experiment_to_dict(base_config)
+    infra = _set_infra(base_config)
+    exps = [
+        make_experiment({**data, "seed": int(s), "infra": infra}, cls=type(base_config))
+        for s in seeds
+    ]
+    return run_experiments(exps, retry=retry)
+
+
+class HyperparameterSweep(pydantic.BaseModel):
+    """One experiment per value of a dotted parameter (e.g. `model.hidden_size`)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    base_config: Experiment
+    param_name: str
+    param_values: list[Any]
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> HyperparameterSweep:
+        if not self.param_values:
+            raise ValueError("param_values is empty")
+        node: Any = experiment_to_dict(self.base_config)
+        for part in self.param_name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError(
+                    f"param_name {self.param_name!r}: no such config key ({part!r} not found)"
+                )
+            node = node[part]
+        self.experiments()  # every value must validate
+        return self
+
+    def experiments(self) -> list[Experiment]:
+        """The configs of the sweep, in the order of `param_values`."""
+        base = experiment_to_dict(self.base_config)
+        infra = {
+            k: getattr(self.base_config.infra, k) for k in self.base_config.infra.model_fields_set
+        }
+        out = []
+        for v in self.param_values:
+            data = apply_overrides(base, [])
+            node = data
+            *parents, last = self.param_name.split(".")
+            for p in parents:
+                node = node[p]
+            node[last] = v
+            data["infra"] = infra
+            try:
+                out.append(
+                    make_experiment(
+                        data,
+                        source=f"sweep {self.param_name}={v!r}",
+                        cls=type(self.base_config),
+                    )
+                )
+            except ConfigError:
+                raise
+            except pydantic.ValidationError as exc:  # pragma: no cover - make_experiment wraps
+                raise ConfigError(format_validation_error(exc, "sweep")) from None
+        return out
+
+    def run(self, *, retry: bool = False) -> list[dict[str, Any]]:
+        """Run (or read from the cache) every value; results in the order of `param_values`."""
+        return run_experiments(self.experiments(), retry=retry)

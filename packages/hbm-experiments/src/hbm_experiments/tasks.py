@@ -1,0 +1,547 @@
+"""Cached experiment tasks (exca `TaskInfra`): data preprocessing and GA/ES/CMA-ES/SGD training.
+
+Design (see `exca-notes.md` in the reference material for why each choice):
+
+- The cache root comes from `HBM_CACHE` (default `./results/exca_cache`) and is injected by a
+  `model_validator(mode="before")`, so `infra={"cluster": "auto"}` validates without a folder.
+- `run()` is decorated once, on `Experiment`; subclasses override the `_train` hook. Each subclass
+  gets its own cache namespace `<folder>/hbm_experiments.tasks.<Class>.run,<version>/<uid>/`.
+- Results are small (metrics, histories, file names). The trained model (`model.pt`), the
+  training checkpoint (`checkpoint.pt`, resumed when a job restarts) and the traceback of a failed
+  run (`error.txt`) are files in the experiment's uid folder.
+
+Version rule: bump `EXPERIMENT_VERSION` whenever the same config would give a different result:
+an algorithm or evaluation change or bug fix in any hbm package, a changed field default, or a
+changed result layout. Adding a field whose default reproduces the old behaviour needs no bump.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import exca
+import pydantic
+import torch
+
+from .configs import (
+    AdamConfig,
+    CMAESConfig,
+    ConfigError,
+    ESConfig,
+    ExperimentConfig,
+    GAConfig,
+    OptimizerConfig,
+    SGDConfig,
+    apply_overrides,
+    atomic_write_text,
+    format_validation_error,
+    read_yaml,
+)
+
+__all__ = [
+    "EXPERIMENT_CLASSES",
+    "EXPERIMENT_VERSION",
+    "CMAESExperiment",
+    "DataPreprocessingTask",
+    "ESExperiment",
+    "Experiment",
+    "GAExperiment",
+    "SGDExperiment",
+    "TrainOutput",
+    "cache_root",
+    "experiment_class",
+    "load_experiment_config",
+    "make_experiment",
+    "save_experiment_config",
+]
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT_VERSION = "1"
+DATA_VERSION = "1"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
+MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def cache_root() -> Path:
+    """The exca cache root: `$HBM_CACHE`, else `./results/exca_cache` (made absolute)."""
+    return Path(os.environ.get("HBM_CACHE") or "results/exca_cache").expanduser().absolute()
+
+
+def _with_default_folder(data: Any) -> Any:
+    """Pattern C of exca-notes §3.1: add the folder before exca validates the infra."""
+    if not isinstance(data, Mapping):
+        return data
+    infra = data.get("infra")
+    if infra is None:
+        infra = {}
+    elif isinstance(infra, exca.TaskInfra):
+        infra = {k: getattr(infra, k) for k in infra.model_fields_set}
+    if isinstance(infra, Mapping) and infra.get("folder") is None:
+        return {**data, "infra": {**infra, "folder": cache_root()}}
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+class DataPreprocessingTask(pydantic.BaseModel):
+    """One person's split data (`hbm_data.HumanData`), cached on disk and in RAM per instance.
+
+    `data_dir` (where the raw files are) is excluded from the uid: the subject name identifies the
+    data.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = ("data_dir",)
+
+    dataset: str = "cartpole"
+    subject: str = "sim01"
+    use_cl_info: bool = False
+    holdout_pct: float = 0.1
+    split_seed: int = 42
+    data_dir: str | None = None
+    infra: exca.TaskInfra = exca.TaskInfra(version=DATA_VERSION, keep_in_ram=True)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _default_folder(cls, data: Any) -> Any:
+        return _with_default_folder(data)
+
+    @infra.apply
+    def load(self) -> Any:
+        """-> `hbm_data.HumanData` (train/test arrays and metadata)."""
+        from hbm_data import load_human_data
+
+        logger.info(
+            "loading %s data of %s (use_cl_info=%s)", self.dataset, self.subject, self.use_cl_info
+        )
+        return load_human_data(
+            self.dataset,
+            self.subject,
+            use_cl_info=self.use_cl_info,
+            holdout_pct=self.holdout_pct,
+            seed=self.split_seed,
+            data_dir=self.data_dir,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Experiments
+
+
+class TrainOutput(NamedTuple):
+    """What a `_train` hook returns: the trained policy and its history rows."""
+
+    policy: torch.nn.Module
+    history: list[dict[str, Any]]
+
+
+class Experiment(ExperimentConfig):
+    """Base of the cached experiment tasks; use a subclass (or `make_experiment`)."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = ()
+    infra: exca.TaskInfra = exca.TaskInfra(version=EXPERIMENT_VERSION)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _default_folder(cls, data: Any) -> Any:
+        return _with_default_folder(data)
+
+    @pydantic.model_validator(mode="after")
+    def _algorithm_of_class(self) -> Experiment:
+        if self._algorithms and self.algorithm not in self._algorithms:
+            raise ValueError(
+                f"method {self.method!r} is not run by {type(self).__name__} "
+                f"(it runs {', '.join(self._algorithms)}); use "
+                f"{experiment_class(self.method).__name__} or make_experiment()"
+            )
+        t = self.training
+        budgets = (
+            ("max_generations", "max_time")
+            if self.algorithm in ("ga", "es", "cmaes")
+            else ("max_epochs", "max_steps", "max_time")
+        )
+        if all(getattr(t, b) is None for b in budgets):
+            raise ValueError(
+                f"training: method {self.method!r} needs one of {', '.join(budgets)} "
+                "(the other budgets do not apply to it)"
+            )
+        return self
+
+    @infra.apply
+    def run(self) -> dict[str, Any]:
+        """Train, evaluate against the person, save the model; cached by uid."""
+        folder = self.infra.uid_folder(create=True)
+        assert folder is not None  # the folder is always injected
+        (folder / RESULT_FILE).unlink(missing_ok=True)  # a forced rerun must not look finished
+        try:
+            result = self._run_in(folder)
+        except Exception:
+            atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
+            logger.exception("experiment %s failed", self.infra.uid())
+            raise
+        (folder / ERROR_FILE).unlink(missing_ok=True)
+        atomic_write_text(folder / RESULT_FILE, json.dumps(result))
+        return result
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def _train(self, data: Any, checkpoint_path: Path, device: torch.device) -> TrainOutput:
+        raise NotImplementedError(f"{type(self).__name__} does not define _train")
+
+    # -- shared body ---------------------------------------------------------------------------
+
+    def data_task(self) -> DataPreprocessingTask:
+        d = self.data
+        return DataPreprocessingTask(
+            dataset=d.dataset,
+            subject=d.subject,
+            use_cl_info=d.use_cl_info,
+            holdout_pct=d.holdout_pct,
+            split_seed=d.split_seed,
+            data_dir=os.environ.get("HBM_DATA_DIR") or None,
+            infra={"folder": self.infra.folder},
+        )
+
+    def _progress(self, unit: str, budget: int | None) -> Callable[[Any], None]:
+        """A training callback that logs every `training.log_every`-th call: where the run is,
+        its loss, and the time left under a time budget. Accepts hbm-ne `Progress` objects and
+        hbm-dl history rows."""
+        every = self.training.log_every
+        max_time = self.training.max_time
+        calls = [0]
+        name = f"{self.method} {self.data.dataset} seed={self.seed}"
+
+        def report(progress: Any) -> None:
+            calls[0] += 1
+            if calls[0] % every:
+                return
+            row = progress if isinstance(progress, Mapping) else vars(progress)
+            position = row.get(unit, row.get("epoch", calls[0]))
+            loss = row.get("best_fitness", row.get("train_loss"))
+            elapsed = float(row.get("elapsed", 0.0))
+            left = f", {max(0.0, max_time - elapsed):.0f}s left" if max_time else ""
+            of = f"/{budget}" if budget else ""
+            evaluation = row.get("evaluation") or row
+            logger.info(
+                "%s: %s %s%s loss %s test CE %s (%.1fs%s)",
+                name,
+                unit,
+                position,
+                of,
+                _fmt(loss),
+                _fmt(evaluation.get("test_ce")),
+                elapsed,
+                left,
+            )
+
+        return report
+
+    def _run_in(self, folder: Path) -> dict[str, Any]:
+        from .evaluation import evaluate_policy, model_spec
+
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        device = torch.device(self.device)
+        t0 = time.perf_counter()
+        data = self.data_task().load()
+        from .slurm import requeue_on_timeout  # no-op outside a Slurm job
+
+        with requeue_on_timeout():  # near the time limit: requeue, resume from the checkpoint
+            trained = self._train(data, folder / CHECKPOINT_FILE, device)
+        train_time = time.perf_counter() - t0
+        policy = trained.policy.to(device).eval()
+        spec = model_spec(policy, self.model_kind, self.model.rank)
+        tmp = folder / f".{MODEL_FILE}.tmp"
+        torch.save(
+            {"spec": spec, "state_dict": {k: v.cpu() for k, v in policy.state_dict().items()}},
+            tmp,
+        )
+        os.replace(tmp, folder / MODEL_FILE)
+        evaluation = evaluate_policy(
+            policy,
+            data,
+            seed=self.seed,
+            repeats=self.training.behaviour_repeats,
+            device=device,
+        )
+        meta = data.metadata
+        return {
+            "method": self.method,
+            "algorithm": self.algorithm,
+            "model_kind": self.model_kind,
+            "dataset": meta.env_name,
+            "subject": meta.subject,
+            "simulated": bool(meta.simulated),
+            "use_cl_info": bool(meta.use_cl_info),
+            "seed": self.seed,
+            "num_params": int(sum(p.numel() for p in policy.parameters())),
+            "train_time": train_time,
+            "history": _jsonable(trained.history),
+            "metrics": evaluation["metrics"],
+            "behaviour": evaluation["behaviour"],
+            "model_file": MODEL_FILE,
+        }
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, int | float) else "-"
+
+
+def _jsonable(obj: Any) -> Any:
+    """History rows may hold tensors or numpy scalars; keep plain JSON types."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj
+
+
+class _NEExperiment(Experiment):
+    """Neuroevolution (hbm-ne): a batched population trained by GA, ES or CMA-ES."""
+
+    def _train(self, data: Any, checkpoint_path: Path, device: torch.device) -> TrainOutput:
+        import hbm_ne
+
+        meta = data.metadata
+        opt = self.optimizer
+        assert isinstance(opt, GAConfig | ESConfig | CMAESConfig)
+        gen = torch.Generator(device=device).manual_seed(self.seed)
+        mutation: dict[str, Any] = {"sigma_init": opt.sigma_init, "generator": gen}
+        if isinstance(opt, GAConfig | ESConfig):
+            mutation |= {"adaptive": opt.adaptive, "tau": opt.sigma_noise}
+        else:
+            mutation["adaptive"] = False  # CMA-ES owns the step size
+        pop: Any
+        if self.model_kind == "feedforward":
+            pop = hbm_ne.BatchedFeedforward(
+                meta.input_size,
+                meta.num_actions,
+                opt.population_size,
+                hidden_sizes=(self.model.hidden_size,),
+                device=device,
+                **mutation,
+            )
+        else:
+            pop = hbm_ne.BatchedRecurrent(
+                meta.input_size,
+                meta.num_actions,
+                opt.population_size,
+                self.model.hidden_size,
+                kind=self.model_kind,
+                rank=self.model.rank,
+                device=device,
+                **mutation,
+            )
+        algorithm: Any
+        if isinstance(opt, GAConfig):
+            algorithm = hbm_ne.GA(pop, survival=opt.selection_fraction, generator=gen)
+        elif isinstance(opt, ESConfig):
+            algorithm = hbm_ne.ES(pop, temperature=opt.temperature, generator=gen)
+        else:
+            algorithm = hbm_ne.CMAES(pop, sigma0=opt.sigma_init, generator=gen)
+        recurrent = self.model_kind != "feedforward"
+        train = hbm_ne.EpisodeData.from_arrays(
+            data.train_obs,
+            data.train_act,
+            meta.train_episode_lengths if recurrent else None,
+            device=device,
+        )
+        test = hbm_ne.EpisodeData.from_arrays(
+            data.test_obs,
+            data.test_act,
+            meta.test_episode_lengths if recurrent else None,
+            device=device,
+        )
+        t = self.training
+        result = hbm_ne.train_supervised(
+            pop,
+            train,
+            test,
+            algorithm,
+            max_generations=t.max_generations,
+            max_time=t.max_time,
+            eval_every=t.eval_every,
+            batch_size=t.batch_size,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=t.checkpoint_every,
+            callbacks=(self._progress("generation", t.max_generations),),
+            seed=self.seed,
+            device=device,
+        )
+        if result.best is None:
+            raise RuntimeError("train_supervised returned no best member")
+        return TrainOutput(result.best, list(result.history))
+
+
+class GAExperiment(_NEExperiment):
+    """Genetic algorithm (truncation selection, adaptive mutation) on a batched population."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = ("ga",)
+
+
+class ESExperiment(_NEExperiment):
+    """Evolution strategy on a batched population."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = ("es",)
+    method: str = "es_feedforward"
+    optimizer: OptimizerConfig = ESConfig()
+
+
+class CMAESExperiment(_NEExperiment):
+    """CMA-ES on a batched population."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = ("cmaes",)
+    method: str = "cmaes_feedforward"
+    optimizer: OptimizerConfig = CMAESConfig()
+
+
+class SGDExperiment(Experiment):
+    """Gradient descent (SGD or Adam) on one hbm-dl model."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = ("sgd", "adam")
+    method: str = "sgd_feedforward"
+    optimizer: OptimizerConfig = SGDConfig()
+
+    def _train(self, data: Any, checkpoint_path: Path, device: torch.device) -> TrainOutput:
+        import hbm_dl
+
+        meta = data.metadata
+        h = self.model.hidden_size
+        gen = torch.Generator().manual_seed(self.seed)
+        model: torch.nn.Module
+        if self.model_kind == "feedforward":
+            model = hbm_dl.FeedforwardMLP(meta.input_size, h, meta.num_actions, generator=gen)
+        elif self.model_kind == "reservoir":
+            model = hbm_dl.RecurrentMLPReservoir(
+                meta.input_size, h, meta.num_actions, generator=gen
+            )
+        else:
+            model = hbm_dl.RecurrentMLPTrainable(
+                meta.input_size, h, meta.num_actions, rank=self.model.rank, generator=gen
+            )
+        recurrent = self.model_kind != "feedforward"
+        train = hbm_dl.EpisodeData.from_arrays(
+            data.train_obs,
+            data.train_act,
+            meta.train_episode_lengths if recurrent else None,
+            device=device,
+        )
+        test = hbm_dl.EpisodeData.from_arrays(
+            data.test_obs,
+            data.test_act,
+            meta.test_episode_lengths if recurrent else None,
+            device=device,
+        )
+        t = self.training
+        assert isinstance(self.optimizer, SGDConfig | AdamConfig)
+        result = hbm_dl.optimize_sgd(
+            model,
+            train,
+            test,
+            optimizer=self.optimizer.name,
+            learning_rate=self.optimizer.learning_rate,
+            batch_size=t.batch_size or 32,
+            max_epochs=t.max_epochs,
+            max_steps=t.max_steps,
+            max_time=t.max_time,
+            eval_every=t.eval_every,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every_steps=t.checkpoint_every,
+            seed=self.seed,
+            device=device,
+            callbacks=(self._progress("step", t.max_steps),),
+        )
+        return TrainOutput(result.model, list(result.history))
+
+
+EXPERIMENT_CLASSES: dict[str, type[Experiment]] = {
+    "ga": GAExperiment,
+    "es": ESExperiment,
+    "cmaes": CMAESExperiment,
+    "sgd": SGDExperiment,
+    "adam": SGDExperiment,
+}
+
+
+def experiment_class(method: str) -> type[Experiment]:
+    """The task class that runs `method` (e.g. `sgd_reservoir` -> `SGDExperiment`)."""
+    from .configs import parse_method
+
+    return EXPERIMENT_CLASSES[parse_method(method)[0]]
+
+
+def make_experiment(
+    config: Mapping[str, Any] | ExperimentConfig,
+    *,
+    source: str = "config",
+    cls: type[Experiment] | None = None,
+    **infra: Any,
+) -> Experiment:
+    """Build the task for a config dict; `infra` entries (cluster, mode, ...) are merged in.
+
+    The class is `cls`, else the class of `config` when it is a task, else the one that runs
+    its method. Validation errors become a `ConfigError` naming `source` and every bad key.
+    """
+    if isinstance(config, ExperimentConfig):
+        if cls is None and isinstance(config, Experiment):
+            cls = type(config)
+        data = experiment_to_dict(config)
+        if isinstance(config, Experiment):
+            data["infra"] = _set_infra(config)
+    else:
+        data = dict(config)
+    if cls is None:
+        try:
+            cls = experiment_class(str(data.get("method", "ga_feedforward")))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: method: {exc}") from None
+    if infra:
+        data["infra"] = {**dict(data.get("infra") or {}), **infra}
+    try:
+        return cls(**data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def _set_infra(exp: Experiment) -> dict[str, Any]:
+    return {k: getattr(exp.infra, k) for k in exp.infra.model_fields_set}
+
+
+def load_experiment_config(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), **infra: Any
+) -> Experiment:
+    """Read a YAML config (optionally with an `infra:` block), apply `key=value` overrides."""
+    data = apply_overrides(read_yaml(path), overrides)
+    return make_experiment(data, source=str(path), **infra)
+
+
+def experiment_to_dict(exp: ExperimentConfig) -> dict[str, Any]:
+    """The config as plain data (no infra): what `save_experiment_config` writes."""
+    return exp.model_dump(mode="json", exclude={"infra"})
+
+
+def save_experiment_config(exp: ExperimentConfig, path: str | Path) -> Path:
+    """Write the full config (every field, no infra) as YAML, atomically."""
+    import yaml
+
+    return atomic_write_text(path, yaml.safe_dump(experiment_to_dict(exp), sort_keys=False))
+
+
+# Re-exported for typing convenience.
+_ = GAConfig

@@ -1,0 +1,136 @@
+"""The exca layer: uid rules, caching, failure and retry, folder injection, arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hbm_experiments import (
+    EXPERIMENT_VERSION,
+    ExperimentsFailed,
+    GAExperiment,
+    HyperparameterSweep,
+    SGDExperiment,
+    cache_root,
+    make_experiment,
+    run_experiments,
+    run_multiple_seeds,
+)
+from hbm_experiments.tasks import ERROR_FILE, RESULT_FILE
+from hbm_fakes import CountingGA, CountingSGD, executions
+
+
+def test_cache_folder_injected_from_env_even_with_cluster(hbm_env: Path) -> None:
+    exp = GAExperiment(seed=1, infra={"cluster": "local"})
+    assert Path(exp.infra.folder) == hbm_env / "cache" == cache_root()
+    assert exp.infra.cluster == "local"
+    folder = exp.infra.uid_folder()
+    assert folder is not None
+    assert folder.parent.name == f"hbm_experiments.tasks.GAExperiment.run,{EXPERIMENT_VERSION}"
+
+
+def test_excluded_fields_share_uid_seed_and_lr_do_not() -> None:
+    base = SGDExperiment(method="adam_feedforward")
+    same = SGDExperiment(
+        method="adam_feedforward",
+        experiment_number=7,
+        device="cuda",
+        num_threads=3,
+        training={"log_every": 13, "checkpoint_every": 2},
+        infra={"cluster": "local", "timeout_min": 5, "cpus_per_task": 2},
+    )
+    assert base.infra.uid() == same.infra.uid()
+    assert SGDExperiment(method="adam_feedforward", seed=1).infra.uid() != base.infra.uid()
+    lr = SGDExperiment(method="adam_feedforward", optimizer={"learning_rate": 0.5})
+    assert lr.infra.uid() != base.infra.uid()
+    # writing the default explicitly is the same config
+    assert SGDExperiment(method="adam_feedforward", training={"max_epochs": 20}).infra.uid() == (
+        base.infra.uid()
+    )
+
+
+def test_second_run_executes_nothing(counter: Path) -> None:
+    first = CountingGA(seed=3).run()
+    again = CountingGA(seed=3, experiment_number=9).run()  # fresh instance, excluded label
+    assert again == first
+    assert len(executions(counter)) == 1
+    CountingGA(seed=4).run()
+    assert len(executions(counter)) == 2
+    folder = CountingGA(seed=3).infra.uid_folder()
+    assert (folder / RESULT_FILE).exists()
+
+
+def test_failure_is_not_a_result_and_retry_reruns(counter: Path, hbm_env: Path) -> None:
+    (hbm_env / "FAIL").touch()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        CountingGA(seed=5).run()
+    exp = CountingGA(seed=5)
+    assert exp.infra.status() == "failed"
+    tb = (exp.infra.uid_folder() / ERROR_FILE).read_text()
+    assert "injected failure" in tb and "Traceback" in tb
+    with pytest.raises(RuntimeError):  # cached mode re-raises without rerunning
+        CountingGA(seed=5).run()
+    assert len(executions(counter)) == 1
+    (hbm_env / "FAIL").unlink()
+    result = CountingGA(seed=5, infra={"mode": "retry"}).run()
+    assert result["seed"] == 5
+    assert len(executions(counter)) == 2
+    assert not (exp.infra.uid_folder() / ERROR_FILE).exists()
+    assert CountingGA(seed=5).infra.status() == "completed"
+
+
+def test_class_checks_method_and_budget() -> None:
+    with pytest.raises(ValueError, match="SGDExperiment"):
+        GAExperiment(method="sgd_feedforward")
+    with pytest.raises(ValueError, match="max_generations"):
+        GAExperiment(training={"max_generations": None})
+    assert type(make_experiment({"method": "cmaes_reservoir"})).__name__ == "CMAESExperiment"
+    assert type(make_experiment({"method": "adam_trainable"})).__name__ == "SGDExperiment"
+
+
+def test_seed_array_in_order_and_only_missing_submitted(counter: Path) -> None:
+    CountingGA(seed=2).run()
+    results = run_multiple_seeds(CountingGA(), [3, 2, 1])
+    assert [r["seed"] for r in results] == [3, 2, 1]
+    assert sorted(executions(counter)) == sorted(CountingGA(seed=s).infra.uid() for s in (2, 3, 1))
+    run_multiple_seeds(CountingGA(), [1, 2, 3])
+    assert len(executions(counter)) == 3
+
+
+def test_sweep_local_cluster_array(counter: Path) -> None:
+    base = CountingSGD(method="adam_feedforward", infra={"cluster": "local"})
+    sweep = HyperparameterSweep(
+        base_config=base, param_name="model.hidden_size", param_values=[4, 8, 16]
+    )
+    exps = sweep.experiments()
+    assert [e.model.hidden_size for e in exps] == [4, 8, 16]
+    assert all(e.infra.cluster == "local" for e in exps)
+    results = sweep.run()
+    assert [r["num_params"] for r in results] == [28, 56, 112]
+    assert len(executions(counter)) == 3  # ran in subprocess jobs, counted through the file
+    assert len(sweep.run()) == 3
+    assert len(executions(counter)) == 3
+
+
+def test_sweep_rejects_unknown_parameter() -> None:
+    with pytest.raises(ValueError, match=r"model\.hiden_size"):
+        HyperparameterSweep(
+            base_config=GAExperiment(), param_name="model.hiden_size", param_values=[1]
+        )
+    with pytest.raises(ValueError, match="hidden_size"):
+        HyperparameterSweep(
+            base_config=GAExperiment(), param_name="model.hidden_size", param_values=[0]
+        )
+
+
+def test_batch_failure_reports_and_retry_reruns_only_failed(counter: Path, hbm_env: Path) -> None:
+    CountingGA(seed=1).run()
+    (hbm_env / "FAIL").touch()
+    with pytest.raises(ExperimentsFailed) as info:
+        run_experiments([CountingGA(seed=1), CountingGA(seed=2)])
+    assert list(info.value.failures) == [CountingGA(seed=2).infra.uid()]
+    assert info.value.results[0] is not None and info.value.results[1] is None
+    (hbm_env / "FAIL").unlink()
+    results = run_experiments([CountingGA(seed=1), CountingGA(seed=2)], retry=True)
+    assert [r["seed"] for r in results] == [1, 2]
+    assert executions(counter) == [CountingGA(seed=s).infra.uid() for s in (1, 2, 2)]

@@ -1,0 +1,178 @@
+"""Batched-environment interface shared by the torch and Gymnasium-backed environments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+Seeds = Sequence[int] | np.ndarray | torch.Tensor
+
+
+class StepResult(NamedTuple):
+    """What `BatchedEnv.step` returns; the tensors are the env's own buffers (clone to keep).
+
+    `reward` is 0 for environments whose episode ended at an earlier step; `terminated` and
+    `truncated` are true only at the step where the episode ends (both may be true together,
+    as in Gymnasium when the last allowed step also terminates).
+    """
+
+    obs: torch.Tensor  # [B, obs_size] float32
+    reward: torch.Tensor  # [B] float32
+    terminated: torch.Tensor  # [B] bool
+    truncated: torch.Tensor  # [B] bool
+
+
+def as_seed_list(seeds: Seeds, *, what: str = "seeds") -> list[int]:
+    """Validate seeds the way Gymnasium does (non-negative Python ints) and return them."""
+    if isinstance(seeds, torch.Tensor):
+        values = seeds.detach().cpu().reshape(-1).tolist()
+    elif isinstance(seeds, np.ndarray):
+        values = seeds.reshape(-1).tolist()
+    else:
+        values = list(seeds)
+    out: list[int] = []
+    for i, s in enumerate(values):
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or int(s) < 0:
+            raise ValueError(f"{what}[{i}] = {s!r}: expected a non-negative integer seed")
+        out.append(int(s))
+    return out
+
+
+def gymnasium_uniform(seeds: Sequence[int], low: float, high: float, size: int) -> np.ndarray:
+    """The draws `np_random.uniform(low, high, size)` of Gymnasium's `reset(seed=s)`, per seed.
+
+    Gymnasium seeds `np.random.Generator(PCG64(SeedSequence(seed)))`
+    (`gymnasium.utils.seeding.np_random`); repeating that here makes a seed mean the same
+    initial state without importing gymnasium. Returns `[len(seeds), size]` float64.
+    """
+    out = np.empty((len(seeds), size), dtype=np.float64)
+    for i, seed in enumerate(seeds):
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
+        out[i] = rng.uniform(low=low, high=high, size=size)
+    return out
+
+
+class BatchedEnv:
+    """B independent episodes of one environment, stepped together.
+
+    All B episodes start at `reset(seeds)` and run until each terminates or reaches
+    `max_episode_steps`; environments whose episode has ended keep being stepped (so the batch
+    stays rectangular) but earn no reward and raise no further flags. `done`, `returns` and
+    `lengths` track each episode. Subclasses implement `_reset` and `_step`.
+    """
+
+    env_id: str = ""
+    obs_size: int = 0
+    num_actions: int = 0
+    max_episode_steps: int = 0
+
+    def __init__(self, num_envs: int, *, device: torch.device | str = "cpu") -> None:
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs = {num_envs!r}: expected a positive integer")
+        self.num_envs = int(num_envs)
+        self.device = torch.device(device)
+        b, dev = self.num_envs, self.device
+        # Observations live in an [obs_size, B] buffer so that the torch envs fill them with one
+        # contiguous copy from their [k, B] state; `obs` is its [B, obs_size] transpose view.
+        self._obs_t = torch.zeros(self.obs_size, b, dtype=torch.float32, device=dev)
+        self.obs = self._obs_t.T
+        self.reward = torch.zeros(b, dtype=torch.float32, device=dev)
+        self.terminated = torch.zeros(b, dtype=torch.bool, device=dev)
+        self.truncated = torch.zeros(b, dtype=torch.bool, device=dev)
+        self.done = torch.ones(b, dtype=torch.bool, device=dev)
+        self.alive = torch.zeros(b, dtype=torch.bool, device=dev)
+        # float copies: mixed-dtype in-place ops would allocate a temporary each step
+        self._alive_f = torch.zeros(b, dtype=torch.float32, device=dev)
+        self._returns = torch.zeros(b, dtype=torch.float32, device=dev)
+        self._lengths = torch.zeros(b, dtype=torch.float32, device=dev)
+        self.elapsed_steps = 0
+        self._result = StepResult(self.obs, self.reward, self.terminated, self.truncated)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, device={self.device})"
+        )
+
+    def reset(self, seeds: Seeds) -> torch.Tensor:
+        """Start one episode per environment; `seeds[i]` gives Gymnasium's `reset(seed=...)` start.
+
+        Returns the initial observations `[B, obs_size]` (the env's buffer).
+        """
+        seed_list = as_seed_list(seeds)
+        if len(seed_list) != self.num_envs:
+            raise ValueError(
+                f"{self.env_id}: got {len(seed_list)} seeds for {self.num_envs} environments"
+            )
+        self.done.zero_()
+        self.alive.fill_(True)
+        self.terminated.zero_()
+        self.truncated.zero_()
+        self.reward.zero_()
+        self._alive_f.fill_(1.0)
+        self._returns.zero_()
+        self._lengths.zero_()
+        self.elapsed_steps = 0
+        self._reset(seed_list)
+        return self.obs
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Advance every environment by one step; `actions` is `[B]` integer.
+
+        Returns `StepResult(obs [B, obs_size], reward [B], terminated [B], truncated [B])`,
+        views of buffers that the next call overwrites.
+        """
+        if self.elapsed_steps >= self.max_episode_steps:
+            raise RuntimeError(
+                f"{self.env_id}: all episodes reached max_episode_steps="
+                f"{self.max_episode_steps}; call reset() first"
+            )
+        if actions.shape != (self.num_envs,):
+            raise ValueError(
+                f"{self.env_id}: actions has shape {tuple(actions.shape)}, "
+                f"expected ({self.num_envs},)"
+            )
+        self.elapsed_steps += 1
+        # `_step` fills obs, reward and terminated as if every episode were still running;
+        # masking by `alive` (= not done before this step) happens here.
+        self._step(actions)
+        alive, alive_f = self.alive, self._alive_f
+        self.reward.mul_(alive_f)
+        self._returns.add_(self.reward)
+        self._lengths.add_(alive_f)
+        self.terminated.logical_and_(alive)
+        if self.elapsed_steps >= self.max_episode_steps:
+            self.truncated.copy_(alive)
+            self.done.fill_(True)
+            alive.zero_()
+            alive_f.zero_()
+        else:
+            self.done.logical_or_(self.terminated)
+            torch.logical_not(self.done, out=alive)
+            alive_f.copy_(alive)
+        return self._result
+
+    @property
+    def returns(self) -> torch.Tensor:
+        """Sum of rewards of each episode so far, `[B]` float32."""
+        return self._returns
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Steps taken in each episode so far (the terminating step included), `[B]` int64."""
+        return self._lengths.to(torch.int64)
+
+    def all_done(self) -> bool:
+        """Whether every episode has ended (a device sync)."""
+        return self.elapsed_steps >= self.max_episode_steps or bool(self.done.all())
+
+    def close(self) -> None:
+        """Release resources held by the environment (nothing for the torch envs)."""
+
+    def _reset(self, seeds: list[int]) -> None:
+        raise NotImplementedError
+
+    def _step(self, actions: torch.Tensor) -> None:
+        raise NotImplementedError

@@ -1,0 +1,354 @@
+"""Fitness of a whole population on recorded human actions, in bounded memory.
+
+Convention used everywhere in hbm: **fitness is a loss, minimised** (lower is better).
+Every function here chunks over members and samples so that no activation larger than
+`max_bytes` is built; chunked results equal unchunked ones (sums accumulate in float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, chunk_bytes
+
+ArrayLike = np.ndarray | Tensor
+
+
+@dataclass(frozen=True)
+class EpisodeData:
+    """Supervised data: `obs [N, in]`, `actions [N]` (int64), contiguous episodes in order.
+
+    `episode_lengths` None means a pool of independent steps (feedforward only). `sessions`
+    optionally gives each episode's session id, for the recurrent "carry across the episodes of
+    a session" mode.
+    """
+
+    obs: Tensor
+    actions: Tensor
+    episode_lengths: tuple[int, ...] | None = None
+    sessions: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        obs: ArrayLike,
+        actions: ArrayLike,
+        episode_lengths: Sequence[int] | None = None,
+        *,
+        sessions: Sequence[int] | None = None,
+        device: torch.device | str | None = None,
+    ) -> EpisodeData:
+        """Validate and convert (float32 observations, int64 actions) onto `device`."""
+        o = torch.as_tensor(obs).to(device=device, dtype=torch.float32)
+        a = torch.as_tensor(actions)
+        if o.dim() != 2:
+            raise ValueError(
+                f"EpisodeData: obs must be [N, input_size], got shape {tuple(o.shape)}"
+            )
+        if a.dim() != 1 or a.shape[0] != o.shape[0]:
+            raise ValueError(
+                f"EpisodeData: actions must be [N] with N = {o.shape[0]} (obs rows), "
+                f"got shape {tuple(a.shape)}"
+            )
+        if a.is_floating_point() and not torch.equal(a, a.round()):
+            raise ValueError("EpisodeData: actions must be integer class indices")
+        a = a.to(device=o.device, dtype=torch.long)
+        if a.numel() and int(a.min()) < 0:
+            raise ValueError(f"EpisodeData: actions must be >= 0, got min {int(a.min())}")
+        if not torch.isfinite(o).all():
+            raise ValueError("EpisodeData: obs contains NaN or infinite values")
+        lengths = None
+        if episode_lengths is not None:
+            lengths = tuple(int(n) for n in episode_lengths)
+            if any(n < 1 for n in lengths):
+                raise ValueError("EpisodeData: episode_lengths must all be >= 1")
+            if sum(lengths) != o.shape[0]:
+                raise ValueError(
+                    f"EpisodeData: episode_lengths sum to {sum(lengths)}, expected N = {o.shape[0]}"
+                )
+        sess = None
+        if sessions is not None:
+            if lengths is None:
+                raise ValueError("EpisodeData: sessions needs episode_lengths")
+            sess = tuple(int(s) for s in sessions)
+            if len(sess) != len(lengths):
+                raise ValueError(
+                    f"EpisodeData: sessions has {len(sess)} entries, expected one per episode "
+                    f"({len(lengths)})"
+                )
+        return cls(o, a, lengths, sess)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.obs.shape[1])
+
+    @property
+    def num_episodes(self) -> int:
+        return 0 if self.episode_lengths is None else len(self.episode_lengths)
+
+    def to(self, device: torch.device | str) -> EpisodeData:
+        return EpisodeData(
+            self.obs.to(device), self.actions.to(device), self.episode_lengths, self.sessions
+        )
+
+    def sequences(self, unit: str = "episode") -> list[list[int]]:
+        """Episode indices of each sequence: one per episode, or one per session (in order)."""
+        if self.episode_lengths is None:
+            raise ValueError("these data have no episode_lengths: recurrent fitness needs episodes")
+        if unit == "episode":
+            return [[i] for i in range(self.num_episodes)]
+        if unit != "session":
+            raise ValueError(f"unit must be 'episode' or 'session', got {unit!r}")
+        sessions = self.sessions if self.sessions is not None else (0,) * self.num_episodes
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(sessions):
+            groups.setdefault(s, []).append(i)
+        return list(groups.values())
+
+    def padded(self, sequences: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor, Tensor]:
+        """Sequences of whole episodes -> `x [S, T, in]`, `y [S, T]`, `mask [S, T]` (bool)."""
+        assert self.episode_lengths is not None
+        starts = np.concatenate([[0], np.cumsum(self.episode_lengths)])
+        rows = []
+        for seq in sequences:
+            rows.append(
+                np.concatenate([np.arange(starts[i], starts[i + 1]) for i in seq]).astype(np.int64)
+            )
+        t = max(len(r) for r in rows)
+        s = len(rows)
+        index = np.zeros((s, t), dtype=np.int64)
+        mask = np.zeros((s, t), dtype=bool)
+        for k, r in enumerate(rows):
+            index[k, : len(r)] = r
+            mask[k, : len(r)] = True
+        idx = torch.from_numpy(index).to(self.obs.device)
+        m = torch.from_numpy(mask).to(self.obs.device)
+        return self.obs[idx], self.actions[idx], m
+
+
+def as_episode_data(
+    data: EpisodeData | tuple[ArrayLike, ArrayLike], device: torch.device | str | None = None
+) -> EpisodeData:
+    """Accept `EpisodeData` or a plain `(obs, actions)` tuple."""
+    if isinstance(data, EpisodeData):
+        return data if device is None else data.to(device)
+    if isinstance(data, tuple) and len(data) == 2:
+        return EpisodeData.from_arrays(data[0], data[1], device=device)
+    raise TypeError(f"expected EpisodeData or an (obs, actions) tuple, got {type(data).__name__}")
+
+
+def ce_sum(logits: Tensor, targets: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Summed cross-entropy per member: `logits [c, ..., A]`, `targets [...]` -> `[c]` float64.
+
+    Exact, but cheaper than `log_softmax().gather()`: closed form `softplus(l_other - l_y)` for
+    two classes, `logsumexp - gather` otherwise. `weight [...]` (e.g. a mask) scales each step.
+    """
+    c = logits.shape[0]
+    if logits.shape[-1] == 2:
+        d = logits[..., 1] - logits[..., 0]
+        sign = 1.0 - 2.0 * targets.to(logits.dtype)
+        per = F.softplus(d * sign)
+    else:
+        y = targets.expand(logits.shape[:-1]).unsqueeze(-1)
+        per = torch.logsumexp(logits, dim=-1) - logits.gather(-1, y).squeeze(-1)
+    if weight is not None:
+        per = per * weight
+    return per.reshape(c, -1).sum(dim=1, dtype=torch.float64)
+
+
+def _step_chunk(population: BatchedFeedforward, max_bytes: int | None) -> int:
+    widest = max((*population.hidden_sizes, population.output_size))
+    budget = max_bytes or chunk_bytes(population.device)
+    return max(1, budget // (widest * population.params.element_size()))
+
+
+def _member_chunk(population: BatchedFeedforward, n: int, max_bytes: int | None) -> int | None:
+    if max_bytes is None:
+        return None
+    widest = max((*population.hidden_sizes, population.output_size))
+    return max(1, max_bytes // (n * widest * population.params.element_size()))
+
+
+def _check(population: BatchedFeedforward, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    obs = obs.to(device=population.device, dtype=population.dtype)
+    actions = actions.to(device=population.device, dtype=torch.long)
+    if obs.dim() != 2 or obs.shape[1] != population.input_size:
+        raise ValueError(f"obs must be [N, {population.input_size}], got {tuple(obs.shape)}")
+    if actions.shape != obs.shape[:1]:
+        raise ValueError(f"actions must be [{obs.shape[0]}], got {tuple(actions.shape)}")
+    if actions.numel() and int(actions.max()) >= population.output_size:
+        raise ValueError(
+            f"actions must be < output_size = {population.output_size}, got {int(actions.max())}"
+        )
+    return obs, actions
+
+
+def cross_entropy(
+    population: BatchedFeedforward,
+    obs: Tensor,
+    actions: Tensor,
+    *,
+    max_bytes: int | None = None,
+) -> Tensor:
+    """Mean cross-entropy of every member: `obs [N, in]`, `actions [N]` -> `[P]` (float32).
+
+    Chunks over samples and members so that no activation exceeds `max_bytes` (default: a
+    cache-sized budget on CPU).
+    """
+    obs, actions = _check(population, obs, actions)
+    n = obs.shape[0]
+    total = torch.zeros(population.population_size, dtype=torch.float64, device=population.device)
+    step = _step_chunk(population, max_bytes) if max_bytes is not None else n
+    for n0 in range(0, n, step):
+        x, y = obs[n0 : n0 + step], actions[n0 : n0 + step]
+        chunk = _member_chunk(population, x.shape[0], max_bytes)
+        for p0, p1, logits in population.iter_logits(x, chunk):
+            total[p0:p1] += ce_sum(logits, y)
+    return (total / max(n, 1)).to(population.dtype)
+
+
+def accuracy(
+    population: BatchedFeedforward, obs: Tensor, actions: Tensor, *, max_bytes: int | None = None
+) -> Tensor:
+    """Share of steps where each member's argmax matches the action: `[P]`."""
+    obs, actions = _check(population, obs, actions)
+    n = obs.shape[0]
+    hits = torch.zeros(population.population_size, dtype=torch.float64, device=population.device)
+    step = _step_chunk(population, max_bytes) if max_bytes is not None else n
+    for n0 in range(0, n, step):
+        x, y = obs[n0 : n0 + step], actions[n0 : n0 + step]
+        for p0, p1, logits in population.iter_logits(
+            x, _member_chunk(population, len(x), max_bytes)
+        ):
+            hits[p0:p1] += (logits.argmax(-1) == y).sum(1, dtype=torch.float64)
+    return (hits / max(n, 1)).to(population.dtype)
+
+
+def _sample_actions(logits: Tensor, num_samples: int, generator: torch.Generator) -> Tensor:
+    """`logits [..., A]` -> `K` sampled actions `[..., K]` by inverse CDF (any device)."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    cdf = probs.cumsum(-1)
+    shape = (*logits.shape[:-1], num_samples)
+    u = torch.rand(shape, generator=generator, device=generator.device).to(logits.device)
+    u = u * cdf[..., -1:]
+    sampled = (cdf[..., None, :-1] < u[..., None]).sum(-1)
+    return sampled
+
+
+def f1_from_predictions(pred: Tensor, targets: Tensor, num_classes: int) -> Tensor:
+    """Macro F1 over classes `0..C-1` (zero_division = 0): `pred [c, K, N]`, `targets [N]`
+    -> `[c, K]`.
+    """
+    f1 = torch.zeros(pred.shape[:-1], dtype=torch.float64, device=pred.device)
+    for k in range(num_classes):
+        pk = pred == k
+        yk = targets == k
+        tp = (pk & yk).sum(-1, dtype=torch.float64)
+        denom = pk.sum(-1, dtype=torch.float64) + yk.sum(dtype=torch.float64)  # 2tp + fp + fn
+        f1 += torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
+    return f1 / num_classes
+
+
+def macro_f1(
+    population: BatchedFeedforward,
+    obs: Tensor,
+    actions: Tensor,
+    *,
+    num_samples: int = 10,
+    generator: torch.Generator,
+    max_bytes: int | None = None,
+) -> Tensor:
+    """Macro F1 of actions sampled from each member's policy, averaged over `num_samples` draws.
+
+    Like the lab's metric (§5.2): it measures the stochastic policy, not the argmax. `[P]`.
+    """
+    obs, actions = _check(population, obs, actions)
+    c_num = population.output_size
+    chunk = _member_chunk(population, obs.shape[0], max_bytes)
+    out = torch.empty(population.population_size, dtype=torch.float64, device=population.device)
+    for p0, p1, logits in population.iter_logits(obs, chunk):
+        sampled = _sample_actions(logits, num_samples, generator)  # [c, N, K]
+        out[p0:p1] = f1_from_predictions(sampled.transpose(1, 2), actions, c_num).mean(1)
+    return out.to(population.dtype)
+
+
+def sequence_cross_entropy(
+    population: BatchedRecurrent,
+    x: Tensor,
+    y: Tensor,
+    mask: Tensor,
+    *,
+    h0: Tensor | None = None,
+    max_bytes: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Mean CE over the valid steps of whole sequences: `x [S, T, in]`, `y [S, T]`,
+    `mask [S, T]` -> (`[P]`, final states `h_T [P, S, H]`).
+    """
+    s, t = y.shape
+    y = y.to(population.device)
+    w = mask.to(device=population.device, dtype=population.dtype)
+    total = torch.zeros(population.population_size, dtype=torch.float64, device=population.device)
+    h_t = torch.empty(
+        population.population_size, s, population.hidden_size, device=population.device
+    )
+    chunk = None
+    if max_bytes is not None:
+        chunk = max(
+            1, max_bytes // (s * t * population.hidden_size * population.params.element_size())
+        )
+    for p0, p1, logits, h in population.iter_sequence_logits(x, mask, h0, chunk):
+        total[p0:p1] += ce_sum(logits, y, w)
+        h_t[p0:p1] = h
+    return (total / w.sum().clamp_min(1).double()).to(population.dtype), h_t
+
+
+def sequence_macro_f1(
+    population: BatchedRecurrent,
+    x: Tensor,
+    y: Tensor,
+    mask: Tensor,
+    *,
+    num_samples: int = 10,
+    generator: torch.Generator,
+) -> Tensor:
+    """Macro F1 of sampled actions over the valid steps of whole sequences: `[P]`."""
+    m = mask.to(population.device)
+    targets = y.to(population.device)[m]
+    out = torch.empty(population.population_size, dtype=torch.float64, device=population.device)
+    for p0, p1, logits, _ in population.iter_sequence_logits(x, mask):
+        valid = logits[:, m]  # [c, Nvalid, A]
+        sampled = _sample_actions(valid, num_samples, generator)
+        out[p0:p1] = f1_from_predictions(
+            sampled.transpose(1, 2), targets, population.output_size
+        ).mean(1)
+    return out.to(population.dtype)
+
+
+def population_metrics(
+    population: BatchedFeedforward | BatchedRecurrent,
+    data: EpisodeData,
+    *,
+    num_samples: int = 10,
+    generator: torch.Generator,
+    unit: str = "episode",
+) -> tuple[Tensor, Tensor]:
+    """(cross-entropy `[P]`, macro F1 `[P]`) on a whole data set; recurrent runs whole sequences."""
+    data = data.to(population.device)
+    if isinstance(population, BatchedRecurrent):
+        x, y, mask = data.padded(data.sequences(unit))
+        ce, _ = sequence_cross_entropy(population, x, y, mask)
+        f1 = sequence_macro_f1(population, x, y, mask, num_samples=num_samples, generator=generator)
+        return ce, f1
+    ce = cross_entropy(population, data.obs, data.actions)
+    f1 = macro_f1(population, data.obs, data.actions, num_samples=num_samples, generator=generator)
+    return ce, f1

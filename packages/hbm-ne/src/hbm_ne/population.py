@@ -1,0 +1,611 @@
+"""Populations: every member's parameters are one row of a `[P, D]` tensor; networks are views.
+
+Keeping the whole population in one tensor lets every algorithm (GA, ES, CMA-ES) work with every
+network kind, and moves a population between devices in one call. The forward passes are the
+engineered kernels measured in `cpu-performance-baseline.md`: preallocated workspaces, output
+weights used in their `[P, out, H]` layout, populations processed in cache-sized chunks and, on
+CPU, numpy's SIMD tanh in place (torch's CPU tanh is several times slower).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hbm_ne.modules import FeedforwardMLP, RecurrentMLP
+
+logger = logging.getLogger(__name__)
+
+#: Bytes a hidden-activation chunk may use: cache-sized on CPU, large on accelerators.
+CPU_CHUNK_BYTES = 8 * 2**20
+GPU_CHUNK_BYTES = 512 * 2**20
+
+
+def tanh_(x: Tensor) -> Tensor:
+    """In-place tanh; on CPU through numpy's SIMD tanh (~3× torch's), else `Tensor.tanh_`."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous():
+        a = x.detach().numpy()
+        np.tanh(a, out=a)
+        return x
+    return x.tanh_()
+
+
+def chunk_bytes(device: torch.device) -> int:
+    """Default budget of one activation chunk on `device`."""
+    return CPU_CHUNK_BYTES if device.type == "cpu" else GPU_CHUNK_BYTES
+
+
+@dataclass(frozen=True)
+class ParamSlot:
+    """Where one named tensor of a member lives in its parameter row."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def _layout(entries: Sequence[tuple[str, tuple[int, ...]]]) -> tuple[tuple[ParamSlot, ...], int]:
+    slots, offset = [], 0
+    for name, shape in entries:
+        slots.append(ParamSlot(name, shape, offset))
+        offset += math.prod(shape)
+    return tuple(slots), offset
+
+
+class Population:
+    """P parameter vectors `params [P, D]`, with per-parameter `sigma [P, D]` when adaptive.
+
+    Usable on its own as a population of raw vectors (e.g. to run CMA-ES on a test function);
+    the network populations below add a layout and a forward pass.
+
+    Mutation: fixed, `θ += σ_init·ε`; self-adaptive, `σ ← σ·(1 + τ·ξ)` then `θ += σ·ε`
+    (σ mutated first so the step uses the new σ), with ξ, ε ~ N(0, 1) from an explicit generator.
+    """
+
+    def __init__(
+        self,
+        params: Tensor,
+        *,
+        sigma_init: float = 1e-3,
+        adaptive: bool = True,
+        tau: float = 1e-2,
+    ) -> None:
+        if params.dim() != 2:
+            raise ValueError(f"params must be [P, D], got shape {tuple(params.shape)}")
+        if sigma_init <= 0:
+            raise ValueError(f"sigma_init must be > 0, got {sigma_init}")
+        self.params = params
+        self.sigma_init = float(sigma_init)
+        self.adaptive = bool(adaptive)
+        self.tau = float(tau)
+        self.sigma: Tensor | None = torch.full_like(params, sigma_init) if adaptive else None
+        #: State carried across generations (recurrent "generation" mode), `[P, ...]`; follows
+        #: each member's lineage through `select_`.
+        self.carried_state: Tensor | None = None
+        self._noise: Tensor | None = None
+
+    # -- basic properties -------------------------------------------------------------------
+    @property
+    def population_size(self) -> int:
+        return int(self.params.shape[0])
+
+    @property
+    def num_params(self) -> int:
+        return int(self.params.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.params.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.params.dtype
+
+    def __len__(self) -> int:
+        return self.population_size
+
+    # -- evolution primitives ----------------------------------------------------------------
+    def mutate_(self, generator: torch.Generator, start: int = 0) -> None:
+        """Mutate members `start:` in place (members before `start` are protected elites)."""
+        theta = self.params[start:]
+        if theta.numel() == 0:
+            return
+        if self._noise is None or self._noise.shape != self.params.shape:
+            self._noise = torch.empty_like(self.params)
+        noise = self._noise[start:]
+        noise.normal_(generator=generator)
+        if self.sigma is not None:
+            s = self.sigma[start:]
+            s.addcmul_(s, noise, value=self.tau)
+            noise.normal_(generator=generator)
+            theta.addcmul_(s, noise)
+        else:
+            theta.add_(noise, alpha=self.sigma_init)
+
+    def select_(self, indices: Tensor) -> None:
+        """Member i becomes a copy of member `indices[i]` (params, sigma and carried state)."""
+        idx = indices.to(device=self.device, dtype=torch.long)
+        if idx.shape != (self.population_size,):
+            raise ValueError(f"indices must be [{self.population_size}], got {tuple(idx.shape)}")
+        self.params.copy_(self.params.index_select(0, idx))
+        if self.sigma is not None:
+            self.sigma.copy_(self.sigma.index_select(0, idx))
+        if self.carried_state is not None:
+            self.carried_state = self.carried_state.index_select(0, idx)
+        self._select_extra(idx)
+
+    def broadcast_(self, params: Tensor, sigma: Tensor | None = None) -> None:
+        """Every member becomes `params [D]` (and `sigma [D]`); lineage is lost, state reset."""
+        self.params.copy_(params.expand_as(self.params))
+        if self.sigma is not None and sigma is not None:
+            self.sigma.copy_(sigma.expand_as(self.sigma))
+        self.carried_state = None
+
+    def _select_extra(self, idx: Tensor) -> None:
+        """Subclasses reindex per-member non-evolved state (e.g. per-member reservoirs)."""
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """What identifies this population's architecture (checked when loading a state)."""
+        return {
+            "class": type(self).__name__,
+            "population_size": self.population_size,
+            "num_params": self.num_params,
+            "adaptive": self.adaptive,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config(),
+            "params": self.params.clone(),
+            "sigma": None if self.sigma is None else self.sigma.clone(),
+            "carried_state": self.carried_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("config") != self.config():
+            raise ValueError(
+                f"population state is for {state.get('config')}, this population is {self.config()}"
+            )
+        self.params.copy_(state["params"])
+        if self.sigma is not None:
+            self.sigma.copy_(state["sigma"])
+        cs = state.get("carried_state")
+        self.carried_state = None if cs is None else cs.to(self.device)
+
+
+def _init_cpu_generator(generator: torch.Generator | None) -> torch.Generator:
+    """Initial values are drawn on CPU so that a seed gives the same network on every device."""
+    if generator is not None and generator.device.type == "cpu":
+        return generator
+    seed = 0 if generator is None else int(generator.initial_seed())
+    return torch.Generator().manual_seed(seed)
+
+
+class _NetworkPopulation(Population):
+    """Shared machinery of the network populations: layout, views, workspaces, export."""
+
+    slots: tuple[ParamSlot, ...]
+    input_size: int
+    output_size: int
+
+    def __init__(self, params: Tensor, *, sigma_init: float, adaptive: bool, tau: float) -> None:
+        super().__init__(params, sigma_init=sigma_init, adaptive=adaptive, tau=tau)
+        self._workspace: dict[tuple[Any, ...], Tensor] = {}
+
+    def views(self, params: Tensor | None = None) -> dict[str, Tensor]:
+        """Named views `[P, *shape]` into `params` (default: the population's own)."""
+        p = self.params if params is None else params
+        n = p.shape[0]
+        return {
+            s.name: p[:, s.offset : s.offset + s.size].view(n, *s.shape)
+            if p.stride(1) == 1
+            else p[:, s.offset : s.offset + s.size].reshape(n, *s.shape)
+            for s in self.slots
+        }
+
+    def _buffer(self, key: tuple[Any, ...], shape: tuple[int, ...]) -> Tensor:
+        """A reusable workspace tensor of at least `shape` (fresh large tensors page-fault)."""
+        need = math.prod(shape)
+        buf = self._workspace.get(key)
+        if buf is None or buf.numel() < need or buf.device != self.device:
+            buf = torch.empty(need, device=self.device, dtype=self.dtype)
+            self._workspace[key] = buf
+        return buf[:need].view(shape)
+
+    def member_state_dict(self, i: int) -> dict[str, Tensor]:
+        """Member `i` as a state_dict in the shared hbm-ne / hbm-dl layout."""
+        if not -self.population_size <= i < self.population_size:
+            raise IndexError(f"member {i} out of range for population of {self.population_size}")
+        return {k: v[i].detach().clone() for k, v in self.views().items()}
+
+    def _new_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def export(self, i: int) -> nn.Module:
+        """Member `i` as a plain `nn.Module` (layout in docs/interfaces.md), on this device."""
+        return self._module_from(self.member_state_dict(i))
+
+    def export_params(self, row: Tensor, like: int = 0) -> nn.Module:
+        """A parameter row `[D]` (e.g. a saved best member or a search mean) as a module.
+
+        Non-evolved state (a per-member reservoir) is taken from member `like`.
+        """
+        if row.shape != (self.num_params,):
+            raise ValueError(f"row must be [{self.num_params}], got {tuple(row.shape)}")
+        sd = self.member_state_dict(like)
+        sd.update({k: v[0].clone() for k, v in self.views(row[None].to(self.params)).items()})
+        return self._module_from(sd)
+
+    def _module_from(self, state: dict[str, Tensor]) -> nn.Module:
+        module = self._new_module().to(device=self.device, dtype=self.dtype)
+        module.load_state_dict(state)
+        return module.eval()
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "input_size": self.input_size, "output_size": self.output_size}
+
+
+class BatchedFeedforward(_NetworkPopulation):
+    """A population of MLPs `in → hidden_sizes → out` (tanh hidden, linear output).
+
+    Parameter row layout, in order: for each hidden layer i `hidden.{i}.weight [H_i, H_{i-1}]`,
+    `hidden.{i}.bias [H_i]`, then `output.weight [out, H_L]`, `output.bias [out]` (row-major).
+    Initial weights and biases ~ N(0, 1/fan_in).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        population_size: int,
+        hidden_sizes: Sequence[int] = (50,),
+        *,
+        sigma_init: float = 1e-3,
+        adaptive: bool = True,
+        tau: float = 1e-2,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        for name, v in (("input_size", input_size), ("output_size", output_size)):
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        if population_size < 1:
+            raise ValueError(f"population_size must be >= 1, got {population_size}")
+        self.input_size = int(input_size)
+        self.output_size = int(output_size)
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        sizes = (self.input_size, *self.hidden_sizes)
+        entries: list[tuple[str, tuple[int, ...]]] = []
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+            entries += [(f"hidden.{i}.weight", (b, a)), (f"hidden.{i}.bias", (b,))]
+        entries += [("output.weight", (self.output_size, sizes[-1]))]
+        entries += [("output.bias", (self.output_size,))]
+        self.slots, dim = _layout(entries)
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        gen = _init_cpu_generator(generator)
+        params = torch.empty(population_size, dim, dtype=torch.float64)
+        for s in self.slots:
+            fan_in = s.shape[-1] if s.name.endswith("weight") else sizes[_layer_of(s.name, sizes)]
+            params[:, s.offset : s.offset + s.size].normal_(0.0, fan_in**-0.5, generator=gen)
+        super().__init__(
+            params.to(device=dev, dtype=dtype), sigma_init=sigma_init, adaptive=adaptive, tau=tau
+        )
+
+    def _new_module(self) -> nn.Module:
+        return FeedforwardMLP(self.input_size, self.hidden_sizes, self.output_size)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "hidden_sizes": list(self.hidden_sizes)}
+
+    def chunk_size(self, n: int) -> int:
+        """Members per chunk so one hidden activation `[c, n, H]` stays within the budget."""
+        widest = max((*self.hidden_sizes, self.output_size))
+        per_member = max(1, n * widest * self.params.element_size())
+        return max(1, min(self.population_size, chunk_bytes(self.device) // per_member))
+
+    @torch.no_grad()
+    def iter_logits(self, x: Tensor, chunk: int | None = None) -> Iterator[tuple[int, int, Tensor]]:
+        """Yield `(p0, p1, logits [p1-p0, N, out])` chunk by chunk over the population.
+
+        `x` is `[N, in]` (shared by all members) or `[P, N, in]`. The yielded logits live in a
+        workspace that the next chunk overwrites: consume them before advancing.
+        """
+        shared = x.dim() == 2
+        if x.shape[-1] != self.input_size or not (shared or x.dim() == 3):
+            raise ValueError(
+                f"x must be [N, {self.input_size}] or [P, N, {self.input_size}], "
+                f"got {tuple(x.shape)}"
+            )
+        if not shared and x.shape[0] != self.population_size:
+            raise ValueError(f"x has {x.shape[0]} members, population has {self.population_size}")
+        x = x.to(device=self.device, dtype=self.dtype)
+        n = x.shape[-2]
+        c = chunk or self.chunk_size(n)
+        views = self.views()
+        layers = [
+            (views[f"hidden.{i}.weight"], views[f"hidden.{i}.bias"])
+            for i in range(len(self.hidden_sizes))
+        ]
+        layers.append((views["output.weight"], views["output.bias"]))
+        for p0 in range(0, self.population_size, c):
+            p1 = min(p0 + c, self.population_size)
+            cc = p1 - p0
+            a = x.expand(cc, n, self.input_size) if shared else x[p0:p1]
+            for li, (w, b) in enumerate(layers):
+                out = self._buffer(("ff", li), (cc, n, w.shape[1]))
+                torch.baddbmm(b[p0:p1].unsqueeze(1), a, w[p0:p1].transpose(1, 2), out=out)
+                if li < len(layers) - 1:
+                    tanh_(out)
+                a = out
+            yield p0, p1, a
+
+    def forward(self, x: Tensor) -> Tensor:
+        """`x [N, in]` or `[P, N, in]` -> logits `[P, N, out]` (a fresh tensor)."""
+        n = x.shape[-2]
+        out = torch.empty(
+            self.population_size, n, self.output_size, device=self.device, dtype=self.dtype
+        )
+        for p0, p1, logits in self.iter_logits(x):
+            out[p0:p1].copy_(logits)
+        return out
+
+    __call__ = forward
+
+
+def _layer_of(name: str, sizes: tuple[int, ...]) -> int:
+    """Index into `sizes` of the fan-in of the layer that owns bias `name`."""
+    if name.startswith("output"):
+        return len(sizes) - 1
+    return int(name.split(".")[1])
+
+
+def spectral_scale_(w: Tensor, radius: float) -> Tensor:
+    """Scale square matrices `[..., H, H]` in place to spectral radius `radius`."""
+    eig = torch.linalg.eigvals(w.detach().to(device="cpu", dtype=torch.float64))
+    rho = eig.abs().amax(dim=-1).clamp_min(1e-12).to(device=w.device, dtype=w.dtype)
+    w.mul_((radius / rho)[..., None, None])
+    return w
+
+
+class BatchedRecurrent(_NetworkPopulation):
+    """A population of one-layer tanh RNNs with a linear readout (hbm-dl's recurrent models).
+
+    `kind="reservoir"`: W_rec is a fixed random matrix scaled to `spectral_radius` and not evolved;
+    shared by all members (default, so ES/CMA-ES recombination is well-posed) or one per member
+    (`shared_reservoir=False`, then it follows each member's lineage through selection).
+    `kind="trainable"`: W_rec = u vᵀ with `rank` r (default 1), or a full evolved matrix
+    (`rank=None`).
+
+    Parameter row layout: `input.weight [H, in]`, `input.bias [H]`, then (trainable) either
+    `recurrent_u [H, r]`, `recurrent_v [H, r]` or `recurrent_weight [H, H]`, then
+    `output.weight [out, H]`, `output.bias [out]`.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        population_size: int,
+        hidden_size: int = 50,
+        *,
+        kind: str = "reservoir",
+        rank: int | None = 1,
+        spectral_radius: float = 0.9,
+        shared_reservoir: bool = True,
+        sigma_init: float = 1e-3,
+        adaptive: bool = True,
+        tau: float = 1e-2,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if kind not in ("reservoir", "trainable"):
+            raise ValueError(f"kind must be 'reservoir' or 'trainable', got {kind!r}")
+        if rank is not None and rank < 1:
+            raise ValueError(f"rank must be >= 1 or None, got {rank}")
+        self.input_size = int(input_size)
+        self.output_size = int(output_size)
+        self.hidden_size = h = int(hidden_size)
+        self.kind = kind
+        self.rank = rank if kind == "trainable" else None
+        self.spectral_radius = float(spectral_radius)
+        self.shared_reservoir = bool(shared_reservoir)
+        entries: list[tuple[str, tuple[int, ...]]] = [
+            ("input.weight", (h, self.input_size)),
+            ("input.bias", (h,)),
+        ]
+        if kind == "trainable":
+            if self.rank is None:
+                entries.append(("recurrent_weight", (h, h)))
+            else:
+                entries += [("recurrent_u", (h, self.rank)), ("recurrent_v", (h, self.rank))]
+        entries += [("output.weight", (self.output_size, h)), ("output.bias", (self.output_size,))]
+        self.slots, dim = _layout(entries)
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        gen = _init_cpu_generator(generator)
+        p = population_size
+        params = torch.empty(p, dim, dtype=torch.float64)
+        fan_in = {"input": self.input_size, "output": h}
+        for s in self.slots:
+            block = params[:, s.offset : s.offset + s.size]
+            if s.name == "recurrent_weight":
+                w = torch.randn(p, h, h, generator=gen, dtype=torch.float64) / math.sqrt(h)
+                block.copy_(spectral_scale_(w, self.spectral_radius).reshape(p, -1))
+            elif s.name.startswith("recurrent_"):
+                block.normal_(0.0, h**-0.5, generator=gen)
+            else:
+                block.normal_(0.0, fan_in[s.name.split(".")[0]] ** -0.5, generator=gen)
+        #: Fixed reservoir `[H, H]` (shared) or `[P, H, H]` (per member); None when trainable.
+        self.reservoir: Tensor | None = None
+        if kind == "reservoir":
+            shape = (h, h) if self.shared_reservoir else (p, h, h)
+            w = torch.randn(*shape, generator=gen, dtype=torch.float64) / math.sqrt(h)
+            self.reservoir = spectral_scale_(w, self.spectral_radius).to(device=dev, dtype=dtype)
+        super().__init__(
+            params.to(device=dev, dtype=dtype), sigma_init=sigma_init, adaptive=adaptive, tau=tau
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "hidden_size": self.hidden_size,
+            "kind": self.kind,
+            "rank": self.rank,
+            "shared_reservoir": self.shared_reservoir,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "reservoir": self.reservoir}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.reservoir is not None:
+            self.reservoir.copy_(state["reservoir"])
+
+    def _select_extra(self, idx: Tensor) -> None:
+        if self.reservoir is not None and not self.shared_reservoir:
+            self.reservoir.copy_(self.reservoir.index_select(0, idx))
+
+    def _new_module(self) -> nn.Module:
+        return RecurrentMLP(
+            self.input_size, self.hidden_size, self.output_size, kind=self.kind, rank=self.rank
+        )
+
+    def member_state_dict(self, i: int) -> dict[str, Tensor]:
+        sd = super().member_state_dict(i)
+        if self.reservoir is not None:
+            w = self.reservoir if self.shared_reservoir else self.reservoir[i]
+            sd["recurrent_weight"] = w.detach().clone()
+        return sd
+
+    # -- kernels -----------------------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> Tensor:
+        """Zero state `[P, B, H]`."""
+        return torch.zeros(
+            self.population_size, batch_size, self.hidden_size, device=self.device, dtype=self.dtype
+        )
+
+    def _recurrent_term(self, h: Tensor, p0: int, p1: int, views: dict[str, Tensor]) -> Tensor:
+        """`h [c, B, H]` -> `h @ W_rec^T [c, B, H]` for members p0:p1."""
+        if self.reservoir is not None:
+            if self.shared_reservoir:
+                return h @ self.reservoir.T
+            return torch.bmm(h, self.reservoir[p0:p1].transpose(1, 2))
+        if self.rank is None:
+            return torch.bmm(h, views["recurrent_weight"][p0:p1].transpose(1, 2))
+        u, v = views["recurrent_u"][p0:p1], views["recurrent_v"][p0:p1]
+        return torch.bmm(torch.bmm(h, v), u.transpose(1, 2))
+
+    @torch.no_grad()
+    def forward_step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """`x [P, B, in]` (or `[B, in]` shared), `h [P, B, H]` -> (logits `[P, B, out]`, h)."""
+        views = self.views()
+        p = self.population_size
+        x = x.to(device=self.device, dtype=self.dtype)
+        if x.dim() == 2:
+            x = x.expand(p, *x.shape)
+        pre = torch.baddbmm(
+            views["input.bias"].unsqueeze(1), x, views["input.weight"].transpose(1, 2)
+        )
+        pre += self._recurrent_term(h, 0, p, views)
+        h_new = tanh_(pre)
+        logits = torch.baddbmm(
+            views["output.bias"].unsqueeze(1), h_new, views["output.weight"].transpose(1, 2)
+        )
+        return logits, h_new
+
+    def chunk_size(self, e: int, t: int) -> int:
+        """Members per chunk so the hidden sequence `[c, E, T, H]` stays within the budget."""
+        per_member = max(1, e * t * self.hidden_size * self.params.element_size())
+        budget = 8 * chunk_bytes(self.device)  # the step loop is overhead-bound: bigger chunks
+        return max(1, min(self.population_size, budget // per_member))
+
+    @torch.no_grad()
+    def iter_sequence_logits(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        h0: Tensor | None = None,
+        chunk: int | None = None,
+    ) -> Iterator[tuple[int, int, Tensor, Tensor]]:
+        """Yield `(p0, p1, logits [c, E, T, out], h_T [c, E, H])` chunk by chunk.
+
+        `x [E, T, in]` is shared by all members; `mask [E, T]` marks valid steps (padded steps
+        leave the state unchanged); `h0 [P, E, H]` (default zeros). Logits live in a workspace
+        that the next chunk overwrites.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must be [E, T, {self.input_size}], got {tuple(x.shape)}")
+        x = x.to(device=self.device, dtype=self.dtype)
+        e, t, _ = x.shape
+        hsz = self.hidden_size
+        if mask is not None:
+            if mask.shape != (e, t):
+                raise ValueError(f"mask must be [{e}, {t}], got {tuple(mask.shape)}")
+            mask = mask.to(device=self.device, dtype=torch.bool)
+        if h0 is not None and h0.shape != (self.population_size, e, hsz):
+            raise ValueError(
+                f"h0 must be [{self.population_size}, {e}, {hsz}], got {tuple(h0.shape)}"
+            )
+        c = chunk or self.chunk_size(e, t)
+        views = self.views()
+        flat_x = x.reshape(e * t, self.input_size)
+        for p0 in range(0, self.population_size, c):
+            p1 = min(p0 + c, self.population_size)
+            cc = p1 - p0
+            pre = self._buffer(("rnn_pre",), (cc, e, t, hsz))
+            torch.baddbmm(
+                views["input.bias"][p0:p1].unsqueeze(1),
+                flat_x.expand(cc, e * t, self.input_size),
+                views["input.weight"][p0:p1].transpose(1, 2),
+                out=pre.view(cc, e * t, hsz),
+            )
+            hs = self._buffer(("rnn_hs",), (cc, e, t, hsz))
+            h = (
+                torch.zeros(cc, e, hsz, device=self.device, dtype=self.dtype)
+                if h0 is None
+                else h0[p0:p1].to(self.dtype).clone()
+            )
+            step = self._buffer(("rnn_step",), (cc, e, hsz))
+            for s in range(t):
+                torch.add(pre[:, :, s], self._recurrent_term(h, p0, p1, views), out=step)
+                tanh_(step)
+                h = step.clone() if mask is None else torch.where(mask[:, s, None], step, h)
+                hs[:, :, s] = h
+            logits = self._buffer(("rnn_out",), (cc, e, t, self.output_size))
+            torch.baddbmm(
+                views["output.bias"][p0:p1].unsqueeze(1),
+                hs.view(cc, e * t, hsz),
+                views["output.weight"][p0:p1].transpose(1, 2),
+                out=logits.view(cc, e * t, self.output_size),
+            )
+            yield p0, p1, logits, h
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, h0: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """`x [E, T, in]` -> (logits `[P, E, T, out]`, h_T `[P, E, H]`), fresh tensors."""
+        e, t = x.shape[0], x.shape[1]
+        p = self.population_size
+        out = torch.empty(p, e, t, self.output_size, device=self.device, dtype=self.dtype)
+        h_t = torch.empty(p, e, self.hidden_size, device=self.device, dtype=self.dtype)
+        for p0, p1, logits, h in self.iter_sequence_logits(x, mask, h0):
+            out[p0:p1].copy_(logits)
+            h_t[p0:p1].copy_(h)
+        return out, h_t
+
+    __call__ = forward
