@@ -1,8 +1,9 @@
 """Data loading: load + validate + split of a 200-episode LunarLander file vs `json.load` of it.
 
-The reference is the bare parse every loader must do anyway, timed in alternation in the same
-process; the ratio says what validation, session/run computation, the split and building the
-float32 arrays cost on top (ratio 0.5 = twice the time of `json.load`).
+The reference is the bare standard-library parse (what the lab's loader did before any checks),
+timed in alternation in the same process. hbm-data parses with orjson and validates with a
+vectorised fast path, so the full load + validate + session/run + split + float32 arrays should
+beat the bare `json.load` (target ratio ≥ 1).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             "json.load",
             times["json.load"],
             higher_is_better=False,
-            target=0.5,
+            target=1.0,
             extra=extra,
         ),
         Result(
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             "json.load",
             times["json.load"],
             higher_is_better=False,
-            target=0.5,
+            target=1.0,
             extra=extra,
         ),
     ]

@@ -95,3 +95,13 @@ def test_missing_and_bad_files(tmp_path: Path, session_data_dir: Path) -> None:
     (tmp_path / "e_data_acrobot.json").write_text("[]")
     with pytest.raises(EpisodeFormatError, match="no episodes"):
         load_human_data("acrobot", "e", data_dir=tmp_path)
+
+
+def test_data_dir_honours_env_var(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import platformdirs
+    from hbm_data import data_dir
+
+    monkeypatch.setenv("HBM_DATA_DIR", str(tmp_path))
+    assert data_dir() == tmp_path
+    monkeypatch.delenv("HBM_DATA_DIR")
+    assert data_dir() == Path(platformdirs.user_data_dir("hbm"))

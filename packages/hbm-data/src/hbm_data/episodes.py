@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from .envs import EnvSpec, get_env_spec
 from .paths import parse_episode_file_name, sidecar_path
@@ -108,20 +109,30 @@ def read_sidecar(path: Path | str) -> dict[str, Any] | None:
 
 
 def _read_json(path: Path, log: ProblemLog) -> Any:
+    """Parsed JSON, or None with the reason logged. orjson first (fast); the standard library
+    second, for what orjson rejects (NaN/Infinity, which validation then reports by place) and
+    for its error messages."""
     try:
+        data = path.read_bytes()
         if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                return json.load(f)
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = gzip.decompress(data)
+    except FileNotFoundError:
+        raise
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        log.add(f"cannot be read as {'gzip-compressed ' * (path.suffix == '.gz')}JSON: {exc}")
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
     except json.JSONDecodeError as exc:
         ends_early = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated")
         hint = " (the file looks truncated)" * (ends_early and bool(exc.doc.strip()))
         log.add(f"not valid JSON{hint}: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-    except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        log.add(f"cannot be read as {'gzip-compressed ' * (path.suffix == '.gz')}JSON: {exc}")
+    except UnicodeDecodeError as exc:
+        log.add(f"not valid JSON: not UTF-8 text ({exc})")
     return None
 
 

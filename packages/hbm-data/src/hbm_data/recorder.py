@@ -11,6 +11,7 @@ overwritten: recording refuses to start.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,10 @@ def record(
     """
     import gymnasium as gym
     import pygame
-    from gymnasium.utils.play import PlayableGame, display_arr
+
+    with warnings.catch_warnings():  # play.py tries TkAgg for PlayPlot, which we do not use
+        warnings.filterwarnings("ignore", message=".*matplotlib is not installed")
+        from gymnasium.utils.play import PlayableGame, display_arr
 
     spec = get_env_spec(env_name)
     if path is None:

@@ -221,7 +221,7 @@ def simulate_subject(
     lo, hi = profile.episodes_per_session
     if profile.n_sessions < 1 or not 1 <= lo <= hi:
         raise ValueError(
-            f"need n_sessions ≥ 1 and 1 ≤ episodes_per_session[0] ≤ [1], got "
+            f"need n_sessions ≥ 1 and 1 ≤ episodes_per_session[0] ≤ episodes_per_session[1], got "
             f"{profile.n_sessions} and {profile.episodes_per_session}"
         )
     base_seed = profile.seed if seed is None else seed

@@ -32,7 +32,7 @@ def as_seed_list(seeds: Seeds, *, what: str = "seeds") -> list[int]:
     elif isinstance(seeds, np.ndarray):
         values = seeds.reshape(-1).tolist()
     else:
-        values = list(seeds)
+        values = np.asarray(seeds, dtype=object).reshape(-1).tolist()
     out: list[int] = []
     for i, s in enumerate(values):
         if isinstance(s, bool) or not isinstance(s, int | np.integer) or int(s) < 0:
