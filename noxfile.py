@@ -117,10 +117,16 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def slurm(session: nox.Session) -> None:
-    """Start a local single-node Slurm cluster, run the tests marked slurm, always stop it."""
+    """Start a local single-node Slurm cluster, run the tests marked slurm, always stop it.
+
+    Needs root (tools/slurm/start.sh installs the Debian packages when missing). A cluster that
+    was already running before the session is left running. Logs: /var/log/slurm/.
+    """
     _sync(session, "--package", "hbm-experiments", "--extra", "test")
     tools = ROOT / "tools" / "slurm"
-    session.run("bash", str(tools / "start.sh"), external=True)
+    started = session.run("bash", str(tools / "start.sh"), external=True, silent=True)
+    session.log(str(started).strip())
+    ours = "already running" not in str(started)
     try:
         session.run(
             "python",
@@ -135,4 +141,7 @@ def slurm(session: nox.Session) -> None:
             env={"HBM_SLURM_REQUIRED": "1"},
         )
     finally:
-        session.run("bash", str(tools / "stop.sh"), external=True)
+        if ours:
+            session.run("bash", str(tools / "stop.sh"), external=True)
+        else:
+            session.log("the cluster was running before this session: left running")

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from hbm_dl.metrics import (
     accuracy,
     confusion_matrix,
@@ -60,7 +59,9 @@ def test_sampled_f1_is_reproducible_and_samples() -> None:
     c = sampled_macro_f1(uniform, actions, generator=torch.Generator().manual_seed(2))
     assert a == b and a != c
     assert a == pytest.approx(1 / 3, abs=0.05)  # random guessing among 3 balanced classes
-    one = sampled_macro_f1(uniform, actions, num_samples=1, generator=torch.Generator().manual_seed(1))
+    one = sampled_macro_f1(
+        uniform, actions, num_samples=1, generator=torch.Generator().manual_seed(1)
+    )
     assert one != a  # K trials are averaged
     mask = torch.zeros(500, dtype=torch.bool)
     assert math.isnan(sampled_macro_f1(uniform, actions, mask))

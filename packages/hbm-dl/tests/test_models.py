@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from hbm_dl import FeedforwardMLP, RecurrentMLPReservoir, RecurrentMLPTrainable, is_recurrent
 
 RECURRENT = [

@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from hbm_experiments import slurm
 from hbm_experiments.slurm import JobState, NodeResources, SlurmRequestError
 
@@ -21,8 +20,7 @@ def _fake_tool(bindir: Path, name: str, body: str) -> None:
     """A shell script `name` that appends its argv to calls.log and runs `body`."""
     path = bindir / name
     path.write_text(
-        "#!/bin/bash\n"
-        f'echo "{name} $*" >> "{bindir}/calls.log"\n' + textwrap.dedent(body)
+        f'#!/bin/bash\necho "{name} $*" >> "{bindir}/calls.log"\n' + textwrap.dedent(body)
     )
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
@@ -152,8 +150,15 @@ def test_cluster_nodes_parses_sinfo(fake_bin: Path) -> None:
 
 @pytest.mark.parametrize(
     ("limit", "minutes"),
-    [("infinite", None), ("30", 30), ("30:00", 30), ("30:01", 31), ("2:00:00", 120),
-     ("1-00:00:00", 1440), ("1-2", 1560)],
+    [
+        ("infinite", None),
+        ("30", 30),
+        ("30:00", 30),
+        ("30:01", 31),
+        ("2:00:00", 120),
+        ("1-00:00:00", 1440),
+        ("1-2", 1560),
+    ],
 )
 def test_time_limits(limit: str, minutes: int | None) -> None:
     assert slurm._minutes(limit) == minutes
@@ -223,10 +228,12 @@ def test_requeue_on_timeout_requeues_the_array_task(
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
     before = signal.getsignal(signal.SIGUSR2)
-    with pytest.raises(SystemExit, match="requeued Slurm job 50_7"):
-        with slurm.requeue_on_timeout(max_requeues=3) as job_id:
-            assert job_id == "50_7"
-            os.kill(os.getpid(), signal.SIGUSR2)
+    with (
+        pytest.raises(SystemExit, match="requeued Slurm job 50_7"),
+        slurm.requeue_on_timeout(max_requeues=3) as job_id,
+    ):
+        assert job_id == "50_7"
+        os.kill(os.getpid(), signal.SIGUSR2)
     assert _calls(fake_bin, "scontrol") == ["scontrol requeue 50_7"]
     assert signal.getsignal(signal.SIGUSR2) is before
 
@@ -238,17 +245,23 @@ def test_requeue_on_timeout_gives_up_after_max_requeues(
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     monkeypatch.setenv("SLURM_JOB_ID", "58")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "3")
-    with pytest.raises(slurm.TimeLimitReached, match="job 58 reached its time limit after 3"):
-        with slurm.requeue_on_timeout(max_requeues=3):
-            os.kill(os.getpid(), signal.SIGUSR2)
+    with (
+        pytest.raises(slurm.TimeLimitReached, match="job 58 reached its time limit after 3"),
+        slurm.requeue_on_timeout(max_requeues=3),
+    ):
+        os.kill(os.getpid(), signal.SIGUSR2)
     assert _calls(fake_bin, "scontrol") == []
 
 
 def test_requeue_failure_is_reported(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_tool(fake_bin, "scontrol", "echo 'Requested operation is presently disabled' >&2; exit 1\n")
+    _fake_tool(
+        fake_bin, "scontrol", "echo 'Requested operation is presently disabled' >&2; exit 1\n"
+    )
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     monkeypatch.setenv("SLURM_JOB_ID", "59")
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
-    with pytest.raises(slurm.SlurmError, match="requeue 59 failed: Requested operation"):
-        with slurm.requeue_on_timeout():
-            os.kill(os.getpid(), signal.SIGUSR2)
+    with (
+        pytest.raises(slurm.SlurmError, match="requeue 59 failed: Requested operation"),
+        slurm.requeue_on_timeout(),
+    ):
+        os.kill(os.getpid(), signal.SIGUSR2)

@@ -8,7 +8,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 from hbm_ne.envs import (
     Acrobot,
     BatchedEnv,

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 
 import gymnasium as gym
-import numpy as np
+import hbm_ne.envs
 import pytest
 import torch
-from torch import Tensor, nn
-
-import hbm_ne.envs
 from hbm_ne import GA, BatchedFeedforward, BatchedRecurrent, evolve
 from hbm_ne.envs import EnvReturnFitness, evaluate_module, make_env, rollout, select_actions
+from torch import Tensor, nn
 
 
 def gym_returns(policy: nn.Module, env_id: str, seeds: list[int]) -> list[float]:
@@ -152,9 +150,11 @@ def test_evaluate_module_appends_extra_features_per_episode() -> None:
             if term or trunc:
                 break
         assert returns[e] == steps
-    with pytest.raises(ValueError, match=r"takes 6 inputs but observations have 4 values"):
-        rollout(ff_population("CartPole-v1", 2), "cartpole", [1, 2], extra_features=feats,
-                deterministic=True)
+    with pytest.raises(
+        ValueError, match=r"takes 4 inputs but observations have 4 values and extra_features 2"
+    ):
+        pop = ff_population("CartPole-v1", 2)
+        rollout(pop, "cartpole", [1, 2], extra_features=feats, deterministic=True)
     with pytest.raises(ValueError, match=r"extra_features has shape \(3, 2\)"):
         evaluate_module(probe, "cartpole", [7, 8], extra_features=torch.zeros(3, 2))
 
@@ -189,4 +189,3 @@ def test_module_docstring_example_runs() -> None:
     assert blocks, "the hbm_ne.envs docstring shows usage"
     for block in blocks:
         exec(compile(block, "hbm_ne.envs docstring", "exec"), {})
-

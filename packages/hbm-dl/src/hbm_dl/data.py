@@ -62,7 +62,9 @@ class EpisodeData:
         """Validate and convert to float32 observations and int64 actions on `device`."""
         o = torch.as_tensor(obs)
         if o.dim() != 2:
-            raise ValueError(f"EpisodeData: obs must be [N, input_size], got shape {tuple(o.shape)}")
+            raise ValueError(
+                f"EpisodeData: obs must be [N, input_size], got shape {tuple(o.shape)}"
+            )
         o = o.to(device=device, dtype=torch.float32)
         a = torch.as_tensor(actions)
         if a.dim() != 1 or a.shape[0] != o.shape[0]:

@@ -7,8 +7,10 @@ fixed seed-0 generator when None), never from torch's global RNG.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -51,10 +53,8 @@ def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> Tensor:
     return t.cpu()
 
 
-def _linear(
-    in_features: int, out_features: int, gen: torch.Generator, device: Device
-) -> nn.Linear:
-    """`nn.Linear` with PyTorch's default U(±1/√fan_in) init, drawn from `gen`, not the global RNG."""
+def _linear(in_features: int, out_features: int, gen: torch.Generator, device: Device) -> nn.Linear:
+    """`nn.Linear` with PyTorch's default U(±1/√fan_in) init, drawn from `gen` (not global RNG)."""
     layer = nn.utils.skip_init(nn.Linear, in_features, out_features, device="cpu")
     bound = 1.0 / math.sqrt(in_features)
     with torch.no_grad():
@@ -107,7 +107,7 @@ class FeedforwardMLP(nn.Module):
         self.hidden_sizes = hidden
         self.output_size = out
         self.hidden = nn.ModuleList(
-            _linear(a, b, gen, device) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+            _linear(a, b, gen, device) for a, b in itertools.pairwise(sizes)
         )
         self.output = _linear(sizes[-1], out, gen, device)
 
@@ -116,7 +116,8 @@ class FeedforwardMLP(nn.Module):
         # F.linear on the parameters skips nn.Module call overhead (~4 µs a layer), which is a
         # visible share of a batch-32 SGD step.
         for layer in self.hidden:
-            x = torch.tanh(F.linear(x, layer.weight, layer.bias))
+            linear = cast(nn.Linear, layer)
+            x = torch.tanh(F.linear(x, linear.weight, linear.bias))
         return F.linear(x, self.output.weight, self.output.bias)
 
     def get_probs(self, x: Tensor) -> Tensor:
@@ -133,6 +134,7 @@ class RecurrentMLP(nn.Module):
 
     input: nn.Linear
     output: nn.Linear
+    _zero_bias: Tensor
 
     def __init__(
         self, input_size: int, hidden_size: int, output_size: int | None, gen: torch.Generator
@@ -154,7 +156,10 @@ class RecurrentMLP(nn.Module):
         """Zero state `[B, H]`."""
         w = self.input.weight
         return torch.zeros(
-            batch_size, self.hidden_size, device=w.device if device is None else device, dtype=w.dtype
+            batch_size,
+            self.hidden_size,
+            device=w.device if device is None else device,
+            dtype=w.dtype,
         )
 
     def forward_step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -174,8 +179,7 @@ class RecurrentMLP(nn.Module):
         """
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(
-                f"{type(self).__name__}: x must be [B, T, {self.input_size}], "
-                f"got {tuple(x.shape)}"
+                f"{type(self).__name__}: x must be [B, T, {self.input_size}], got {tuple(x.shape)}"
             )
         b, t, _ = x.shape
         h = self.initial_state(b, x.device) if h0 is None else h0

@@ -35,6 +35,7 @@ CHECKPOINT_FORMAT = "hbm_dl.optimize_sgd"
 CHECKPOINT_VERSION = 1
 _EVAL_ROWS = 1 << 16  # feedforward evaluation chunk (rows)
 _EVAL_STEPS = 1 << 18  # recurrent evaluation chunk (episodes x padded steps)
+_START_LOSS_STEPS = 8192  # steps used for the step-0 train loss
 
 Data = EpisodeData | tuple[ArrayLike, ArrayLike]
 Callback = Callable[[dict[str, float]], object]
@@ -107,6 +108,21 @@ def evaluate(
     }
 
 
+@torch.no_grad()
+def _initial_train_loss(model: nn.Module, data: EpisodeData, recurrent: bool) -> float:
+    """Train CE before any update, on (up to) the first `_START_LOSS_STEPS` steps: an estimate,
+    like the later minibatch means, at a cost bounded whatever the data size."""
+    if recurrent:
+        assert data.episode_lengths is not None
+        cum = torch.tensor(data.episode_lengths).cumsum(0)
+        n = max(1, int((cum <= _START_LOSS_STEPS).sum()))
+        batch = data.padded().select(torch.arange(n, device=data.obs.device))
+        logits, _ = model(batch.obs, batch.mask)
+        return float(cross_entropy(logits, batch.actions, batch.mask))
+    head = slice(0, _START_LOSS_STEPS)
+    return float(cross_entropy(model(data.obs[head]), data.actions[head]))
+
+
 def _make_optimizer(
     name: str, params: list[nn.Parameter], learning_rate: float, device: torch.device
 ) -> torch.optim.Optimizer:
@@ -131,7 +147,7 @@ def _fingerprint(
     def data_sig(d: EpisodeData) -> list[Any]:
         return [
             list(d.obs.shape),
-            float(d.obs.double().sum()),
+            float(d.obs.cpu().double().sum()),  # on CPU: the same bits whatever the device
             int(d.actions.sum()),
             None if d.episode_lengths is None or not recurrent else list(d.episode_lengths),
         ]
@@ -256,6 +272,7 @@ def optimize_sgd(
         state = _resume(ckpt, fingerprint, model, opt, shuffle_gen, device)
         logger.info("resumed %s at step %d (epoch %d)", ckpt, state.step, state.epoch)
 
+    start_step = state.step
     num_items = train_data.num_episodes if recurrent else len(train_data)
     batches_per_epoch = math.ceil(num_items / batch_size)
     t_start = time.perf_counter()
@@ -319,9 +336,7 @@ def optimize_sgd(
         )
 
     if not state.history:
-        with torch.no_grad():
-            start_loss = evaluate(model, train_data, num_samples=1)["ce"]
-        record(start_loss)
+        record(_initial_train_loss(model, train_data, recurrent))
 
     def stop_reason() -> str:
         if max_steps is not None and state.step >= max_steps:
@@ -370,7 +385,7 @@ def optimize_sgd(
 
     if state.pending_losses:
         record(flush_losses())
-    if ckpt is not None:
+    if ckpt is not None and (state.step != start_step or not ckpt.exists()):
         save()
     logger.info("optimize_sgd stopped by %s at step %d", reason, state.step)
     return SGDResult(state.history, model, state.step, reason, ckpt)

@@ -14,12 +14,12 @@ __all__ = ["DEMO_BUDGETS", "demo_experiments"]
 DEMO_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
         "ga": {
-            "optimizer": {"population_size": 64},
-            "training": {"max_generations": 150, "eval_every": 10, "log_every": 5},
+            "optimizer": {"population_size": 64, "sigma_init": 0.05},
+            "training": {"max_generations": 120, "eval_every": 10, "log_every": 10},
         },
         "adam": {
             "optimizer": {"learning_rate": 0.01},
-            "training": {"max_epochs": 30, "eval_every": 5, "log_every": 5},
+            "training": {"max_epochs": 8, "eval_every": 40, "log_every": 4},
         },
         "model": {"hidden_size": 32},
     },
@@ -30,7 +30,7 @@ DEMO_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "adam": {
             "optimizer": {"learning_rate": 0.01},
-            "training": {"max_epochs": 2, "eval_every": 1},
+            "training": {"max_steps": 3, "eval_every": 1},
         },
         "model": {"hidden_size": 8},
     },

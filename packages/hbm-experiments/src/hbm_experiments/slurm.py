@@ -89,7 +89,8 @@ def _unavailable_reason(timeout: float = 10.0) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`scontrol ping` failed: {exc}"
     if " is UP" not in out.stdout:
-        return f"no Slurm controller answers (`scontrol ping`: {(out.stdout + out.stderr).strip()})"
+        said = (out.stdout + out.stderr).strip().splitlines()
+        return f"no Slurm controller answers (`scontrol ping`: {said[0] if said else 'nothing'})"
     return None
 
 
@@ -108,7 +109,7 @@ def resolve_cluster(cluster: str | None) -> str | None:
 # Job states
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """Normalised Slurm job state (sacct/squeue spell some of them in several ways)."""
 
     PENDING = "PENDING"
@@ -380,7 +381,7 @@ def _gpu_count(gres: str) -> int:
 
 
 def _minutes(limit: str) -> int | None:
-    """sinfo time limit (`infinite`, `30:00`, `2:00:00`, `1-00:00:00`) in whole minutes, rounded up."""
+    """sinfo time limit (`infinite`, `30:00`, `2:00:00`, `1-00:00:00`) in minutes, rounded up."""
     if limit.lower() in ("infinite", "unlimited", "n/a", ""):
         return None
     days, sep, clock = limit.partition("-")
@@ -388,7 +389,7 @@ def _minutes(limit: str) -> int | None:
         days, clock = "0", limit
     parts = [int(p) for p in clock.split(":")]
     if sep:  # days-hours[:minutes[:seconds]]
-        h, m, s = (parts + [0, 0])[:3]
+        h, m, s = [*parts, 0, 0][:3]
     elif len(parts) == 1:  # minutes
         h, m, s = 0, parts[0], 0
     elif len(parts) == 2:  # minutes:seconds

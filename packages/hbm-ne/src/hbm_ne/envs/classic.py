@@ -48,7 +48,9 @@ class CartPole(BatchedEnv):
         self._theta, self._theta_dot = state[2], state[3]
         tm = self.total_mass
         # force / total_mass, indexed by the action
-        self._force_table = torch.tensor([-self.force_mag / tm, self.force_mag / tm], dtype=_F64, device=dev)
+        self._force_table = torch.tensor(
+            [-self.force_mag / tm, self.force_mag / tm], dtype=_F64, device=dev
+        )
         self._thresholds = torch.tensor(
             [[self.x_threshold], [self.theta_threshold_radians]], dtype=_F64, device=dev
         )
@@ -82,7 +84,9 @@ class CartPole(BatchedEnv):
         temp.add_(tmp, alpha=self.polemass_length / self.total_mass)
         # theta_acc = (g sin - cos temp) / (length (4/3 - masspole cos**2 / total_mass))
         torch.mul(cos, cos, out=den)
-        torch.sub(self._two_thirds, den, alpha=self.length * self.masspole / self.total_mass, out=den)
+        torch.sub(
+            self._two_thirds, den, alpha=self.length * self.masspole / self.total_mass, out=den
+        )
         torch.mul(cos, temp, out=tmp)
         torch.mul(sin, self.gravity, out=theta_acc)
         theta_acc.sub_(tmp).div_(den)
@@ -176,34 +180,59 @@ class Acrobot(BatchedEnv):
     def __init__(self, num_envs: int, *, device: torch.device | str = "cpu") -> None:
         super().__init__(num_envs, device=device)
         b, dev = self.num_envs, self.device
-        self._state = torch.zeros(4, b, dtype=_F64, device=dev)  # th1, th2, dth1, dth2
+
+        def buf(*shape: int) -> torch.Tensor:
+            return torch.empty(*shape, dtype=_F64, device=dev)
+
+        self._state = state = torch.zeros(4, b, dtype=_F64, device=dev)  # th1, th2, dth1, dth2
         self._torque_table = torch.tensor([-1.0, 0.0, 1.0], dtype=_F64, device=dev)
-        self._torque = torch.empty(b, dtype=_F64, device=dev)
-        self._y = torch.empty(4, b, dtype=_F64, device=dev)  # RK4 stage input
-        self._ks = torch.empty(4, 4, b, dtype=_F64, device=dev)  # k1..k4
-        self._trig_in = torch.empty(3, b, dtype=_F64, device=dev)  # th2, th1, th1 + th2
-        self._sin = torch.empty(3, b, dtype=_F64, device=dev)
-        self._cos = torch.empty(b, dtype=_F64, device=dev)
-        self._d1 = torch.empty(b, dtype=_F64, device=dev)
-        self._d2 = torch.empty(b, dtype=_F64, device=dev)
-        self._phi1 = torch.empty(b, dtype=_F64, device=dev)
-        self._num = torch.empty(b, dtype=_F64, device=dev)
-        self._tmp = torch.empty(b, dtype=_F64, device=dev)
-        self._angles_cos = torch.empty(2, b, dtype=_F64, device=dev)
+        self._torque = buf(b)
+        self._y = y = buf(4, b)  # RK4 stage input
+        self._ks = ks = buf(4, 4, b)  # k1..k4
+        self._sin = buf(3, b)  # sin th1, sin th2, sin(th1 + th2)
+        self._sin_angles = self._sin[0:2]
+        self._sin1, self._sin2, self._sin12 = self._sin.unbind(0)
+        self._cos, self._d1, self._d2, self._phi1, self._num, self._tmp = buf(6, b).unbind(0)
+        self._phi1_row = self._phi1.view(1, b)
+        self._angles_cos = buf(2, b)
         self._wrap = torch.empty(2, b, dtype=torch.bool, device=dev)
-        self._turn = torch.empty(2, b, dtype=_F64, device=dev)
+        self._turn = buf(2, b)
         self._minus_ones = torch.full((b,), -1.0, dtype=torch.float32, device=dev)
+        # Views made once: slicing costs as much as a small kernel at this batch size.
+        self._angles, self._velocities = state[0:2], state[2:4]
+        self._th1, self._th2, self._vel1, self._vel2 = state.unbind(0)
+        self._cos_th1 = self._angles_cos[0]
+        self._obs_cos, self._obs_sin, self._obs_vel = (
+            self._obs_t[0:4:2],
+            self._obs_t[1:4:2],
+            self._obs_t[4:6],
+        )
+        self._stages = [
+            (self._stage_views(inp), self._stage_views(k))
+            for inp, k in ((state, ks[0]), (y, ks[1]), (y, ks[2]), (y, ks[3]))
+        ]
+        self._k = ks.unbind(0)
         m1, m2 = self.link_mass_1, self.link_mass_2
         l1, lc1, lc2, moi = self.link_length_1, self.link_com_pos_1, self.link_com_pos_2, 1.0
+
         # Gymnasium's d1 = m1 lc1² + m2 (l1² + lc2² + 2 l1 lc2 cos th2) + I1 + I2, etc.
-        self._d1_const = m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi
-        self._d1_cos = m2 * 2 * l1 * lc2
-        self._d2_const = m2 * lc2**2 + moi
-        self._d2_cos = m2 * l1 * lc2
+        def const(v: float) -> torch.Tensor:
+            return torch.tensor(v, dtype=_F64, device=dev)
+
+        self._d1_0 = const(m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi)
+        self._d1_c = m2 * 2 * l1 * lc2
+        self._d2_0 = const(m2 * lc2**2 + moi)
+        self._d2_c = m2 * l1 * lc2
         self._mllc = m2 * l1 * lc2
-        self._phi1_g = (m1 * lc1 + m2 * l1) * self.g
         self._phi2_g = m2 * lc2 * self.g
-        self._den_const = m2 * lc2**2 + moi
+        phi1_g = (m1 * lc1 + m2 * l1) * self.g
+        self._phi_weights = torch.tensor([[phi1_g, 0.0, self._phi2_g]], dtype=_F64, device=dev)
+        self._den_0 = const(m2 * lc2**2 + moi)
+
+    @staticmethod
+    def _stage_views(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(whole, angles, velocities, th1, th2, dth1, dth2) views of a `[4, B]` tensor."""
+        return (t, t[0:2], t[2:4], *t.unbind(0))
 
     def _reset(self, seeds: list[int]) -> None:
         # Gymnasium stores the initial state as float32, then integrates in float64.
@@ -212,78 +241,77 @@ class Acrobot(BatchedEnv):
         self._write_obs()
 
     def _write_obs(self) -> None:
-        angles, obs_t = self._state[0:2], self._obs_t
-        torch.cos(angles, out=self._angles_cos)
-        obs_t[0:4:2].copy_(self._angles_cos)
-        obs_t[1:4:2].copy_(torch.sin(angles, out=self._trig_in[0:2]))
-        obs_t[4:6].copy_(self._state[2:4])
+        torch.cos(self._angles, out=self._angles_cos)
+        self._obs_cos.copy_(self._angles_cos)
+        self._obs_sin.copy_(torch.sin(self._angles, out=self._turn))
+        self._obs_vel.copy_(self._velocities)
 
-    def _derivs(self, y: torch.Tensor, out: torch.Tensor) -> None:
-        """Time derivative of y = (th1, th2, dth1, dth2) `[4, B]` under `self._torque`."""
-        th1, th2, dth1, dth2 = y[0], y[1], y[2], y[3]
-        trig_in, sin, cos = self._trig_in, self._sin, self._cos
+    def _derivs(self, y: tuple[torch.Tensor, ...], out: tuple[torch.Tensor, ...]) -> None:
+        """Time derivative of y = (th1, th2, dth1, dth2) `[4, B]` under `self._torque`.
+
+        Gymnasium's `_dsdt` ("book" variant) with constants folded and cos(x - pi/2) = sin(x):
+        d1 = d1_0 + d1_c cos th2, d2 = d2_0 + d2_c cos th2,
+        phi1 = phi1_g sin th1 + phi2_g sin(th1 + th2) - mllc sin th2 dth2 (dth2 + 2 dth1),
+        ddth2 = (a + d2/d1 phi1 - mllc dth1² sin th2 - phi2_g sin(th1 + th2))
+                / (den_0 - d2²/d1),  ddth1 = -(d2 ddth2 + phi1) / d1.
+        """
+        _, angles, velocities, th1, th2, dth1, dth2 = y
+        sin2, sin12 = self._sin2, self._sin12
         d1, d2, phi1, num, tmp = self._d1, self._d2, self._phi1, self._num, self._tmp
-        out[0:2].copy_(y[2:4])
-        trig_in[0:2].copy_(y[0:2])
-        torch.add(th1, th2, out=trig_in[2])
-        # cos(x - pi/2) = sin(x): sin of (th1, th2, th1 + th2) in one kernel
-        torch.sin(trig_in, out=sin)
-        sin1, sin2, sin12 = sin[0], sin[1], sin[2]
-        torch.cos(th2, out=cos)
-        torch.mul(cos, self._d1_cos, out=d1).add_(self._d1_const)
-        torch.mul(cos, self._d2_cos, out=d2).add_(self._d2_const)
-        # phi1 = -mllc dth2² sin2 - 2 mllc dth2 dth1 sin2 + phi1_g sin1 + phi2
-        #      = phi1_g sin1 + phi2 - mllc sin2 dth2 (dth2 + 2 dth1)
+        ddth1, ddth2 = out[5], out[6]
+        out[1].copy_(velocities)
+        torch.sin(angles, out=self._sin_angles)
+        torch.add(th1, th2, out=sin12)
+        sin12.sin_()
+        torch.cos(th2, out=d1)
+        torch.add(self._d2_0, d1, alpha=self._d2_c, out=d2)
+        torch.add(self._d1_0, d1, alpha=self._d1_c, out=d1)
         torch.add(dth2, dth1, alpha=2.0, out=tmp)
-        tmp.mul_(dth2).mul_(sin2)
-        torch.mul(sin1, self._phi1_g, out=phi1)
-        phi1.add_(sin12, alpha=self._phi2_g).sub_(tmp, alpha=self._mllc)
-        # ddth2 = (a + d2/d1 phi1 - mllc dth1² sin2 - phi2) / (den_const - d2²/d1)
-        ddth2, ddth1 = out[3], out[2]
-        torch.div(d2, d1, out=num)  # num = d2/d1 for now
-        torch.mul(num, d2, out=ddth2)
-        ddth2.neg_().add_(self._den_const)  # ddth2 holds the denominator
-        num.mul_(phi1).add_(self._torque)
+        tmp.mul_(dth2)
+        torch.mm(self._phi_weights, self._sin, out=self._phi1_row)
+        torch.addcmul(phi1, tmp, sin2, value=-self._mllc, out=phi1)
+        torch.div(d2, d1, out=num)  # d2/d1
+        torch.addcmul(self._den_0, num, d2, value=-1.0, out=ddth2)  # the denominator
+        torch.addcmul(self._torque, num, phi1, out=num)
         torch.mul(dth1, dth1, out=tmp)
-        tmp.mul_(sin2)
-        num.sub_(tmp, alpha=self._mllc).sub_(sin12, alpha=self._phi2_g)
+        torch.addcmul(num, tmp, sin2, value=-self._mllc, out=num)
+        num.sub_(sin12, alpha=self._phi2_g)
         torch.div(num, ddth2, out=ddth2)
-        # ddth1 = -(d2 ddth2 + phi1) / d1
         torch.addcmul(phi1, d2, ddth2, out=ddth1)
         ddth1.div_(d1).neg_()
 
     def _step(self, actions: torch.Tensor) -> None:
-        state, y, ks = self._state, self._y, self._ks
+        state, y, (k1, k2, k3, k4) = self._state, self._y, self._k
         torch.index_select(self._torque_table, 0, actions, out=self._torque)
         h = self.dt
-        self._derivs(state, ks[0])
-        torch.add(state, ks[0], alpha=h / 2, out=y)
-        self._derivs(y, ks[1])
-        torch.add(state, ks[1], alpha=h / 2, out=y)
-        self._derivs(y, ks[2])
-        torch.add(state, ks[2], alpha=h, out=y)
-        self._derivs(y, ks[3])
+        stages = self._stages
+        self._derivs(*stages[0])
+        torch.add(state, k1, alpha=h / 2, out=y)
+        self._derivs(*stages[1])
+        torch.add(state, k2, alpha=h / 2, out=y)
+        self._derivs(*stages[2])
+        torch.add(state, k3, alpha=h, out=y)
+        self._derivs(*stages[3])
         # state += dt/6 (k1 + 2 k2 + 2 k3 + k4)
-        torch.add(ks[1], ks[2], out=y)
-        y.mul_(2.0).add_(ks[0]).add_(ks[3])
+        torch.add(k2, k3, out=y)
+        y.mul_(2.0).add_(k1).add_(k4)
         state.add_(y, alpha=h / 6.0)
         # wrap angles into [-pi, pi] as Gymnasium's `wrap` does (one turn at most per step),
         # clip velocities
-        angles, wrap, turn = state[0:2], self._wrap, self._turn
+        angles, wrap, turn = self._angles, self._wrap, self._turn
         torch.gt(angles, math.pi, out=wrap)
         torch.mul(wrap, 2 * math.pi, out=turn)
         angles.sub_(turn)
         torch.lt(angles, -math.pi, out=wrap)
         torch.mul(wrap, 2 * math.pi, out=turn)
         angles.add_(turn)
-        state[2].clamp_(-self.max_vel_1, self.max_vel_1)
-        state[3].clamp_(-self.max_vel_2, self.max_vel_2)
-        # terminal: -cos(th1) - cos(th1 + th2) > 1
+        self._vel1.clamp_(-self.max_vel_1, self.max_vel_1)
+        self._vel2.clamp_(-self.max_vel_2, self.max_vel_2)
         self._write_obs()
-        trig_in = self._trig_in
-        torch.add(angles[0], angles[1], out=trig_in[2])
-        torch.cos(trig_in[2], out=self._cos)
-        self._cos.add_(self._angles_cos[0])
-        torch.lt(self._cos, -1.0, out=self.terminated)
+        # terminal: -cos(th1) - cos(th1 + th2) > 1
+        cos = self._cos
+        torch.add(self._th1, self._th2, out=cos)
+        cos.cos_().add_(self._cos_th1)
+        torch.lt(cos, -1.0, out=self.terminated)
         # reward -1 per step, 0 on the terminating step
         torch.add(self._minus_ones, self.terminated, out=self.reward)

@@ -53,7 +53,7 @@ class _ModuleAsPopulation:
         self.population_size = 1
 
     def step_fn(self, num_episodes: int) -> tuple[PolicyStep, Any]:
-        policy = self.policy
+        policy: Any = self.policy
         if hasattr(policy, "forward_step"):
             h0 = policy.initial_state(num_episodes, device=self.device)
 
@@ -96,22 +96,28 @@ def _seed_grid(seeds: Seeds, population_size: int) -> tuple[list[int], int]:
     if len(shape) == 2 and shape[0] == population_size and shape[1] > 0:
         return flat, int(shape[1])
     raise ValueError(
-        f"seeds has shape {shape}: expected [E] (shared by all members) or "
-        f"[P={population_size}, E]"
+        f"seeds has shape {shape}: expected [E] (shared by all members) or [P={population_size}, E]"
     )
 
 
 def select_actions(
     logits: Tensor, *, deterministic: bool, generator: torch.Generator | None, out: Tensor
 ) -> Tensor:
-    """Argmax, or a draw from softmax(logits) by inverse CDF: `logits [..., A]` -> `out [...]`."""
+    """Argmax, or a draw from softmax(logits) by inverse CDF: `logits [..., A]` -> `out [...]`.
+
+    The unnormalised CDF of exp(logits - max) is compared with u * total, u ~ U[0, 1) from
+    `generator`: one uniform per draw, and no `torch.softmax` (which splits even tiny batches
+    over threads).
+    """
     if deterministic:
         return torch.argmax(logits, dim=-1, out=out)
-    probs = torch.softmax(logits, dim=-1)
-    cdf = probs.cumsum_(dim=-1)
-    u = torch.rand(out.shape, generator=generator, device=logits.device, dtype=cdf.dtype)
-    # count the bins whose upper edge lies at or below u; clamp guards cdf[-1] < 1 by rounding
-    torch.sum(cdf <= u.unsqueeze(-1), dim=-1, out=out)
+    weights = torch.sub(logits, logits.amax(dim=-1, keepdim=True)).exp_()
+    cdf = weights.cumsum_(dim=-1)
+    u = torch.rand((*out.shape, 1), generator=generator, device=logits.device, dtype=cdf.dtype)
+    u.mul_(cdf[..., -1:])
+    # the action is the number of bins whose upper edge lies at or below u (empty bins are
+    # never drawn); the clamp guards against rounding at the top
+    torch.sum(cdf <= u, dim=-1, out=out)
     return out.clamp_(max=logits.shape[-1] - 1)
 
 

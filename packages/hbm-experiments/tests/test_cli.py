@@ -1,0 +1,144 @@
+"""The `hbm` command on real (tiny) experiments: run, cache, status, collect, report, demo."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+from hbm_fakes import CountingGA
+
+from hbm_experiments import make_experiment
+from hbm_experiments.cli import main
+from hbm_experiments.evaluation import load_model
+from hbm_experiments.status import find_experiments, format_status_table
+from hbm_experiments.tasks import CHECKPOINT_FILE, MODEL_FILE, RESULT_FILE
+
+TINY_GA = {
+    "method": "ga_feedforward",
+    "model": {"hidden_size": 6},
+    "optimizer": {"population_size": 6},
+    "training": {"max_generations": 2, "eval_every": 1},
+}
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_run_then_cached_then_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _write(tmp_path / "ga.yaml", TINY_GA)
+    assert main(["run", str(cfg), "--set", "seed=2", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "ga_feedforward on cartpole/sim01 seed 2" in out and "from cache" not in out
+    assert "test F1" in out and "% diff" in out
+    assert main(["run", str(cfg), "--set", "seed=2", "-q"]) == 0
+    assert "(from cache)" in capsys.readouterr().out
+    exp = make_experiment({**TINY_GA, "seed": 2})
+    folder = exp.infra.uid_folder()
+    assert (folder / RESULT_FILE).exists() and (folder / CHECKPOINT_FILE).exists()
+    model = load_model(folder / MODEL_FILE)
+    assert model.state_dict()["hidden.0.weight"].shape[0] == 6
+
+
+def test_invalid_config_exit_2_names_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _write(tmp_path / "bad.yaml", TINY_GA)
+    assert main(["run", str(cfg), "--set", "model.hiden_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert "model.hiden_size" in err and str(cfg) in err
+    assert not (tmp_path / "cache").exists()  # nothing was run or written
+
+
+def test_checkpoint_resume_and_reproducible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sgd = {
+        "method": "adam_reservoir",
+        "model": {"hidden_size": 6},
+        "training": {"max_steps": 3, "eval_every": 1, "batch_size": 4},
+    }
+    first = make_experiment(sgd).run()
+    exp = make_experiment(sgd)
+    exp.infra.clear_job()  # as if the job was killed: the checkpoint stays in the uid folder
+    assert (exp.infra.uid_folder() / CHECKPOINT_FILE).exists()
+    resumed = make_experiment(sgd).run()
+    assert resumed["history"] == first["history"]  # restored, not retrained
+    monkeypatch.setenv("HBM_CACHE", str(tmp_path / "other-cache"))
+    fresh = make_experiment(sgd).run()
+    assert fresh["metrics"] == first["metrics"] and fresh["behaviour"] == first["behaviour"]
+    assert [r["test_ce"] for r in fresh["history"]] == [r["test_ce"] for r in first["history"]]
+
+
+def test_status_collect_report(
+    tmp_path: Path, hbm_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed in (0, 1):
+        for cl in (False, True):
+            CountingGA(seed=seed, data={"use_cl_info": cl}).run()
+    (hbm_env / "FAIL").touch()
+    with pytest.raises(RuntimeError):
+        CountingGA(seed=9).run()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "5 experiments: 4 completed, 1 failed" in out
+    assert "RuntimeError: injected failure for the retry test" in out
+    assert main(["collect", "--out", str(tmp_path / "all.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "all.csv").open()))
+    assert len(rows) == 5
+    done = [r for r in rows if r["status"] == "completed"]
+    assert {r["config.data.use_cl_info"] for r in done} == {"True", "False"}
+    assert all(float(r["test_f1"]) > 0 for r in done)
+    assert main(["report", "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "ga_feedforward" in out and "yes" in out and "no" in out
+    names = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert {"curves_cartpole.png", "final_f1_cartpole.png", "pct_diff_cartpole.png",
+            "returns_cartpole.png", "report.md"} <= names
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| cartpole | ga_feedforward | yes | 2 |" in md
+
+
+def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    method = root / "hbm_experiments.tasks.GAExperiment.run,1"
+    for i, seed in enumerate((3, 4, 5)):
+        uid = method / f"seed={seed}-abc{i}"
+        uid.mkdir(parents=True)
+        (uid / "uid.yaml").write_text(f"seed: {seed}\n")
+        (uid / "config.yaml").write_text(f"seed: {seed}\nmethod: ga_feedforward\n")
+        (uid / "job.pkl").write_bytes(b"")
+        logs = method / "logs" / "me" / f"77_{i}"
+        logs.mkdir(parents=True)
+        (uid / "submitit").symlink_to(logs)
+    calls: list[list[str]] = []
+
+    def states(ids):  # type: ignore[no-untyped-def]
+        calls.append(list(ids))
+        return {"77_0": "RUNNING", "77_1": "PENDING", "77_2": "TIMEOUT"}
+
+    records = find_experiments(root, job_state_fn=states)
+    assert calls == [["77_0", "77_1", "77_2"]]
+    assert [r.status for r in records] == ["running", "pending", "TIMEOUT"]
+    assert "77_2" in format_status_table(records)
+
+
+def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "demo"
+    assert main(["demo", "--budget", "tiny", "--out", str(out_dir), "-q"]) == 0
+    first = capsys.readouterr().out
+    assert "4 experiments on simulated players (0 already cached)" in first
+    for label in ("ga_feedforward", "adam_feedforward"):
+        assert label in first
+    assert "simulated players, not people" in first
+    pngs = sorted(p.name for p in out_dir.glob("*.png"))
+    assert pngs == ["curves_cartpole.png", "final_f1_cartpole.png", "pct_diff_cartpole.png",
+                    "returns_cartpole.png"]
+    results = sorted((tmp_path / "cache").glob(f"*/*/{RESULT_FILE}"))
+    assert len(results) == 4
+    stamps = [p.stat().st_mtime_ns for p in results]
+    assert main(["demo", "--budget", "tiny", "--out", str(out_dir), "-q"]) == 0
+    second = capsys.readouterr().out
+    assert "(4 already cached)" in second
+    assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing was recomputed
+    table = lambda text: text[text.index("dataset"):text.index("Note:")]  # noqa: E731
+    assert table(second) == table(first)

@@ -1,0 +1,113 @@
+"""Behaviour evaluation: one path for hbm-ne members and hbm-dl models."""
+
+from __future__ import annotations
+
+import hbm_dl
+import hbm_ne
+import numpy as np
+import pytest
+import torch
+
+from hbm_experiments.evaluation import (
+    build_model,
+    classification_metrics,
+    compare_returns,
+    evaluate_policy,
+    macro_f1,
+    model_spec,
+    policy_logits,
+)
+from hbm_experiments.tasks import DataPreprocessingTask
+
+
+@pytest.fixture(scope="module")
+def cl_data(shared_data_dir):  # type: ignore[no-untyped-def]
+    task = DataPreprocessingTask(
+        dataset="cartpole", use_cl_info=True, data_dir=str(shared_data_dir),
+        infra={"folder": None},
+    )
+    return task.load()
+
+
+def test_compare_returns_pct_and_matching() -> None:
+    out = compare_returns([12.0, 18.0, 8.0, 22.0], [10.0, 20.0])
+    # repeat r of episode e sits at r*E + e: pct = +20, -10, -20, +10
+    assert out["pct_diff_mean"] == pytest.approx(0.0)
+    assert out["pct_diff_std"] == pytest.approx(np.std([20, -10, -20, 10]))
+    assert out["human_mean_return"] == 15.0 and out["model_mean_return"] == 15.0
+    assert 0.0 < out["p_value"] <= 1.0
+    zero = compare_returns([3.0], [0.0])
+    assert zero["pct_diff_mean"] == pytest.approx(300.0)
+    far = compare_returns([500.0] * 8, [10.0, 12.0, 9.0, 11.0, 10.0, 13.0, 8.0, 10.0])
+    assert far["p_value"] < 0.01 and far["pct_diff_mean"] > 1000
+    with pytest.raises(ValueError, match="cannot be matched"):
+        compare_returns([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_macro_f1_by_hand() -> None:
+    target = torch.tensor([0, 0, 1, 1, 2])
+    pred = torch.tensor([0, 1, 1, 1, 0])
+    # class 0: tp1 fp1 fn1 -> 0.5; class 1: tp2 fp1 fn0 -> 0.8; class 2: tp0 -> 0
+    assert macro_f1(pred, target, 3) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    # an absent class counts 0 (zero_division=0), as in the lab's sklearn call
+    assert macro_f1(torch.tensor([0, 0]), torch.tensor([0, 0]), 2) == pytest.approx(0.5)
+
+
+def test_classification_metrics_of_a_sure_policy() -> None:
+    actions = torch.tensor([0, 1, 1, 0])
+    logits = torch.nn.functional.one_hot(actions, 2).float() * 50
+    m = classification_metrics(logits, actions, generator=torch.Generator().manual_seed(0))
+    assert m["test_accuracy"] == 1.0 and m["test_f1"] == 1.0 and m["test_ce"] < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["feedforward", "reservoir", "trainable"])
+def test_ne_member_and_dl_model_same_evaluation(kind: str, cl_data) -> None:  # type: ignore[no-untyped-def]
+    meta = cl_data.metadata
+    gen = torch.Generator().manual_seed(3)
+    if kind == "feedforward":
+        pop = hbm_ne.BatchedFeedforward(meta.input_size, meta.num_actions, 4, (6,), generator=gen)
+    else:
+        pop = hbm_ne.BatchedRecurrent(
+            meta.input_size, meta.num_actions, 4, 6, kind=kind, generator=gen
+        )
+    member = pop.export(2)
+    spec = model_spec(member, kind)
+    dl_model = build_model(spec)
+    assert isinstance(dl_model, hbm_dl.FeedforwardMLP | hbm_dl.RecurrentMLP)
+    dl_model.load_state_dict(member.state_dict(), strict=True)  # same layout, no leftovers
+    ne_eval = evaluate_policy(member, cl_data, seed=5)
+    dl_eval = evaluate_policy(dl_model, cl_data, seed=5)
+    assert ne_eval == dl_eval
+    b = ne_eval["behaviour"]
+    assert len(b["model_returns"]) == len(meta.test_episodes) == len(b["human_returns"])
+    assert b["human_returns"] == [e.score for e in meta.test_episodes]
+    assert 0.0 <= ne_eval["metrics"]["test_f1"] <= 1.0
+    # the evaluation is reproducible and depends on its seed
+    assert evaluate_policy(member, cl_data, seed=5) == ne_eval
+    lengths = meta.test_episode_lengths if kind != "feedforward" else None
+    logits = policy_logits(member, cl_data.test_obs, lengths)
+    assert logits.shape == (len(cl_data.test_act), meta.num_actions)
+
+
+def test_rollouts_get_each_episodes_own_cl_values(
+    cl_data, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    import hbm_ne.envs
+
+    meta = cl_data.metadata
+    seen = {}
+    real = hbm_ne.envs.evaluate_module
+
+    def spy(policy, env_id, seeds, **kw):  # type: ignore[no-untyped-def]
+        seen.update(seeds=list(seeds), extra=kw["extra_features"], env_id=env_id)
+        return real(policy, env_id, seeds, **kw)
+
+    monkeypatch.setattr(hbm_ne.envs, "evaluate_module", spy)
+    model = hbm_dl.FeedforwardMLP(meta.input_size, 4, meta.num_actions)
+    out = evaluate_policy(model, cl_data, seed=0, repeats=2)
+    episodes = meta.test_episodes
+    assert seen["env_id"] == meta.env_id
+    assert seen["seeds"] == [e.seed for e in episodes] * 2
+    expected = torch.tensor([[e.session_cl, e.run_cl] for e in episodes] * 2)
+    assert torch.equal(seen["extra"].cpu(), expected)
+    assert len(out["behaviour"]["model_returns"]) == 2 * len(episodes)
