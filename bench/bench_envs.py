@@ -32,20 +32,20 @@ from torch import nn
 SUITE = "envs"
 
 
-def _gym_single_rate(env_id: str, steps: int) -> float:
-    """Steps/s of one Gymnasium env (random actions, reset on episode end)."""
+def _gym_single_runner(env_id: str, steps: int):
+    """`steps` steps of one Gymnasium env (random actions, reset on episode end)."""
     env = gym.make(env_id)
     env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(env.action_space.n, size=steps)  # type: ignore[attr-defined]
+    n = env.action_space.n  # type: ignore[attr-defined]
+    actions = np.random.default_rng(0).integers(n, size=steps).tolist()
 
     def run() -> None:
-        for a in actions.tolist():
+        for a in actions:
             _, _, term, trunc, _ = env.step(a)
             if term or trunc:
                 env.reset()
 
-    t = interleaved({"gym": run}, repeat=3)["gym"]
-    return steps / t
+    return run
 
 
 def _torch_env_runner(env_id: str, b: int, steps: int, device: str):
@@ -95,17 +95,22 @@ def bench_env_steps(args: argparse.Namespace) -> list[Result]:
         )
     )
     for env_id in ("MountainCar-v0", "Acrobot-v1"):
-        run = _torch_env_runner(env_id, b, steps // 2, args.device)
-        t_torch = interleaved({"torch": run}, repeat=repeat)["torch"]
-        gym_rate = _gym_single_rate(env_id, 500 if args.quick else 2000)
+        torch_steps, gym_steps = steps // 2, 200 if args.quick else 1000
+        t = interleaved(
+            {
+                "torch": _torch_env_runner(env_id, b, torch_steps, args.device),
+                "gym": _gym_single_runner(env_id, gym_steps),
+            },
+            repeat=repeat,
+        )
         results.append(
             Result(
                 SUITE,
                 f"{env_id} steps/s, B=1024",
                 "env-steps/s",
-                b * (steps // 2) / t_torch,
+                b * torch_steps / t["torch"],
                 "one gymnasium env, stepped one at a time",
-                gym_rate,
+                gym_steps / t["gym"],
                 target=200.0,
             )
         )

@@ -186,6 +186,8 @@ def test_bad_arguments_are_named() -> None:
         RecurrentMLPReservoir(4, 10, 2, spectral_radius=0.0)
     with pytest.raises(ValueError, match=r"x must be \[B, T, 4\]"):
         RecurrentMLPReservoir(4, 10, 2)(torch.randn(3, 4))
+    with pytest.raises(ValueError, match=r"h0 must be \[B, H\] = \[3, 10\]"):
+        RecurrentMLPReservoir(4, 10, 2)(torch.randn(3, 5, 4), h0=torch.zeros(10))
     with pytest.raises(ValueError, match="mask"):
         RecurrentMLPReservoir(4, 10, 2)(torch.randn(3, 5, 4), torch.ones(3, 4, dtype=torch.bool))
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hbm_fakes import CountingGA
-
 from hbm_experiments import make_experiment
 from hbm_experiments.cli import main
 from hbm_experiments.evaluation import load_model
 from hbm_experiments.status import find_experiments, format_status_table
 from hbm_experiments.tasks import CHECKPOINT_FILE, MODEL_FILE, RESULT_FILE
+from hbm_fakes import CountingGA
 
 TINY_GA = {
     "method": "ga_feedforward",
@@ -43,7 +42,9 @@ def test_run_then_cached_then_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert model.state_dict()["hidden.0.weight"].shape[0] == 6
 
 
-def test_invalid_config_exit_2_names_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_config_exit_2_names_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = _write(tmp_path / "bad.yaml", TINY_GA)
     assert main(["run", str(cfg), "--set", "model.hiden_size=3"]) == 2
     err = capsys.readouterr().err
@@ -51,7 +52,9 @@ def test_invalid_config_exit_2_names_key(tmp_path: Path, capsys: pytest.CaptureF
     assert not (tmp_path / "cache").exists()  # nothing was run or written
 
 
-def test_checkpoint_resume_and_reproducible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checkpoint_resume_and_reproducible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sgd = {
         "method": "adam_reservoir",
         "model": {"hidden_size": 6},
@@ -92,8 +95,13 @@ def test_status_collect_report(
     out = capsys.readouterr().out
     assert "ga_feedforward" in out and "yes" in out and "no" in out
     names = {p.name for p in (tmp_path / "rep").iterdir()}
-    assert {"curves_cartpole.png", "final_f1_cartpole.png", "pct_diff_cartpole.png",
-            "returns_cartpole.png", "report.md"} <= names
+    assert {
+        "curves_cartpole.png",
+        "final_f1_cartpole.png",
+        "pct_diff_cartpole.png",
+        "returns_cartpole.png",
+        "report.md",
+    } <= names
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| cartpole | ga_feedforward | yes | 2 |" in md
 
@@ -131,8 +139,12 @@ def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture
         assert label in first
     assert "simulated players, not people" in first
     pngs = sorted(p.name for p in out_dir.glob("*.png"))
-    assert pngs == ["curves_cartpole.png", "final_f1_cartpole.png", "pct_diff_cartpole.png",
-                    "returns_cartpole.png"]
+    assert pngs == [
+        "curves_cartpole.png",
+        "final_f1_cartpole.png",
+        "pct_diff_cartpole.png",
+        "returns_cartpole.png",
+    ]
     results = sorted((tmp_path / "cache").glob(f"*/*/{RESULT_FILE}"))
     assert len(results) == 4
     stamps = [p.stat().st_mtime_ns for p in results]
@@ -140,5 +152,5 @@ def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture
     second = capsys.readouterr().out
     assert "(4 already cached)" in second
     assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing was recomputed
-    table = lambda text: text[text.index("dataset"):text.index("Note:")]  # noqa: E731
+    table = lambda text: text[text.index("dataset") : text.index("Note:")]  # noqa: E731
     assert table(second) == table(first)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from hbm_experiments import (
     METHODS,
     ConfigError,
@@ -76,7 +75,9 @@ def test_overrides_parse_values() -> None:
 
 def test_errors_name_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("method: ga_feedforward\nmodel:\n  hiden_size: 3\noptimizer:\n  population_size: 1\n")
+    path.write_text(
+        "method: ga_feedforward\nmodel:\n  hiden_size: 3\noptimizer:\n  population_size: 1\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_experiment_config(path)
     msg = str(info.value)

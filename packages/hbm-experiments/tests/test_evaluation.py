@@ -7,7 +7,6 @@ import hbm_ne
 import numpy as np
 import pytest
 import torch
-
 from hbm_experiments.evaluation import (
     build_model,
     classification_metrics,
@@ -23,7 +22,9 @@ from hbm_experiments.tasks import DataPreprocessingTask
 @pytest.fixture(scope="module")
 def cl_data(shared_data_dir):  # type: ignore[no-untyped-def]
     task = DataPreprocessingTask(
-        dataset="cartpole", use_cl_info=True, data_dir=str(shared_data_dir),
+        dataset="cartpole",
+        use_cl_info=True,
+        data_dir=str(shared_data_dir),
         infra={"folder": None},
     )
     return task.load()
@@ -90,7 +91,8 @@ def test_ne_member_and_dl_model_same_evaluation(kind: str, cl_data) -> None:  # 
 
 
 def test_rollouts_get_each_episodes_own_cl_values(
-    cl_data, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    cl_data,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     import hbm_ne.envs
 

@@ -27,4 +27,4 @@ def test_readme_python_blocks_run(readme: Path) -> None:
     blocks = python_blocks(readme)
     namespace: dict[str, object] = {"__name__": "__readme__"}
     for block in blocks:
-        exec(compile(block, f"{readme}:python", "exec"), namespace)  # noqa: S102
+        exec(compile(block, f"{readme}:python", "exec"), namespace)

@@ -100,16 +100,16 @@ def test_seed_array_in_order_and_only_missing_submitted(counter: Path) -> None:
 def test_sweep_local_cluster_array(counter: Path) -> None:
     base = CountingSGD(method="adam_feedforward", infra={"cluster": "local"})
     sweep = HyperparameterSweep(
-        base_config=base, param_name="model.hidden_size", param_values=[4, 8, 16]
+        base_config=base, param_name="model.hidden_size", param_values=[4, 8]
     )
     exps = sweep.experiments()
-    assert [e.model.hidden_size for e in exps] == [4, 8, 16]
+    assert [e.model.hidden_size for e in exps] == [4, 8]
     assert all(e.infra.cluster == "local" for e in exps)
     results = sweep.run()
-    assert [r["num_params"] for r in results] == [28, 56, 112]
-    assert len(executions(counter)) == 3  # ran in subprocess jobs, counted through the file
-    assert len(sweep.run()) == 3
-    assert len(executions(counter)) == 3
+    assert [r["num_params"] for r in results] == [28, 56]
+    assert len(executions(counter)) == 2  # ran in subprocess jobs, counted through the file
+    assert [r["num_params"] for r in sweep.run()] == [28, 56]  # from the cache
+    assert len(executions(counter)) == 2
 
 
 def test_sweep_rejects_unknown_parameter() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
-import torch
 
+import torch
 
 
 def teacher_data(
@@ -19,3 +19,17 @@ def teacher_data(
         probs = teacher.get_probs(x)
     y = torch.multinomial(probs, 1, generator=g).squeeze(1)
     return x, y, teacher
+
+
+def assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, *, atol: float = 1e-5, rtol: float = 1.3e-6
+) -> None:
+    """`torch.testing.assert_close` without its ~10 s first-call import of torch.distributed."""
+    expected = torch.as_tensor(expected).to(actual.dtype)
+    assert actual.shape == expected.shape, f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    diff = (actual - expected).abs()
+    bound = atol + rtol * expected.abs()
+    bad = ~(diff <= bound)
+    assert not bad.any(), (
+        f"{int(bad.sum())}/{diff.numel()} elements differ; max abs diff {float(diff.max()):.3g}"
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +20,17 @@ from hbm_ne.envs import (
     make_env,
     resolve_env_id,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """These batches are tiny: a second OpenMP thread only waits on a core that the other
+    jobs of a shared CI machine keep busy (a 10-20x slowdown there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 TORCH_ENVS = ["CartPole-v1", "MountainCar-v0", "Acrobot-v1"]
 Policy = Callable[[np.ndarray, np.random.Generator], int]
@@ -250,3 +263,23 @@ def test_obs_is_a_batch_view_with_gymnasium_shapes() -> None:
     # cos/sin pairs of the two angles
     np.testing.assert_allclose((obs[:, 0] ** 2 + obs[:, 1] ** 2).numpy(), 1.0, atol=1e-6)
     assert obs.data_ptr() == env.step(torch.ones(5, dtype=torch.int64)).obs.data_ptr()
+
+
+def test_torch_envs_do_not_import_gymnasium() -> None:
+    code = (
+        "import sys\n"
+        "import hbm_ne.envs as envs\n"
+        "env = envs.make_env('acrobot', 2)\n"
+        "env.reset([0, 1])\n"
+        "assert 'gymnasium' not in sys.modules, 'torch envs must not need gymnasium'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lunarlander_without_gymnasium_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    monkeypatch.setitem(sys.modules, "gymnasium", None)
+    with pytest.raises(ImportError, match=r'pip install "hbm-ne\[envs\]"'):
+        LunarLander(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import gymnasium as gym
 import hbm_ne.envs
@@ -11,6 +12,16 @@ import torch
 from hbm_ne import GA, BatchedFeedforward, BatchedRecurrent, evolve
 from hbm_ne.envs import EnvReturnFitness, evaluate_module, make_env, rollout, select_actions
 from torch import Tensor, nn
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """These batches are tiny: a second OpenMP thread only waits on a core that the other
+    jobs of a shared CI machine keep busy (a 10-20x slowdown there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def gym_returns(policy: nn.Module, env_id: str, seeds: list[int]) -> list[float]:
@@ -60,11 +71,11 @@ def test_population_rollout_matches_a_gymnasium_loop_per_member(env_id: str) -> 
 
 
 def test_recurrent_population_rollout_matches_its_exported_members() -> None:
-    pop = BatchedRecurrent(4, 2, 4, 6, generator=torch.Generator().manual_seed(3))
+    pop = BatchedRecurrent(4, 2, 3, 6, generator=torch.Generator().manual_seed(3))
     pop.params.mul_(3.0)
     seeds = [5, 6]
     returns, _ = rollout(pop, "cartpole", seeds, deterministic=True)
-    for p in range(4):
+    for p in range(3):
         member = pop.export(p)
         assert returns[p].tolist() == gym_returns(member, "CartPole-v1", seeds)
         torch.testing.assert_close(

@@ -5,8 +5,8 @@ import os
 
 import pytest
 import torch
-
 from hbm_ne import CMAES, ES, GA, BatchedFeedforward, BatchedRecurrent, Population
+from ne_helpers import assert_close
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -93,7 +93,7 @@ def test_softmax_es_weights_and_recombination() -> None:
     z = -(f - f.mean()) / f.std(unbiased=False)
     expected = torch.softmax(z, 0)
     w = es.softmax_weights(f)
-    torch.testing.assert_close(w, expected.double())
+    assert_close(w, expected.double())
     assert int(w.argmax()) == 1 and abs(float(w.sum()) - 1) < 1e-12
     mean = float(expected @ torch.arange(4.0))
     assert pop.sigma is not None
@@ -101,7 +101,7 @@ def test_softmax_es_weights_and_recombination() -> None:
     sigma_mean = mean  # sigmas are recombined with the same weights
     pop.tau = 0.0  # isolate the recombination: σ stays at its mean
     es.tell(f)
-    torch.testing.assert_close(pop.sigma, torch.full((4, 2), sigma_mean), atol=1e-6, rtol=1e-6)
+    assert_close(pop.sigma, torch.full((4, 2), sigma_mean), atol=1e-6, rtol=1e-6)
     assert abs(pop.params.mean().item() - mean) < 4 * sigma_mean
     assert pop.params.std().item() > 0  # re-diversified by mutation
 
@@ -111,7 +111,7 @@ def test_openai_es_antithetic_and_gradient_direction() -> None:
     pop = Population(torch.ones(10, d), sigma_init=1e-3, adaptive=False)
     es = ES(pop, method="openai", noise_std=0.1, learning_rate=0.05, optimizer="sgd")
     x = es.ask()
-    torch.testing.assert_close(x[:5] - 1, -(x[5:] - 1))  # θ ± σε
+    assert_close(x[:5] - 1, -(x[5:] - 1))  # θ ± σε
     for _ in range(300):
         x = es.ask()
         es.tell((x**2).sum(1))
@@ -189,7 +189,7 @@ def test_cmaes_on_network_population_starts_at_member_zero() -> None:
     first = pop.params[0].clone()
     es = CMAES(pop, sigma0=1e-9)
     x = es.ask()
-    torch.testing.assert_close(x, first.expand_as(x), atol=1e-6, rtol=0)
+    assert_close(x, first.expand_as(x), atol=1e-6, rtol=0)
     assert not es.diagonal and CMAES(pop, diagonal=True).diagonal
 
 

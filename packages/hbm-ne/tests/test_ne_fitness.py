@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from hbm_ne import (
     BatchedFeedforward,
     BatchedRecurrent,
@@ -15,6 +14,7 @@ from hbm_ne import (
     sequence_cross_entropy,
 )
 from hbm_ne.fitness import ce_sum, f1_from_predictions
+from ne_helpers import assert_close
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -28,10 +28,10 @@ def test_cross_entropy_matches_per_member_reference(num_actions: int) -> None:
     y = torch.randint(0, num_actions, (57,), generator=gen(2))
     ce = cross_entropy(pop, x, y)
     ref = torch.stack([F.cross_entropy(pop.export(i)(x), y) for i in range(11)])
-    torch.testing.assert_close(ce, ref.detach(), atol=1e-5, rtol=1e-5)
+    assert_close(ce, ref.detach(), atol=1e-5, rtol=1e-5)
     acc = accuracy(pop, x, y)
     ref_acc = torch.stack([(pop.export(i)(x).argmax(-1) == y).float().mean() for i in range(11)])
-    torch.testing.assert_close(acc, ref_acc)
+    assert_close(acc, ref_acc)
 
 
 def test_chunked_cross_entropy_equals_unchunked_and_stays_in_budget() -> None:
@@ -50,14 +50,14 @@ def test_chunked_cross_entropy_equals_unchunked_and_stays_in_budget() -> None:
     pop.iter_logits = spy  # type: ignore[method-assign]
     chunked = cross_entropy(pop, x, y, max_bytes=budget)
     assert max(seen) <= budget and len(seen) >= 5
-    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-6)
+    assert_close(chunked, whole, atol=1e-6, rtol=1e-6)
 
 
 def test_closed_form_two_class_ce_is_exact_for_large_logits() -> None:
     logits = torch.tensor([[[30.0, -30.0], [0.5, 0.2], [-80.0, 80.0]]])
     y = torch.tensor([1, 0, 1])
     ref = F.cross_entropy(logits[0].double(), y, reduction="sum")
-    torch.testing.assert_close(ce_sum(logits, y)[0], ref, atol=1e-4, rtol=1e-6)
+    assert_close(ce_sum(logits, y)[0], ref, atol=1e-4, rtol=1e-6)
 
 
 def test_macro_f1_against_hand_computed_reference() -> None:
@@ -84,7 +84,7 @@ def test_macro_f1_of_sampled_actions() -> None:
     y = (torch.arange(4000) % 2).long()
     f1 = macro_f1(pop, x, y, num_samples=5, generator=gen(2))
     # deterministic members: class predicted always has F1 2/3 (precision 0.5, recall 1), other 0
-    torch.testing.assert_close(f1[:2], torch.full((2,), 1 / 3), atol=1e-6, rtol=0)
+    assert_close(f1[:2], torch.full((2,), 1 / 3), atol=1e-6, rtol=0)
     assert abs(float(f1[2]) - 0.5) < 0.02  # a coin flip on balanced classes
     again = macro_f1(pop, x, y, num_samples=5, generator=gen(2))
     assert torch.equal(f1, again)
@@ -108,9 +108,9 @@ def test_sequence_cross_entropy_respects_episode_boundaries() -> None:
             seg = slice(int(starts[e]), int(starts[e]) + n)
             logits, _ = module(obs[seg][None])  # every episode from a zero state
             losses.append(F.cross_entropy(logits[0], act[seg], reduction="sum"))
-        torch.testing.assert_close(ce[i], (torch.stack(losses).sum() / 15).detach(), atol=1e-5, rtol=1e-5)
+        assert_close(ce[i], (torch.stack(losses).sum() / 15).detach(), atol=1e-5, rtol=1e-5)
     chunked, _ = sequence_cross_entropy(pop, x, y, mask, max_bytes=3 * 7 * 6 * 4)
-    torch.testing.assert_close(chunked, ce, atol=1e-6, rtol=1e-6)
+    assert_close(chunked, ce, atol=1e-6, rtol=1e-6)
 
 
 def test_sessions_concatenate_their_episodes() -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from hbm_ne import BatchedFeedforward, BatchedRecurrent, FeedforwardMLP, Population, RecurrentMLP
+from ne_helpers import assert_close
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -20,7 +20,7 @@ def test_feedforward_forward_equals_module_loop(hidden: tuple[int, ...], shared:
     assert out.shape == (9, 40, 3)
     for i in range(9):
         ref = pop.export(i)(x if shared else x[i])
-        torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=1e-5)
+        assert_close(out[i], ref, atol=1e-5, rtol=1e-5)
 
 
 def test_feedforward_small_chunks_equal_one_chunk() -> None:
@@ -28,7 +28,7 @@ def test_feedforward_small_chunks_equal_one_chunk() -> None:
     x = torch.randn(30, 8, generator=gen(2))
     whole = torch.cat([lo.clone() for _, _, lo in pop.iter_logits(x, chunk=13)])
     pieces = torch.cat([lo.clone() for _, _, lo in pop.iter_logits(x, chunk=3)])
-    torch.testing.assert_close(whole, pieces, atol=0, rtol=0)
+    assert_close(whole, pieces, atol=0, rtol=0)
 
 
 def test_export_layout_matches_shared_contract() -> None:
@@ -86,12 +86,17 @@ def test_reservoir_spectral_radius_and_not_evolved() -> None:
     per = BatchedRecurrent(3, 2, 4, 20, shared_reservoir=False, generator=gen())
     assert per.reservoir is not None and per.reservoir.shape == (4, 20, 20)
     rhos = torch.linalg.eigvals(per.reservoir.double()).abs().amax(-1)
-    torch.testing.assert_close(rhos, torch.full((4,), 0.9, dtype=torch.float64))
+    assert_close(rhos, torch.full((4,), 0.9, dtype=torch.float64))
 
 
 @pytest.mark.parametrize(
     ("kind", "rank", "shared"),
-    [("reservoir", 1, True), ("reservoir", 1, False), ("trainable", 1, True), ("trainable", None, True)],
+    [
+        ("reservoir", 1, True),
+        ("reservoir", 1, False),
+        ("trainable", 1, True),
+        ("trainable", None, True),
+    ],
 )
 def test_recurrent_sequences_equal_module_loop(kind: str, rank: int | None, shared: bool) -> None:
     pop = BatchedRecurrent(
@@ -105,17 +110,17 @@ def test_recurrent_sequences_equal_module_loop(kind: str, rank: int | None, shar
     logits, h_t = pop(x, mask, h0)
     assert logits.shape == (5, 6, 9, 4) and h_t.shape == (5, 6, 8)
     chunked = [(lo.clone(), h.clone()) for _, _, lo, h in pop.iter_sequence_logits(x, mask, h0, 2)]
-    torch.testing.assert_close(torch.cat([c[0] for c in chunked]), logits, atol=1e-6, rtol=1e-6)
+    assert_close(torch.cat([c[0] for c in chunked]), logits, atol=1e-6, rtol=1e-6)
     for i in range(5):
         module = pop.export(i)
         ref_logits, ref_h = module(x, mask, h0[i])
         valid = mask[..., None].expand_as(ref_logits)
-        torch.testing.assert_close(logits[i][valid], ref_logits[valid], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(h_t[i], ref_h, atol=1e-5, rtol=1e-5)
+        assert_close(logits[i][valid], ref_logits[valid], atol=1e-5, rtol=1e-5)
+        assert_close(h_t[i], ref_h, atol=1e-5, rtol=1e-5)
     # padded steps never change the state: h_T of sequence 4 is its state after step 2
     short, _ = pop(x[4:5, :2], None, h0[:, 4:5])
     _, h_short = pop(x[4:5, :2], None, h0[:, 4:5])
-    torch.testing.assert_close(h_t[:, 4:5], h_short, atol=1e-6, rtol=1e-6)
+    assert_close(h_t[:, 4:5], h_short, atol=1e-6, rtol=1e-6)
     assert short.shape == (5, 1, 2, 4)
 
 
@@ -128,13 +133,13 @@ def test_forward_step_matches_module_step() -> None:
         logits, h_next = pop.forward_step(x, h)
         for i in range(4):
             ref_logits, ref_h = pop.export(i).forward_step(x[i], h[i])
-            torch.testing.assert_close(logits[i], ref_logits, atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(h_next[i], ref_h, atol=1e-5, rtol=1e-5)
+            assert_close(logits[i], ref_logits, atol=1e-5, rtol=1e-5)
+            assert_close(h_next[i], ref_h, atol=1e-5, rtol=1e-5)
         h = h_next
     # x [B, in] is shared by every member
     shared_logits, _ = pop.forward_step(x[0], pop.initial_state(5))
     ref, _ = pop.export(2).forward_step(x[0], torch.zeros(5, 8))
-    torch.testing.assert_close(shared_logits[2], ref, atol=1e-5, rtol=1e-5)
+    assert_close(shared_logits[2], ref, atol=1e-5, rtol=1e-5)
 
 
 def test_envs_facing_attributes() -> None:
@@ -202,5 +207,5 @@ def test_float64_population() -> None:
     x = torch.randn(7, 4, dtype=torch.float64)
     out = pop(x)
     assert out.dtype == torch.float64
-    torch.testing.assert_close(out[1], pop.export(1)(x))
+    assert_close(out[1], pop.export(1)(x))
     assert F.softmax(out, -1).shape == (3, 7, 2)

@@ -182,6 +182,8 @@ class RecurrentMLP(nn.Module):
                 f"{type(self).__name__}: x must be [B, T, {self.input_size}], got {tuple(x.shape)}"
             )
         b, t, _ = x.shape
+        if h0 is not None and h0.shape != (b, self.hidden_size):
+            raise ValueError(f"h0 must be [B, H] = {[b, self.hidden_size]}, got {list(h0.shape)}")
         h = self.initial_state(b, x.device) if h0 is None else h0
         w_rec = self.recurrent_matrix()
         lengths = None

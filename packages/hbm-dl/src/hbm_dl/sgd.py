@@ -161,13 +161,47 @@ def _fingerprint(
     }
 
 
-def _check_budget(name: str, value: float | None, kind: type) -> None:
-    if value is None:
-        return
-    if kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    if not (value > 0):
-        raise ValueError(f"{name} must be > 0 or None, got {value!r}")
+def _check_arguments(*, batch_size: int, learning_rate: float, **budgets: float | None) -> None:
+    if all(budgets[k] is None for k in ("max_epochs", "max_steps", "max_time")):
+        raise ValueError("optimize_sgd needs a budget: set max_epochs, max_steps or max_time")
+    for name, value in budgets.items():
+        if value is None:
+            continue
+        if name.endswith(("_time", "_seconds")):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value!r}")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+
+
+def _prepare_data(
+    model: nn.Module, data: Data, device: torch.device, name: str, recurrent: bool
+) -> EpisodeData:
+    """`data` as EpisodeData on `device`, checked against the model's sizes."""
+    d = as_episode_data(data, device, name)
+    if len(d) == 0:
+        raise ValueError(f"{name} data is empty")
+    if recurrent and d.episode_lengths is None:
+        raise ValueError(
+            f"{name}: {type(model).__name__} is recurrent and needs episode boundaries: "
+            "pass EpisodeData.from_arrays(obs, actions, episode_lengths)"
+        )
+    input_size = getattr(model, "input_size", d.input_size)
+    if d.input_size != input_size:
+        raise ValueError(
+            f"{name}: model input_size is {input_size}, the data has {d.input_size} columns"
+        )
+    num_actions = getattr(model, "output_size", None)
+    if num_actions is not None and int(d.actions.max()) >= num_actions:
+        raise ValueError(
+            f"{name}: action {int(d.actions.max())} out of range for a model with "
+            f"output_size {num_actions}"
+        )
+    return d
 
 
 def optimize_sgd(
@@ -197,57 +231,39 @@ def optimize_sgd(
     `max_time` = seconds, summed over resumed runs; at least one is required). `batch_size` counts
     steps (feedforward) or episodes (recurrent). Evaluates on `test` at step 0, every
     `eval_every` steps (None: at the end of each epoch) and at the end, calling each callback
-    with the new history row. `bptt_length` truncates backprop through time to chunks of that
-    many steps (gradients are accumulated over the chunks: still one update per minibatch).
+    with the new history row (`train_loss` is the mean minibatch loss since the previous row;
+    at step 0, the loss on the first 8192 training steps). `bptt_length` truncates backprop
+    through time to chunks of that many steps (gradients are accumulated over the chunks: still
+    one update per minibatch).
 
     With `checkpoint_path`, saves everything needed to continue exactly (model, optimizer,
     shuffle-generator state, counters, history) every `checkpoint_every_steps` steps and/or
     `checkpoint_every_seconds`, and at the end; if the file exists, training resumes from it
     (a larger budget continues the run). A corrupt or foreign file raises `CheckpointError`.
     """
-    if max_epochs is None and max_steps is None and max_time is None:
-        raise ValueError("optimize_sgd needs a budget: set max_epochs, max_steps or max_time")
-    _check_budget("max_epochs", max_epochs, int)
-    _check_budget("max_steps", max_steps, int)
-    _check_budget("max_time", max_time, float)
-    _check_budget("eval_every", eval_every, int)
-    _check_budget("bptt_length", bptt_length, int)
-    _check_budget("checkpoint_every_steps", checkpoint_every_steps, int)
-    _check_budget("checkpoint_every_seconds", checkpoint_every_seconds, float)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-
+    _check_arguments(
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        max_time=max_time,
+        eval_every=eval_every,
+        bptt_length=bptt_length,
+        checkpoint_every_steps=checkpoint_every_steps,
+        checkpoint_every_seconds=checkpoint_every_seconds,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+    )
     if device is None:
         first = next(iter(model.parameters()), None)
         device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
     model.to(device)
-    train_data = as_episode_data(train, device, "train")
-    test_data = as_episode_data(test, device, "test")
     recurrent = is_recurrent(model)
-    for name, d in (("train", train_data), ("test", test_data)):
-        if len(d) == 0:
-            raise ValueError(f"{name} data is empty")
-        if recurrent and d.episode_lengths is None:
-            raise ValueError(
-                f"{name}: {type(model).__name__} is recurrent and needs episode boundaries: "
-                "pass EpisodeData.from_arrays(obs, actions, episode_lengths)"
-            )
-    expected_in = getattr(model, "input_size", train_data.input_size)
-    if train_data.input_size != expected_in or test_data.input_size != expected_in:
+    train_data = _prepare_data(model, train, device, "train", recurrent)
+    test_data = _prepare_data(model, test, device, "test", recurrent)
+    if train_data.input_size != test_data.input_size:
         raise ValueError(
-            f"model input_size is {expected_in}, data has {train_data.input_size} (train) and "
-            f"{test_data.input_size} (test) columns"
+            f"train has {train_data.input_size} observation columns, test {test_data.input_size}"
         )
-    num_actions = getattr(model, "output_size", None)
-    for name, d in (("train", train_data), ("test", test_data)):
-        if num_actions is not None and int(d.actions.max()) >= num_actions:
-            raise ValueError(
-                f"{name}: action {int(d.actions.max())} out of range for a model with "
-                f"output_size {num_actions}"
-            )
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, learning_rate, device)

@@ -6,6 +6,7 @@ anything is submitted, with the dotted path of the bad key in the message.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -81,7 +82,7 @@ class DataConfig(_Strict):
     dataset: Literal["cartpole", "mountaincar", "acrobot", "lunarlander"] = "cartpole"
     subject: str = "sim01"
     use_cl_info: bool = False
-    holdout_pct: float = pydantic.Field(0.1, gt=0.0, lt=1.0)
+    holdout_pct: float = pydantic.Field(default=0.1, gt=0.0, lt=1.0)
     split_seed: int = 42
 
 
@@ -89,8 +90,8 @@ class ModelConfig(_Strict):
     """Architecture. `kind` defaults to the one named by the method."""
 
     kind: ModelKind | None = None
-    hidden_size: int = pydantic.Field(50, ge=1)
-    rank: int | None = pydantic.Field(1, ge=1)
+    hidden_size: int = pydantic.Field(default=50, ge=1)
+    rank: int | None = pydantic.Field(default=1, ge=1)
     """Rank of the learned recurrent matrix for `trainable` (None = full matrix)."""
 
 
@@ -100,10 +101,10 @@ class GAConfig(_Strict):
     `adaptive`)."""
 
     name: Literal["ga"] = "ga"
-    population_size: int = pydantic.Field(50, ge=2)
-    sigma_init: float = pydantic.Field(1e-2, gt=0)
-    sigma_noise: float = pydantic.Field(1e-2, ge=0)
-    selection_fraction: float = pydantic.Field(0.5, gt=0, lt=1)
+    population_size: int = pydantic.Field(default=50, ge=2)
+    sigma_init: float = pydantic.Field(default=1e-2, gt=0)
+    sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
+    selection_fraction: float = pydantic.Field(default=0.5, gt=0, lt=1)
     adaptive: bool = True
 
 
@@ -111,29 +112,29 @@ class ESConfig(_Strict):
     """The lab's simple ES: softmax-weighted recombination, then mutation of every member."""
 
     name: Literal["es"] = "es"
-    population_size: int = pydantic.Field(50, ge=2)
-    sigma_init: float = pydantic.Field(1e-2, gt=0)
-    sigma_noise: float = pydantic.Field(1e-2, ge=0)
+    population_size: int = pydantic.Field(default=50, ge=2)
+    sigma_init: float = pydantic.Field(default=1e-2, gt=0)
+    sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
     adaptive: bool = True
-    temperature: float = pydantic.Field(1.0, gt=0)
+    temperature: float = pydantic.Field(default=1.0, gt=0)
 
 
 class CMAESConfig(_Strict):
     """CMA-ES; `sigma_init` is the initial step size (sigma0), parents are the best half."""
 
     name: Literal["cmaes"] = "cmaes"
-    population_size: int = pydantic.Field(50, ge=2)
-    sigma_init: float = pydantic.Field(1e-2, gt=0)
+    population_size: int = pydantic.Field(default=50, ge=2)
+    sigma_init: float = pydantic.Field(default=1e-2, gt=0)
 
 
 class SGDConfig(_Strict):
     name: Literal["sgd"] = "sgd"
-    learning_rate: float = pydantic.Field(1e-2, gt=0)
+    learning_rate: float = pydantic.Field(default=1e-2, gt=0)
 
 
 class AdamConfig(_Strict):
     name: Literal["adam"] = "adam"
-    learning_rate: float = pydantic.Field(1e-3, gt=0)
+    learning_rate: float = pydantic.Field(default=1e-3, gt=0)
 
 
 OptimizerConfig = Annotated[
@@ -161,19 +162,19 @@ class TrainingConfig(_Strict):
 
     _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = ("log_every", "checkpoint_every")
 
-    max_generations: int | None = pydantic.Field(100, ge=1)
-    max_steps: int | None = pydantic.Field(None, ge=1)
-    max_epochs: int | None = pydantic.Field(20, ge=1)
-    max_time: float | None = pydantic.Field(None, gt=0)
-    eval_every: int = pydantic.Field(10, ge=1)
+    max_generations: int | None = pydantic.Field(default=100, ge=1)
+    max_steps: int | None = pydantic.Field(default=None, ge=1)
+    max_epochs: int | None = pydantic.Field(default=20, ge=1)
+    max_time: float | None = pydantic.Field(default=None, gt=0)
+    eval_every: int = pydantic.Field(default=10, ge=1)
     """Test evaluation every N generations (neuroevolution) or optimizer steps (SGD/Adam)."""
-    batch_size: int | None = pydantic.Field(None, ge=1)
+    batch_size: int | None = pydantic.Field(default=None, ge=1)
     """Minibatch size (SGD: samples or episodes; NE: samples per fitness evaluation, None = all)."""
-    behaviour_repeats: int = pydantic.Field(1, ge=1)
+    behaviour_repeats: int = pydantic.Field(default=1, ge=1)
     """Matched-seed rollouts per held-out human episode."""
-    log_every: int = pydantic.Field(1, ge=1)
+    log_every: int = pydantic.Field(default=1, ge=1)
     """Progress line every N generations (neuroevolution) or evaluations (SGD/Adam)."""
-    checkpoint_every: int = pydantic.Field(50, ge=1)
+    checkpoint_every: int = pydantic.Field(default=50, ge=1)
     """Checkpoint every N generations / optimizer steps (and every few minutes)."""
 
     @pydantic.model_validator(mode="after")
@@ -186,6 +187,9 @@ class TrainingConfig(_Strict):
                 "no training budget: set one of max_generations, max_steps, max_epochs, max_time"
             )
         return self
+
+
+_SCHEMA_CACHE: dict[type, dict[str, Any]] = {}
 
 
 class ExperimentConfig(_Strict):
@@ -205,7 +209,7 @@ class ExperimentConfig(_Strict):
     seed: int = 0
     experiment_number: int = 0
     device: str = "cpu"
-    num_threads: int | None = pydantic.Field(None, ge=1)
+    num_threads: int | None = pydantic.Field(default=None, ge=1)
     # Instances (not default factories) as defaults: exca then drops a sub-config whose only
     # non-default fields are uid-excluded ones (e.g. training.log_every) from the uid.
     data: DataConfig = DataConfig()
@@ -250,6 +254,16 @@ class ExperimentConfig(_Strict):
                 f"(expected {kind!r})"
             )
         return self
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """Cached per class: exca asks for it on every uid (to find union discriminators), and
+        building it costs tens of milliseconds."""
+        if args or kwargs:
+            return super().model_json_schema(*args, **kwargs)
+        if cls not in _SCHEMA_CACHE:
+            _SCHEMA_CACHE[cls] = super().model_json_schema()
+        return copy.deepcopy(_SCHEMA_CACHE[cls])
 
     @property
     def algorithm(self) -> str:
@@ -299,6 +313,9 @@ def _expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping (dotted keys expanded); errors name the file."""
     path = Path(path)
@@ -307,7 +324,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:

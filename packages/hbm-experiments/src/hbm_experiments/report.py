@@ -78,6 +78,13 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 # Report
 
 
+def _res(rec: ExperimentRecord) -> dict[str, Any]:
+    """The result of a completed record (the report only looks at those)."""
+    if rec.result is None:
+        raise ValueError(f"{rec.folder}: no result loaded")
+    return rec.result
+
+
 def _label(rec: ExperimentRecord) -> str:
     d = describe(rec)
     return f"{d['method']}{' +CL' if d['cl'] == 'yes' else ''}"
@@ -100,15 +107,15 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
     for (dataset, method, cl), recs in sorted(groups.items()):
         ms = [_metrics(r.result) for r in recs]
         pooled_model = np.concatenate(
-            [r.result["behaviour"]["model_returns"] for r in recs if r.result]
+            [_res(r)["behaviour"]["model_returns"] for r in recs if r.result]
         )
-        human = recs[0].result["behaviour"]["human_returns"] if recs[0].result else []
+        human = _res(recs[0])["behaviour"]["human_returns"]
         pct = [m["pct_diff_mean"] for m in ms]
         from .evaluation import compare_returns
 
         pooled = (
-            compare_returns(pooled_model, human) if len(recs) > 1 else recs[0].result["behaviour"]
-        )  # type: ignore[index]
+            compare_returns(pooled_model, human) if len(recs) > 1 else _res(recs[0])["behaviour"]
+        )
         rows.append(
             {
                 "dataset": dataset,
@@ -187,7 +194,7 @@ def make_report(records: Sequence[ExperimentRecord], out_dir: str | Path) -> tup
         fig = Figure(figsize=(11, 4))
         axes = fig.subplots(1, 2)
         for r in recs:
-            hist = [h for h in r.result["history"] if h.get("test_ce") is not None]  # type: ignore[index]
+            hist = [h for h in _res(r)["history"] if h.get("test_ce") is not None]
             if not hist:
                 continue
             t = np.array([h.get("elapsed", i) for i, h in enumerate(hist)], dtype=float)
@@ -216,9 +223,9 @@ def make_report(records: Sequence[ExperimentRecord], out_dir: str | Path) -> tup
         ax = fig.subplots()
         f1 = {
             k: (
-                float(np.mean([g.result["metrics"]["test_f1"] for g in v])),  # type: ignore[index]
-                float(np.std([g.result["metrics"]["test_f1"] for g in v])),
-            )  # type: ignore[index]
+                float(np.mean([_res(g)["metrics"]["test_f1"] for g in v])),
+                float(np.std([_res(g)["metrics"]["test_f1"] for g in v])),
+            )
             for k, v in groups.items()
         }
         _bars(ax, methods, f1)
@@ -229,10 +236,10 @@ def make_report(records: Sequence[ExperimentRecord], out_dir: str | Path) -> tup
         ax = fig.subplots()
         pdiff = {}
         for k, v in groups.items():
-            model = np.concatenate([g.result["behaviour"]["model_returns"] for g in v])  # type: ignore[index]
+            model = np.concatenate([_res(g)["behaviour"]["model_returns"] for g in v])
             from .evaluation import compare_returns
 
-            cmp = compare_returns(model, v[0].result["behaviour"]["human_returns"])  # type: ignore[index]
+            cmp = compare_returns(model, _res(v[0])["behaviour"]["human_returns"])
             pdiff[k] = (cmp["pct_diff_mean"], cmp["pct_diff_std"], cmp["p_value"])
         _bars(ax, methods, {k: (v[0], v[1]) for k, v in pdiff.items()})
         for (m, cl), (mean, std, p) in pdiff.items():
@@ -253,11 +260,11 @@ def make_report(records: Sequence[ExperimentRecord], out_dir: str | Path) -> tup
         # 4. return distributions
         fig = Figure(figsize=(max(6, 1.2 * (len(labels) + 1)), 4))
         ax = fig.subplots()
-        human = recs[0].result["behaviour"]["human_returns"]  # type: ignore[index]
+        human = _res(recs[0])["behaviour"]["human_returns"]
         data = [human] + [
             np.concatenate(
-                [r.result["behaviour"]["model_returns"] for r in recs if _label(r) == lab]
-            )  # type: ignore[index]
+                [_res(r)["behaviour"]["model_returns"] for r in recs if _label(r) == lab]
+            )
             for lab in labels
         ]
         data = [

@@ -18,6 +18,7 @@ Why these exist next to exca/submitit:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import logging
 import os
@@ -27,7 +28,6 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -200,7 +200,7 @@ def normalize_state(raw: str) -> JobState:
     return state
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class SlurmJob:
     """One job or one array task as Slurm's accounting sees it."""
 
@@ -280,10 +280,7 @@ def query_jobs(job_ids: Iterable[str], *, timeout: float = _TIMEOUT_S) -> dict[s
                 requeues[task] = requeues.get(task, 0) + 1
             jobs[task] = SlurmJob(task, state, raw.strip(), exit_code, elapsed, reason)
     for task, n in requeues.items():
-        job = jobs[task]
-        jobs[task] = SlurmJob(
-            job.job_id, job.state, job.raw_state, job.exit_code, job.elapsed, job.reason, n
-        )
+        jobs[task] = dataclasses.replace(jobs[task], requeues=n)
     jobs = {k: v for k, v in jobs.items() if _wanted(k, ids)}
     missing = [j for j in ids if not any(k == j or k.startswith(j + "_") for k in jobs)]
     if missing:
@@ -329,7 +326,7 @@ def job_states(job_ids: Sequence[str]) -> dict[str, str]:
 # Resource pre-check
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class NodeResources:
     """What one node offers in one partition."""
 

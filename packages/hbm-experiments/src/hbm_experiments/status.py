@@ -73,9 +73,13 @@ def _job_id(folder: Path) -> str | None:
 
 
 def _read_record(folder: Path, task: str, version: str, load_result: bool) -> ExperimentRecord:
-    config_file = folder / "config.yaml"
+    # uid.yaml (non-default fields only) is enough for the table; config.yaml (every field) is
+    # read when results are wanted too, for `hbm collect`.
+    config_file = folder / ("config.yaml" if load_result else "uid.yaml")
+    if not config_file.exists():
+        config_file = folder / "uid.yaml"
     try:
-        config = read_yaml(config_file) if config_file.exists() else read_yaml(folder / "uid.yaml")
+        config = read_yaml(config_file)
     except Exception as exc:  # a corrupt file must not hide the other experiments
         logger.warning("%s: unreadable config (%s)", folder, exc)
         config = {}

@@ -211,7 +211,7 @@ class Experiment(ExperimentConfig):
             holdout_pct=d.holdout_pct,
             split_seed=d.split_seed,
             data_dir=os.environ.get("HBM_DATA_DIR") or None,
-            infra={"folder": self.infra.folder},
+            infra={"folder": self.infra.folder},  # type: ignore[arg-type]
         )
 
     def _progress(self, unit: str, budget: int | None) -> Callable[[Any], None]:

@@ -341,13 +341,21 @@ class BatchedFeedforward(_NetworkPopulation):
             for i in range(len(self.hidden_sizes))
         ]
         layers.append((views["output.weight"], views["output.bias"]))
+        # Shared inputs: fold the first bias into the product with a ones column (one pass less
+        # over the largest activation); baddbmm with a broadcast bias is several times slower.
+        x_aug = torch.cat([x, x.new_ones(n, 1)], dim=1) if shared else None
         for p0 in range(0, self.population_size, c):
             p1 = min(p0 + c, self.population_size)
             cc = p1 - p0
-            a = x.expand(cc, n, self.input_size) if shared else x[p0:p1]
+            a = x if shared else x[p0:p1]
             for li, (w, b) in enumerate(layers):
                 out = self._buffer(("ff", li), (cc, n, w.shape[1]))
-                torch.baddbmm(b[p0:p1].unsqueeze(1), a, w[p0:p1].transpose(1, 2), out=out)
+                if li == 0 and x_aug is not None:
+                    w_aug = torch.cat([w[p0:p1], b[p0:p1].unsqueeze(2)], dim=2)
+                    torch.matmul(x_aug, w_aug.transpose(1, 2), out=out)
+                else:
+                    torch.matmul(a, w[p0:p1].transpose(1, 2), out=out)
+                    out += b[p0:p1].unsqueeze(1)
                 if li < len(layers) - 1:
                     tanh_(out)
                 a = out

@@ -119,7 +119,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(
             f"{p}: field 'version' is {state.get('version')!r}, expected {CHECKPOINT_VERSION}"
         )
-    keys = ("population", "algorithm", "generator", "eval_generator", "history", "generation")
+    keys = ("population", "algorithm", "generator", "history", "generation")
     for key in (*keys, "elapsed", "best_params"):
         if key not in state:
             raise CheckpointError(f"{p}: missing field {key!r}")
@@ -183,8 +183,9 @@ def evolve(
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     generator = torch.Generator(device=population.device).manual_seed(seed)
-    # Evaluation draws from its own stream so that eval_every never changes the training run.
-    eval_generator = torch.Generator(device=population.device).manual_seed(seed + 1)
+    # Evaluation draws from its own stream, reseeded from (seed, generation), so evaluating never
+    # changes the training run and each evaluation is reproducible on its own.
+    eval_generator = torch.Generator(device=population.device)
     history: list[dict[str, Any]] = []
     generation, elapsed_before = 0, 0.0
     best_params = population.params[0].detach().clone()
@@ -195,7 +196,6 @@ def evolve(
             population.load_state_dict(_to_device(state["population"], population.device))
             algorithm.load_state_dict(_to_device(state["algorithm"], population.device))
             generator.set_state(state["generator"])
-            eval_generator.set_state(state["eval_generator"])
         except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(
                 f"{ckpt}: does not match this population/algorithm ({exc}); refusing to resume "
@@ -203,6 +203,9 @@ def evolve(
             ) from exc
         history = list(state["history"])
         generation = int(state["generation"])
+        if max_generations is None or max_generations > generation:
+            # An earlier, shorter budget's closing evaluation is off this run's schedule.
+            history = [r for r in history if r["generation"] % eval_every == 0]
         elapsed_before = float(state["elapsed"])
         best_params = state["best_params"].to(population.device)
         logger.info("resumed %s at generation %d (%.1f s)", ckpt, generation, elapsed_before)
@@ -222,7 +225,6 @@ def evolve(
                 "population": population.state_dict(),
                 "algorithm": algorithm.state_dict(),
                 "generator": generator.get_state(),
-                "eval_generator": eval_generator.get_state(),
                 "best_params": best_params,
                 "history": history,
                 "generation": generation,
@@ -257,6 +259,7 @@ def evolve(
                 "mean_fitness": mean_fitness,
             }
             if eval_fn is not None:
+                eval_generator.manual_seed(((seed + 1) * 0x9E3779B1 + generation) % 2**63)
                 row.update(eval_fn(population, best, eval_generator))
             history.append(row)
             logger.info(

@@ -145,11 +145,10 @@ class MountainCar(BatchedEnv):
         dv.add_(tmp, alpha=-self.gravity)
         vel.add_(dv).clamp_(-self.max_speed, self.max_speed)
         pos.add_(vel).clamp_(self.min_position, self.max_position)
-        # at the left wall a leftward velocity is zeroed: velocity = max(velocity, 0) there
+        # Gymnasium zeroes a leftward velocity at the left wall; the clip puts the car at the
+        # wall only when the velocity was <= 0, so zeroing it whenever the car is there agrees
         torch.eq(pos, self.min_position, out=self._mask)
-        torch.clamp(vel, max=0.0, out=tmp)
-        tmp.mul_(self._mask)
-        vel.sub_(tmp)
+        vel.masked_fill_(self._mask, 0.0)
         torch.ge(pos, self.goal_position, out=self._mask)
         torch.ge(vel, self.goal_velocity, out=self._mask2)
         torch.logical_and(self._mask, self._mask2, out=self.terminated)
@@ -184,50 +183,64 @@ class Acrobot(BatchedEnv):
         def buf(*shape: int) -> torch.Tensor:
             return torch.empty(*shape, dtype=_F64, device=dev)
 
+        def const(rows: list[list[float]]) -> torch.Tensor:
+            return torch.tensor(rows, dtype=_F64, device=dev)
+
+        m1, m2 = self.link_mass_1, self.link_mass_2
+        l1, lc1, lc2, moi = self.link_length_1, self.link_com_pos_1, self.link_com_pos_2, 1.0
+        half_pi = math.pi / 2
         self._state = state = torch.zeros(4, b, dtype=_F64, device=dev)  # th1, th2, dth1, dth2
         self._torque_table = torch.tensor([-1.0, 0.0, 1.0], dtype=_F64, device=dev)
         self._torque = buf(b)
         self._y = y = buf(4, b)  # RK4 stage input
         self._ks = ks = buf(4, 4, b)  # k1..k4
-        self._sin = buf(3, b)  # sin th1, sin th2, sin(th1 + th2)
-        self._sin_angles = self._sin[0:2]
-        self._sin1, self._sin2, self._sin12 = self._sin.unbind(0)
-        self._cos, self._d1, self._d2, self._phi1, self._num, self._tmp = buf(6, b).unbind(0)
-        self._phi1_row = self._phi1.view(1, b)
-        self._angles_cos = buf(2, b)
-        self._wrap = torch.empty(2, b, dtype=torch.bool, device=dev)
-        self._turn = buf(2, b)
-        self._minus_ones = torch.full((b,), -1.0, dtype=torch.float32, device=dev)
+        # One small matmul makes every angle that a sin is taken of; cos x = sin(x + pi/2) and
+        # cos(x - pi/2) = sin x, so one sin kernel gives all the trigonometry of a stage.
+        self._trig_map = const([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0]])
+        self._trig_offset = const([[0], [0], [0], [half_pi]])
+        self._trig = buf(4, b)  # sin th1, sin th2, sin(th1 + th2), cos th2
+        _, self._sin2, self._sin12, _ = self._trig.unbind(0)
+        self._cos2_row = self._trig[3:4]
+        # (-d1, d2) = c0 + c1 cos th2, from Gymnasium's
+        # d1 = m1 lc1² + m2 (l1² + lc2² + 2 l1 lc2 cos th2) + I1 + I2, d2 = m2 (lc2² + l1 lc2 cos th2) + I2
+        self._d_c0 = const(
+            [[-(m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi)], [m2 * lc2**2 + moi]]
+        )
+        self._d_c1 = const([[-(m2 * 2 * l1 * lc2)], [m2 * l1 * lc2]])
+        self._d = buf(2, b)
+        self._neg_d1, self._d2 = self._d.unbind(0)
+        self._mllc = m2 * l1 * lc2
+        self._phi2_g = m2 * lc2 * self.g
+        phi1_g = (m1 * lc1 + m2 * l1) * self.g
+        self._phi_weights = const([[phi1_g, 0.0, self._phi2_g, 0.0]])
+        self._den_0 = torch.tensor(m2 * lc2**2 + moi, dtype=_F64, device=dev)
+        self._phi1_row, self._q, self._den, self._num, self._tmp = (
+            buf(1, b), buf(b), buf(b), buf(b), buf(b)
+        )  # fmt: skip
+        self._phi1 = self._phi1_row[0]
+        # state += dt/6 (k1 + 2 k2 + 2 k3 + k4) as one matmul over the stacked k's
+        self._rk4_weights = const([[1.0, 2.0, 2.0, 1.0]]).mul_(self.dt / 6.0)
+        self._state_row, self._ks_rows = state.view(1, 4 * b), ks.view(4, 4 * b)
+        self._turns = buf(2, b)
+        self._max_vel = const([[self.max_vel_1], [self.max_vel_2]])
+        self._min_vel = -self._max_vel
+        # observation angles: th1 + pi/2, th1, th2 + pi/2, th2 (sin -> cos th1, sin th1, cos
+        # th2, sin th2) and th1 + th2 + pi/2 (-> cos(th1 + th2), for the terminal test)
+        self._obs_map = const(
+            [[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0]]
+        )
+        self._obs_offset = const([[half_pi], [0], [half_pi], [0], [half_pi]])
+        self._obs_trig = buf(5, b)
+        self._cos_th1, self._cos_th12 = self._obs_trig[0], self._obs_trig[4]
+        self._obs_trig_src, self._obs_trig_dst = self._obs_trig[0:4], self._obs_t[0:4]
+        self._obs_vel = self._obs_t[4:6]
         # Views made once: slicing costs as much as a small kernel at this batch size.
         self._angles, self._velocities = state[0:2], state[2:4]
-        self._th1, self._th2, self._vel1, self._vel2 = state.unbind(0)
-        self._cos_th1 = self._angles_cos[0]
-        self._obs_cos, self._obs_sin, self._obs_vel = (
-            self._obs_t[0:4:2],
-            self._obs_t[1:4:2],
-            self._obs_t[4:6],
-        )
         self._stages = [
             (self._stage_views(inp), self._stage_views(k))
             for inp, k in ((state, ks[0]), (y, ks[1]), (y, ks[2]), (y, ks[3]))
         ]
         self._k = ks.unbind(0)
-        m1, m2 = self.link_mass_1, self.link_mass_2
-        l1, lc1, lc2, moi = self.link_length_1, self.link_com_pos_1, self.link_com_pos_2, 1.0
-
-        # Gymnasium's d1 = m1 lc1² + m2 (l1² + lc2² + 2 l1 lc2 cos th2) + I1 + I2, etc.
-        def const(v: float) -> torch.Tensor:
-            return torch.tensor(v, dtype=_F64, device=dev)
-
-        self._d1_0 = const(m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi)
-        self._d1_c = m2 * 2 * l1 * lc2
-        self._d2_0 = const(m2 * lc2**2 + moi)
-        self._d2_c = m2 * l1 * lc2
-        self._mllc = m2 * l1 * lc2
-        self._phi2_g = m2 * lc2 * self.g
-        phi1_g = (m1 * lc1 + m2 * l1) * self.g
-        self._phi_weights = torch.tensor([[phi1_g, 0.0, self._phi2_g]], dtype=_F64, device=dev)
-        self._den_0 = const(m2 * lc2**2 + moi)
 
     @staticmethod
     def _stage_views(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -241,47 +254,41 @@ class Acrobot(BatchedEnv):
         self._write_obs()
 
     def _write_obs(self) -> None:
-        torch.cos(self._angles, out=self._angles_cos)
-        self._obs_cos.copy_(self._angles_cos)
-        self._obs_sin.copy_(torch.sin(self._angles, out=self._turn))
+        torch.addmm(self._obs_offset, self._obs_map, self._state, out=self._obs_trig).sin_()
+        self._obs_trig_dst.copy_(self._obs_trig_src)
         self._obs_vel.copy_(self._velocities)
 
     def _derivs(self, y: tuple[torch.Tensor, ...], out: tuple[torch.Tensor, ...]) -> None:
         """Time derivative of y = (th1, th2, dth1, dth2) `[4, B]` under `self._torque`.
 
-        Gymnasium's `_dsdt` ("book" variant) with constants folded and cos(x - pi/2) = sin(x):
-        d1 = d1_0 + d1_c cos th2, d2 = d2_0 + d2_c cos th2,
+        Gymnasium's `_dsdt` ("book" variant) with its constants folded:
         phi1 = phi1_g sin th1 + phi2_g sin(th1 + th2) - mllc sin th2 dth2 (dth2 + 2 dth1),
         ddth2 = (a + d2/d1 phi1 - mllc dth1² sin th2 - phi2_g sin(th1 + th2))
                 / (den_0 - d2²/d1),  ddth1 = -(d2 ddth2 + phi1) / d1.
         """
-        _, angles, velocities, th1, th2, dth1, dth2 = y
-        sin2, sin12 = self._sin2, self._sin12
-        d1, d2, phi1, num, tmp = self._d1, self._d2, self._phi1, self._num, self._tmp
+        whole, _, velocities, _, _, dth1, dth2 = y
+        sin2, sin12, neg_d1, d2 = self._sin2, self._sin12, self._neg_d1, self._d2
+        phi1, q, den, num, tmp = self._phi1, self._q, self._den, self._num, self._tmp
         ddth1, ddth2 = out[5], out[6]
         out[1].copy_(velocities)
-        torch.sin(angles, out=self._sin_angles)
-        torch.add(th1, th2, out=sin12)
-        sin12.sin_()
-        torch.cos(th2, out=d1)
-        torch.add(self._d2_0, d1, alpha=self._d2_c, out=d2)
-        torch.add(self._d1_0, d1, alpha=self._d1_c, out=d1)
+        torch.addmm(self._trig_offset, self._trig_map, whole, out=self._trig).sin_()
+        torch.addcmul(self._d_c0, self._d_c1, self._cos2_row, out=self._d)
+        torch.mm(self._phi_weights, self._trig, out=self._phi1_row)
         torch.add(dth2, dth1, alpha=2.0, out=tmp)
         tmp.mul_(dth2)
-        torch.mm(self._phi_weights, self._sin, out=self._phi1_row)
         torch.addcmul(phi1, tmp, sin2, value=-self._mllc, out=phi1)
-        torch.div(d2, d1, out=num)  # d2/d1
-        torch.addcmul(self._den_0, num, d2, value=-1.0, out=ddth2)  # the denominator
-        torch.addcmul(self._torque, num, phi1, out=num)
+        torch.div(d2, neg_d1, out=q)  # -d2/d1
+        torch.addcmul(self._den_0, q, d2, out=den)
+        torch.addcmul(self._torque, q, phi1, value=-1.0, out=num)
         torch.mul(dth1, dth1, out=tmp)
         torch.addcmul(num, tmp, sin2, value=-self._mllc, out=num)
         num.sub_(sin12, alpha=self._phi2_g)
-        torch.div(num, ddth2, out=ddth2)
+        torch.div(num, den, out=ddth2)
         torch.addcmul(phi1, d2, ddth2, out=ddth1)
-        ddth1.div_(d1).neg_()
+        ddth1.div_(neg_d1)
 
     def _step(self, actions: torch.Tensor) -> None:
-        state, y, (k1, k2, k3, k4) = self._state, self._y, self._k
+        state, y, (k1, k2, k3, _) = self._state, self._y, self._k
         torch.index_select(self._torque_table, 0, actions, out=self._torque)
         h = self.dt
         stages = self._stages
@@ -292,26 +299,15 @@ class Acrobot(BatchedEnv):
         self._derivs(*stages[2])
         torch.add(state, k3, alpha=h, out=y)
         self._derivs(*stages[3])
-        # state += dt/6 (k1 + 2 k2 + 2 k3 + k4)
-        torch.add(k2, k3, out=y)
-        y.mul_(2.0).add_(k1).add_(k4)
-        state.add_(y, alpha=h / 6.0)
-        # wrap angles into [-pi, pi] as Gymnasium's `wrap` does (one turn at most per step),
-        # clip velocities
-        angles, wrap, turn = self._angles, self._wrap, self._turn
-        torch.gt(angles, math.pi, out=wrap)
-        torch.mul(wrap, 2 * math.pi, out=turn)
-        angles.sub_(turn)
-        torch.lt(angles, -math.pi, out=wrap)
-        torch.mul(wrap, 2 * math.pi, out=turn)
-        angles.add_(turn)
-        self._vel1.clamp_(-self.max_vel_1, self.max_vel_1)
-        self._vel2.clamp_(-self.max_vel_2, self.max_vel_2)
+        self._state_row.addmm_(self._rk4_weights, self._ks_rows)
+        # wrap angles into [-pi, pi] as Gymnasium's `wrap` does (x -+ 2 pi; one turn at most
+        # per step), clip velocities
+        angles, turns = self._angles, self._turns
+        torch.mul(angles, 1.0 / (2 * math.pi), out=turns).round_()
+        angles.sub_(turns, alpha=2 * math.pi)
+        torch.clamp(self._velocities, self._min_vel, self._max_vel, out=self._velocities)
         self._write_obs()
-        # terminal: -cos(th1) - cos(th1 + th2) > 1
-        cos = self._cos
-        torch.add(self._th1, self._th2, out=cos)
-        cos.cos_().add_(self._cos_th1)
-        torch.lt(cos, -1.0, out=self.terminated)
-        # reward -1 per step, 0 on the terminating step
-        torch.add(self._minus_ones, self.terminated, out=self.reward)
+        # terminal: -cos(th1) - cos(th1 + th2) > 1; reward -1 per step, 0 on the last
+        torch.add(self._cos_th1, self._cos_th12, out=self._tmp)
+        torch.lt(self._tmp, -1.0, out=self.terminated)
+        self.reward.copy_(self.terminated).sub_(1.0)

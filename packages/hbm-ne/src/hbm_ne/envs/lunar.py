@@ -20,7 +20,7 @@ def import_gymnasium() -> Any:
     """Import gymnasium, or say how to install it."""
     try:
         import gymnasium
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    except ImportError as exc:
         raise ImportError(
             "LunarLander-v3 runs on Gymnasium's Box2D environment, which is not installed: "
             'install the optional dependency with `pip install "hbm-ne[envs]"`'

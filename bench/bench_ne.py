@@ -1,0 +1,245 @@
+"""hbm-ne kernels: population cross-entropy fitness and one GA generation.
+
+Every figure is a ratio against references measured in the same process:
+- fitness: hbm-ne's `cross_entropy` vs the straightforward `baddbmm` + `tanh` + `cross_entropy`
+  and vs a Python loop over `nn.Module` members; GFLOP/s shown as a share of the same run's
+  `torch.matmul` peak;
+- GA generation (fitness + selection + adaptive mutation) vs EvoTorch's GeneticAlgorithm on the
+  same network, data and population size with a vectorised (batched) fitness; EvoTorch is
+  imported lazily (installed in the bench nox session only) and reported missing otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from _harness import Result, interleaved, time_call
+from torch import nn
+
+from hbm_ne import GA, BatchedFeedforward, cross_entropy
+
+SUITE = "ne"
+TASKS = {"cartpole": (4, 2), "lunarlander": (8, 4)}
+H = 50
+N = 3200
+
+
+def _peak_gflops(device: torch.device, quick: bool) -> float:
+    n = 1024 if device.type == "cpu" else 8192
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    c = torch.empty(n, n, device=device)
+
+    def mm() -> None:
+        torch.matmul(a, b, out=c)
+        _sync(device)
+
+    t = time_call(mm, repeat=3 if quick else 7, number=2)
+    return 2 * n**3 / t / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _flops(p: int, n: int, inp: int, out: int) -> float:
+    return 2.0 * p * n * (inp * H + H * out)
+
+
+def _straightforward(pop: BatchedFeedforward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """What one writes first: stacked weights, baddbmm, tanh, F.cross_entropy (fresh tensors)."""
+    v = pop.views()
+    p, n = pop.population_size, x.shape[0]
+    h = torch.baddbmm(
+        v["hidden.0.bias"].unsqueeze(1),
+        x.expand(p, n, x.shape[1]),
+        v["hidden.0.weight"].transpose(1, 2),
+    ).tanh_()
+    logits = torch.baddbmm(
+        v["output.bias"].unsqueeze(1), h, v["output.weight"].transpose(1, 2)
+    )
+    ce = F.cross_entropy(
+        logits.reshape(p * n, -1), y.repeat(p), reduction="none"
+    ).view(p, n)
+    return ce.mean(1)
+
+
+def _loop(modules: list[nn.Module], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.stack([F.cross_entropy(m(x), y) for m in modules])
+
+
+def _data(inp: int, out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(N, inp, generator=g)
+    teacher = BatchedFeedforward(inp, out, 1, generator=g)
+    y = torch.distributions.Categorical(logits=teacher(x)[0] * 3).sample()
+    return x.to(device), y.to(device)
+
+
+def bench_fitness(device: torch.device, quick: bool, peak: float) -> list[Result]:
+    results = []
+    sizes = (50, 1024) if quick else (50, 256, 1024)
+    repeat = 3 if quick else 7
+    for task, (inp, out) in TASKS.items():
+        x, y = _data(inp, out, device)
+        for p in sizes:
+            pop = BatchedFeedforward(inp, out, p, generator=torch.Generator().manual_seed(1),
+                                     device=device)
+            modules = [pop.export(i) for i in range(p)]
+            ours = cross_entropy(pop, x, y)
+            for ref in (_straightforward(pop, x, y), _loop(modules, x, y)):
+                err = float((ours - ref).abs().max())
+                if err > 1e-4:
+                    raise AssertionError(f"{task} P={p}: fitness differs from reference by {err}")
+
+            def run(fn):  # type: ignore[no-untyped-def]
+                def call() -> None:
+                    fn()
+                    _sync(device)
+
+                return call
+
+            times = interleaved(
+                {
+                    "ours": run(lambda: cross_entropy(pop, x, y)),  # noqa: B023
+                    "baddbmm": run(lambda: _straightforward(pop, x, y)),  # noqa: B023
+                    "loop": run(lambda: _loop(modules, x, y)),  # noqa: B023
+                },
+                repeat=repeat,
+            )
+            flops = _flops(p, N, inp, out)
+            gf = {k: flops / t / 1e9 for k, t in times.items()}
+            extra = {
+                "P": p,
+                "N": N,
+                "task": task,
+                "peak_matmul_gflops": round(peak, 1),
+                **{f"{k}_ms": round(t * 1e3, 2) for k, t in times.items()},
+                **{f"{k}_share_of_peak": f"{100 * g / peak:.1f}%" for k, g in gf.items()},
+            }
+            for ref in ("baddbmm", "loop"):
+                results.append(
+                    Result(
+                        SUITE,
+                        f"fitness CE {task} P={p} N={N}",
+                        "GFLOP/s",
+                        gf["ours"],
+                        f"{ref} ({100 * gf[ref] / peak:.1f}% of peak)",
+                        gf[ref],
+                        target=3.0,
+                        extra={**extra, "ours_share_of_peak": f"{100 * gf['ours'] / peak:.1f}%"},
+                    )
+                )
+    return results
+
+
+def bench_ga(device: torch.device, quick: bool) -> list[Result]:
+    inp, out = TASKS["cartpole"]
+    x, y = _data(inp, out, device)
+    results = []
+    for p in (50, 1024):
+        gens = 5 if quick else 15
+        if p == 50:
+            gens *= 8
+        pop = BatchedFeedforward(inp, out, p, sigma_init=0.01, device=device,
+                                 generator=torch.Generator().manual_seed(2))
+        ga = GA(pop, seed=3)
+        phases = {"fitness": 0.0, "selection": 0.0, "mutation": 0.0}
+
+        def generation() -> None:
+            t0 = time.perf_counter()
+            ga.ask()
+            f = cross_entropy(pop, x, y)  # noqa: B023
+            _sync(device)
+            t1 = time.perf_counter()
+            pop.select_(ga.selection_indices(f))  # noqa: B023
+            _sync(device)
+            t2 = time.perf_counter()
+            pop.mutate_(ga.generator, start=ga.elitism)  # noqa: B023
+            _sync(device)
+            t3 = time.perf_counter()
+            phases["fitness"] += t1 - t0
+            phases["selection"] += t2 - t1
+            phases["mutation"] += t3 - t2
+
+        fns = {"hbm_ne": generation}
+        evo = _evotorch_ga(pop, x, y, p, device)
+        if evo is not None:
+            fns["evotorch"] = evo
+        times = interleaved(fns, repeat=3, number=max(1, gens // 3))
+        total = sum(phases.values())
+        shares = {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}
+        if evo is None:
+            results.append(
+                Result(SUITE, f"GA generation cartpole P={p} N={N}", "gen/s",
+                       1 / times["hbm_ne"], "evotorch (not installed)", float("nan"),
+                       target=2.0 if p == 1024 else None,
+                       extra={"phase_shares": shares, "note": "pip install evotorch"})
+            )
+            continue
+        results.append(
+            Result(
+                SUITE,
+                f"GA generation cartpole P={p} N={N}",
+                "gen/s",
+                1 / times["hbm_ne"],
+                "evotorch GeneticAlgorithm, vectorised fitness",
+                1 / times["evotorch"],
+                target=2.0 if p == 1024 else None,
+                extra={"phase_shares": shares},
+            )
+        )
+    return results
+
+
+def _evotorch_ga(pop: BatchedFeedforward, x: torch.Tensor, y: torch.Tensor, p: int,
+                 device: torch.device):  # type: ignore[no-untyped-def]
+    try:
+        from evotorch import Problem
+        from evotorch.algorithms import GeneticAlgorithm
+        from evotorch.operators import GaussianMutation
+    except ImportError:
+        return None
+    layout = pop.views(pop.params)
+    shapes = {k: v.shape[1:] for k, v in layout.items()}
+    inp = pop.input_size
+
+    def fitness(solutions: torch.Tensor) -> torch.Tensor:
+        # The natural vectorised fitness an EvoTorch user writes: views + baddbmm + tanh + CE.
+        s = solutions.as_subclass(torch.Tensor)
+        n_sol = s.shape[0]
+        off, parts = 0, {}
+        for k, shp in shapes.items():
+            size = int(torch.Size(shp).numel())
+            parts[k] = s[:, off : off + size].reshape(n_sol, *shp)
+            off += size
+        h = torch.baddbmm(parts["hidden.0.bias"].unsqueeze(1), x.expand(n_sol, -1, inp),
+                          parts["hidden.0.weight"].transpose(1, 2)).tanh_()
+        logits = torch.baddbmm(parts["output.bias"].unsqueeze(1), h,
+                               parts["output.weight"].transpose(1, 2))
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(n_sol),
+                             reduction="none")
+        return ce.view(n_sol, -1).mean(1)
+
+    problem = Problem("min", fitness, solution_length=pop.num_params, vectorized=True,
+                      initial_bounds=(-0.5, 0.5), device=device)
+    searcher = GeneticAlgorithm(problem, operators=[GaussianMutation(problem, stdev=0.01)],
+                                popsize=p, re_evaluate=False)
+
+    def step() -> None:
+        searcher.step()
+        _sync(device)
+
+    return step
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    device = torch.device(getattr(args, "device", "cpu"))
+    quick = bool(getattr(args, "quick", False))
+    peak = _peak_gflops(device, quick)
+    return bench_fitness(device, quick, peak) + bench_ga(device, quick)

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hbm_ne import (
+    CMAES,
+    ES,
+    GA,
+    BatchedFeedforward,
+    BatchedRecurrent,
+    CheckpointError,
+    EpisodeData,
+    Progress,
+    SupervisedFitness,
+    evolve,
+    train_supervised,
+)
+from ne_helpers import teacher_data
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def make(kind: str = "ga", p: int = 16) -> tuple[BatchedFeedforward, GA | ES | CMAES]:
+    pop = BatchedFeedforward(4, 2, p, (8,), sigma_init=0.05, generator=gen(1))
+    if kind == "ga":
+        return pop, GA(pop, seed=2)
+    if kind == "es":
+        return pop, ES(pop, method="openai", noise_std=0.05, seed=2)
+    return pop, CMAES(pop, sigma0=0.1, seed=2)
+
+
+@pytest.mark.parametrize("kind", ["ga", "es", "cmaes"])
+def test_resume_is_bitwise_identical(tmp_path: Path, kind: str) -> None:
+    x, y, _ = teacher_data(300)
+    data = (x[:200], y[:200])
+    test = (x[200:], y[200:])
+    kw = dict(batch_size=64, eval_every=2, seed=3, checkpoint_every=None, checkpoint_interval=None)
+
+    pop, algo = make(kind)
+    full = train_supervised(pop, data, test, algo, max_generations=7, **kw)  # type: ignore[arg-type]
+
+    ckpt = tmp_path / "run.pt"
+    pop1, algo1 = make(kind)
+    train_supervised(pop1, data, test, algo1, max_generations=4, checkpoint_path=ckpt, **kw)  # type: ignore[arg-type]
+    assert ckpt.exists()
+    pop2, algo2 = make(kind)  # a fresh process would rebuild exactly this
+    resumed = train_supervised(  # type: ignore[arg-type]
+        pop2, data, test, algo2, max_generations=7, checkpoint_path=ckpt, **kw
+    )
+    assert torch.equal(pop.params, pop2.params)
+    assert pop.sigma is not None and pop2.sigma is not None
+    assert torch.equal(pop.sigma, pop2.sigma)
+
+    def strip(h: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+        return [{k: v for k, v in r.items() if k != "elapsed"} for r in h]
+
+    assert strip(full.history) == strip(resumed.history)
+    assert [r["generation"] for r in full.history] == [0, 2, 4, 6]
+    assert full.generations == resumed.generations == 7
+    assert torch.equal(full.best_params, resumed.best_params)
+
+
+def test_corrupt_or_foreign_checkpoint_raises_and_is_kept(tmp_path: Path) -> None:
+    x, y, _ = teacher_data(100)
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    pop, algo = make()
+    with pytest.raises(CheckpointError, match=str(ckpt)):
+        train_supervised(pop, (x, y), None, algo, max_generations=2, checkpoint_path=ckpt)
+    assert ckpt.read_bytes() == b"not a checkpoint"
+
+    torch.save({"format": "something-else"}, ckpt)
+    with pytest.raises(CheckpointError, match="format"):
+        train_supervised(pop, (x, y), None, algo, max_generations=2, checkpoint_path=ckpt)
+
+    # a real checkpoint of another architecture is refused too, and not overwritten
+    ckpt.unlink()
+    train_supervised(pop, (x, y), None, algo, max_generations=2, checkpoint_path=ckpt)
+    before = ckpt.read_bytes()
+    other = BatchedFeedforward(4, 2, 16, (9,), generator=gen())
+    with pytest.raises(CheckpointError, match="does not match"):
+        train_supervised(other, (x, y), None, GA(other), max_generations=3, checkpoint_path=ckpt)
+    assert ckpt.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_budgets_callbacks_and_logging(caplog: pytest.LogCaptureFixture) -> None:
+    x, y, _ = teacher_data(100)
+    pop, algo = make()
+    seen: list[Progress] = []
+
+    def stop_at_three(p: Progress) -> bool:
+        seen.append(p)
+        return p.generation >= 3
+
+    with caplog.at_level(logging.INFO, logger="hbm_ne"):
+        res = train_supervised(
+            pop, (x, y), (x, y), algo, max_generations=100, callbacks=[stop_at_three], eval_every=1
+        )
+    assert res.stop_reason == "callback" and res.generations == 3
+    assert [p.generation for p in seen] == [1, 2, 3]
+    assert seen[0].evaluation is not None and "test_ce" in seen[0].evaluation
+    assert any("generation 0" in r.message for r in caplog.records)
+    res = train_supervised(pop, (x, y), None, algo, max_time=0.3)
+    assert res.stop_reason == "max_time" and res.elapsed >= 0.3
+    with pytest.raises(ValueError, match="budget"):
+        train_supervised(pop, (x, y), None, algo)
+    with pytest.raises(ValueError, match="features"):
+        train_supervised(pop, (torch.zeros(5, 3), torch.zeros(5)), None, algo, max_generations=1)
+
+
+def test_history_reports_train_best_member_before_selection() -> None:
+    x, y, _ = teacher_data(200)
+    pop, algo = make()
+    res = train_supervised(pop, (x, y), (x, y), algo, max_generations=3, eval_every=1)
+    for row in res.history:
+        assert set(row) >= {
+            "generation",
+            "elapsed",
+            "best_fitness",
+            "mean_fitness",
+            "test_ce",
+            "test_f1",
+        }
+        # full-batch training on the test set: the test CE of the train-best member IS its fitness
+        assert abs(row["test_ce"] - row["best_fitness"]) < 1e-5
+        assert row["best_fitness"] <= row["mean_fitness"]
+    assert res.best is not None
+    ce = F.cross_entropy(res.best(x), y).item()
+    assert abs(ce - res.history[-1]["best_fitness"]) < 1e-5
+
+
+@pytest.mark.parametrize("kind", ["ga", "es", "cmaes"])
+def test_algorithms_approach_the_teacher(kind: str) -> None:
+    x, y, teacher = teacher_data(1000, scale=4.0, seed=1)
+    with torch.no_grad():
+        teacher_ce = F.cross_entropy(teacher(x), y).item()
+    pop = BatchedFeedforward(4, 2, 32, (16,), sigma_init=0.05, generator=gen(5))
+    start = float(SupervisedFitness(EpisodeData.from_arrays(x, y))(pop, 0, gen()).min())
+    if kind == "ga":
+        algo: GA | ES | CMAES = GA(pop, seed=1)
+    elif kind == "es":
+        algo = ES(pop, method="openai", noise_std=0.05, learning_rate=0.03, seed=1)
+    else:
+        algo = CMAES(pop, sigma0=0.2, diagonal=True, seed=1)
+    res = train_supervised(pop, (x, y), None, algo, max_generations=150, eval_every=50)
+    final = res.history[-1]["best_fitness"]
+    gap_start, gap_end = start - teacher_ce, final - teacher_ce
+    assert gap_end < 0.35 * gap_start, (kind, start, final, teacher_ce)
+    assert final < teacher_ce + 0.1
+
+
+@pytest.mark.parametrize("mode", ["episode", "session", "generation"])
+def test_recurrent_training_modes(mode: str) -> None:
+    g = gen(3)
+    lengths = [6, 4, 5, 7, 3, 5]
+    n = sum(lengths)
+    obs = torch.randn(n, 3, generator=g)
+    act = (obs[:, 0] > 0).long()
+    data = EpisodeData.from_arrays(obs, act, lengths, sessions=[0, 0, 0, 1, 1, 1])
+    pop = BatchedRecurrent(3, 2, 12, 8, kind="trainable", sigma_init=0.05, generator=gen(4))
+    res = train_supervised(
+        pop, data, data, GA(pop), max_generations=25, eval_every=5, state_mode=mode, batch_size=2
+    )
+    assert res.history[-1]["best_fitness"] < res.history[0]["best_fitness"]
+    assert (pop.carried_state is not None) == (mode == "generation")
+    if mode == "generation":
+        assert pop.carried_state is not None and pop.carried_state.shape == (12, 8)
+
+
+def test_generation_mode_state_follows_lineage() -> None:
+    lengths = [5, 5]
+    obs = torch.randn(10, 3, generator=gen(1))
+    data = EpisodeData.from_arrays(obs, torch.zeros(10, dtype=torch.long), lengths)
+    pop = BatchedRecurrent(3, 2, 4, 6, kind="trainable", generator=gen(2))
+    fit = SupervisedFitness(data, state_mode="generation")
+    f = fit(pop, 0, gen())
+    assert pop.carried_state is not None
+    state = pop.carried_state.clone()
+    ga = GA(pop, elitism=1)
+    order = torch.argsort(f)
+    ga.tell(f)
+    # slot 0 is the best member (elite): it carries *its own* state, not slot 0's old one
+    assert torch.equal(pop.carried_state[0], state[order[0]])
+    # the next evaluation starts from the carried state: different from a fresh start
+    f_carry = fit(pop, 1, gen())
+    f_fresh = SupervisedFitness(data, state_mode="session")(pop, 1, gen())
+    assert not torch.allclose(f_carry, f_fresh)
+
+
+def test_evolve_with_a_custom_fitness() -> None:
+    from hbm_ne import Population
+
+    pop = Population(torch.randn(20, 5, generator=gen()), sigma_init=0.1)
+    target = torch.arange(5.0)
+
+    def fitness(p, generation, generator):  # type: ignore[no-untyped-def]
+        return ((p.params - target) ** 2).sum(1)
+
+    res = evolve(pop, GA(pop), fitness, max_generations=200, eval_every=50)
+    assert res.best is None  # raw vectors have no module form
+    assert float(((res.best_params - target) ** 2).sum()) < 0.05
