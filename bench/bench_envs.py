@@ -3,7 +3,9 @@
 Figures (same-process ratios):
 - env steps/s at B = 1024 for each torch env. CartPole's peer is Gymnasium's numpy-vectorised
   CartPole (`make_vec(..., vectorization_mode="vector_entry_point")`); MountainCar and Acrobot
-  have none, so their peer is one Gymnasium env stepped one at a time.
+  have none, so their peer is one Gymnasium env stepped one at a time. Both sides include their
+  resets at the end of episodes: the torch env replays the same 1024 seeds, whose starts are
+  cached after the first reset; Gymnasium's `reset()` does not reseed.
 - a whole-population rollout, P = 1024 feedforward policies (4→50→2) on CartPole, full
   500-step episodes, env-steps/s vs the naive loop (one Gymnasium env, one policy call per step).
 - one env-return GA generation (fitness of P = 256 members × 4 episodes, then selection and

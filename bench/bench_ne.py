@@ -17,9 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 from _harness import Result, interleaved, time_call
-from torch import nn
-
 from hbm_ne import GA, BatchedFeedforward, cross_entropy
+from torch import nn
 
 SUITE = "ne"
 TASKS = {"cartpole": (4, 2), "lunarlander": (8, 4)}
@@ -59,12 +58,8 @@ def _straightforward(pop: BatchedFeedforward, x: torch.Tensor, y: torch.Tensor) 
         x.expand(p, n, x.shape[1]),
         v["hidden.0.weight"].transpose(1, 2),
     ).tanh_()
-    logits = torch.baddbmm(
-        v["output.bias"].unsqueeze(1), h, v["output.weight"].transpose(1, 2)
-    )
-    ce = F.cross_entropy(
-        logits.reshape(p * n, -1), y.repeat(p), reduction="none"
-    ).view(p, n)
+    logits = torch.baddbmm(v["output.bias"].unsqueeze(1), h, v["output.weight"].transpose(1, 2))
+    ce = F.cross_entropy(logits.reshape(p * n, -1), y.repeat(p), reduction="none").view(p, n)
     return ce.mean(1)
 
 
@@ -88,8 +83,9 @@ def bench_fitness(device: torch.device, quick: bool, peak: float) -> list[Result
     for task, (inp, out) in TASKS.items():
         x, y = _data(inp, out, device)
         for p in sizes:
-            pop = BatchedFeedforward(inp, out, p, generator=torch.Generator().manual_seed(1),
-                                     device=device)
+            pop = BatchedFeedforward(
+                inp, out, p, generator=torch.Generator().manual_seed(1), device=device
+            )
             modules = [pop.export(i) for i in range(p)]
             ours = cross_entropy(pop, x, y)
             for ref in (_straightforward(pop, x, y), _loop(modules, x, y)):
@@ -146,26 +142,12 @@ def bench_ga(device: torch.device, quick: bool) -> list[Result]:
         gens = 5 if quick else 15
         if p == 50:
             gens *= 8
-        pop = BatchedFeedforward(inp, out, p, sigma_init=0.01, device=device,
-                                 generator=torch.Generator().manual_seed(2))
+        pop = BatchedFeedforward(
+            inp, out, p, sigma_init=0.01, device=device, generator=torch.Generator().manual_seed(2)
+        )
         ga = GA(pop, seed=3)
         phases = {"fitness": 0.0, "selection": 0.0, "mutation": 0.0}
-
-        def generation() -> None:
-            t0 = time.perf_counter()
-            ga.ask()
-            f = cross_entropy(pop, x, y)  # noqa: B023
-            _sync(device)
-            t1 = time.perf_counter()
-            pop.select_(ga.selection_indices(f))  # noqa: B023
-            _sync(device)
-            t2 = time.perf_counter()
-            pop.mutate_(ga.generator, start=ga.elitism)  # noqa: B023
-            _sync(device)
-            t3 = time.perf_counter()
-            phases["fitness"] += t1 - t0
-            phases["selection"] += t2 - t1
-            phases["mutation"] += t3 - t2
+        generation = _ga_generation(pop, ga, x, y, device, phases)
 
         fns = {"hbm_ne": generation}
         evo = _evotorch_ga(pop, x, y, p, device)
@@ -176,10 +158,16 @@ def bench_ga(device: torch.device, quick: bool) -> list[Result]:
         shares = {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}
         if evo is None:
             results.append(
-                Result(SUITE, f"GA generation cartpole P={p} N={N}", "gen/s",
-                       1 / times["hbm_ne"], "evotorch (not installed)", float("nan"),
-                       target=2.0 if p == 1024 else None,
-                       extra={"phase_shares": shares, "note": "pip install evotorch"})
+                Result(
+                    SUITE,
+                    f"GA generation cartpole P={p} N={N}",
+                    "gen/s",
+                    1 / times["hbm_ne"],
+                    "evotorch (not installed)",
+                    float("nan"),
+                    target=2.0 if p == 1024 else None,
+                    extra={"phase_shares": shares, "note": "pip install evotorch"},
+                )
             )
             continue
         results.append(
@@ -197,8 +185,31 @@ def bench_ga(device: torch.device, quick: bool) -> list[Result]:
     return results
 
 
-def _evotorch_ga(pop: BatchedFeedforward, x: torch.Tensor, y: torch.Tensor, p: int,
-                 device: torch.device):  # type: ignore[no-untyped-def]
+def _ga_generation(pop, ga, x, y, device, phases):  # type: ignore[no-untyped-def]
+    """One hbm-ne GA generation, timing each phase into `phases`."""
+
+    def generation() -> None:
+        t0 = time.perf_counter()
+        ga.ask()
+        f = cross_entropy(pop, x, y)
+        _sync(device)
+        t1 = time.perf_counter()
+        pop.select_(ga.selection_indices(f))
+        _sync(device)
+        t2 = time.perf_counter()
+        pop.mutate_(ga.generator, start=ga.elitism)
+        _sync(device)
+        t3 = time.perf_counter()
+        phases["fitness"] += t1 - t0
+        phases["selection"] += t2 - t1
+        phases["mutation"] += t3 - t2
+
+    return generation
+
+
+def _evotorch_ga(
+    pop: BatchedFeedforward, x: torch.Tensor, y: torch.Tensor, p: int, device: torch.device
+):  # type: ignore[no-untyped-def]
     try:
         from evotorch import Problem
         from evotorch.algorithms import GeneticAlgorithm
@@ -218,18 +229,30 @@ def _evotorch_ga(pop: BatchedFeedforward, x: torch.Tensor, y: torch.Tensor, p: i
             size = int(torch.Size(shp).numel())
             parts[k] = s[:, off : off + size].reshape(n_sol, *shp)
             off += size
-        h = torch.baddbmm(parts["hidden.0.bias"].unsqueeze(1), x.expand(n_sol, -1, inp),
-                          parts["hidden.0.weight"].transpose(1, 2)).tanh_()
-        logits = torch.baddbmm(parts["output.bias"].unsqueeze(1), h,
-                               parts["output.weight"].transpose(1, 2))
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(n_sol),
-                             reduction="none")
+        h = torch.baddbmm(
+            parts["hidden.0.bias"].unsqueeze(1),
+            x.expand(n_sol, -1, inp),
+            parts["hidden.0.weight"].transpose(1, 2),
+        ).tanh_()
+        logits = torch.baddbmm(
+            parts["output.bias"].unsqueeze(1), h, parts["output.weight"].transpose(1, 2)
+        )
+        ce = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), y.repeat(n_sol), reduction="none"
+        )
         return ce.view(n_sol, -1).mean(1)
 
-    problem = Problem("min", fitness, solution_length=pop.num_params, vectorized=True,
-                      initial_bounds=(-0.5, 0.5), device=device)
-    searcher = GeneticAlgorithm(problem, operators=[GaussianMutation(problem, stdev=0.01)],
-                                popsize=p, re_evaluate=False)
+    problem = Problem(
+        "min",
+        fitness,
+        solution_length=pop.num_params,
+        vectorized=True,
+        initial_bounds=(-0.5, 0.5),
+        device=device,
+    )
+    searcher = GeneticAlgorithm(
+        problem, operators=[GaussianMutation(problem, stdev=0.01)], popsize=p, re_evaluate=False
+    )
 
     def step() -> None:
         searcher.step()

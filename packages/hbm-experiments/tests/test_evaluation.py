@@ -12,9 +12,7 @@ from hbm_experiments.evaluation import (
     classification_metrics,
     compare_returns,
     evaluate_policy,
-    macro_f1,
     model_spec,
-    policy_logits,
 )
 from hbm_experiments.tasks import DataPreprocessingTask
 
@@ -45,20 +43,19 @@ def test_compare_returns_pct_and_matching() -> None:
         compare_returns([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
-def test_macro_f1_by_hand() -> None:
-    target = torch.tensor([0, 0, 1, 1, 2])
-    pred = torch.tensor([0, 1, 1, 1, 0])
-    # class 0: tp1 fp1 fn1 -> 0.5; class 1: tp2 fp1 fn0 -> 0.8; class 2: tp0 -> 0
-    assert macro_f1(pred, target, 3) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
-    # an absent class counts 0 (zero_division=0), as in the lab's sklearn call
-    assert macro_f1(torch.tensor([0, 0]), torch.tensor([0, 0]), 2) == pytest.approx(0.5)
-
-
 def test_classification_metrics_of_a_sure_policy() -> None:
-    actions = torch.tensor([0, 1, 1, 0])
-    logits = torch.nn.functional.one_hot(actions, 2).float() * 50
-    m = classification_metrics(logits, actions, generator=torch.Generator().manual_seed(0))
+    model = hbm_dl.FeedforwardMLP(2, 2, 2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.hidden[0].weight.copy_(torch.eye(2) * 10)
+        model.output.weight.copy_(torch.eye(2) * 50)
+    obs = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=np.float32)
+    actions = np.array([0, 1, 1, 0])
+    m = classification_metrics(model, obs, actions, generator=torch.Generator().manual_seed(0))
     assert m["test_accuracy"] == 1.0 and m["test_f1"] == 1.0 and m["test_ce"] < 1e-6
+    wrong = classification_metrics(model, obs, 1 - actions)
+    assert wrong["test_accuracy"] == 0.0 and wrong["test_f1"] == 0.0 and wrong["test_ce"] > 10
 
 
 @pytest.mark.parametrize("kind", ["feedforward", "reservoir", "trainable"])
@@ -85,9 +82,9 @@ def test_ne_member_and_dl_model_same_evaluation(kind: str, cl_data) -> None:  # 
     assert 0.0 <= ne_eval["metrics"]["test_f1"] <= 1.0
     # the evaluation is reproducible and depends on its seed
     assert evaluate_policy(member, cl_data, seed=5) == ne_eval
-    lengths = meta.test_episode_lengths if kind != "feedforward" else None
-    logits = policy_logits(member, cl_data.test_obs, lengths)
-    assert logits.shape == (len(cl_data.test_act), meta.num_actions)
+    if kind != "feedforward":
+        with pytest.raises(ValueError, match="episode_lengths"):
+            classification_metrics(member, cl_data.test_obs, cl_data.test_act)
 
 
 def test_rollouts_get_each_episodes_own_cl_values(

@@ -32,7 +32,7 @@ from hbm_experiments import (
 )
 from hbm_experiments.cli import main as hbm
 from hbm_experiments.slurm import JobState, SlurmJob
-from hbm_experiments.status import find_experiments
+from hbm_experiments.status import describe, find_experiments
 
 pytestmark = pytest.mark.slurm
 
@@ -276,7 +276,7 @@ def test_sweep_failure_is_shown_and_retry_resubmits_only_it(
     assert "1 of 2 experiments failed" in out.err
     assert submissions == [2]
 
-    records = {r.config["data"]["subject"]: r for r in find_experiments(tmp_path / "cache")}
+    records = {describe(r)["subject"]: r for r in find_experiments(tmp_path / "cache")}
     assert records["sim01"].status == "completed"
     assert records["nobody"].status == "failed"
     assert records["nobody"].error and "Traceback" in records["nobody"].error
@@ -294,7 +294,7 @@ def test_sweep_failure_is_shown_and_retry_resubmits_only_it(
 
     assert hbm([*sweep, "--retry"]) == 1  # still no data for "nobody": it fails again
     assert submissions == [2, 1]  # only the failed experiment went out again
-    after = {r.config["data"]["subject"]: r for r in find_experiments(tmp_path / "cache")}
+    after = {describe(r)["subject"]: r for r in find_experiments(tmp_path / "cache")}
     assert after["sim01"].job_id == done_job and after["sim01"].status == "completed"
     assert after["nobody"].job_id != failed_job and after["nobody"].status == "failed"
 

@@ -134,3 +134,18 @@ def test_batch_failure_reports_and_retry_reruns_only_failed(counter: Path, hbm_e
     results = run_experiments([CountingGA(seed=1), CountingGA(seed=2)], retry=True)
     assert [r["seed"] for r in results] == [1, 2]
     assert executions(counter) == [CountingGA(seed=s).infra.uid() for s in (1, 2, 2)]
+
+
+def test_data_task_cached_in_ram_and_on_disk(shared_data_dir: Path) -> None:
+    from hbm_experiments import DataPreprocessingTask
+
+    task = DataPreprocessingTask(dataset="cartpole", use_cl_info=True)
+    data = task.load()
+    assert task.load() is data  # same instance: from RAM
+    again = DataPreprocessingTask(dataset="cartpole", use_cl_info=True, data_dir="/elsewhere")
+    assert again.infra.uid() == task.infra.uid()  # where the files are is not part of the uid
+    assert again.infra.status() == "completed"
+    loaded = again.load()  # from disk, not from the (missing) data_dir
+    assert loaded.metadata == data.metadata
+    assert (loaded.train_obs == data.train_obs).all()
+    assert data.metadata.input_size == data.metadata.obs_size + 2

@@ -24,7 +24,11 @@ def _infra(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"--infra {item!r}: expected KEY=VALUE, e.g. slurm_partition=debug")
         infra[key.strip()] = _parse_value(value)
     if getattr(args, "cluster", None):
-        infra["cluster"] = None if args.cluster == "none" else args.cluster
+        from .slurm import check_infra, resolve_cluster
+
+        # "auto": Slurm only when a controller answers (submitit's auto only looks for srun)
+        infra["cluster"] = None if args.cluster == "none" else resolve_cluster(args.cluster)
+        check_infra(infra, source="--cluster/--infra")  # a request no node can satisfy fails now
     if getattr(args, "retry", False):
         infra["mode"] = "retry"
     return infra

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "build_model",
@@ -24,9 +23,7 @@ __all__ = [
     "evaluate_policy",
     "is_recurrent",
     "load_model",
-    "macro_f1",
     "model_spec",
-    "policy_logits",
 ]
 
 F1_SAMPLES = 10
@@ -38,70 +35,28 @@ def is_recurrent(policy: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def policy_logits(
+def classification_metrics(
     policy: torch.nn.Module,
-    obs: np.ndarray | torch.Tensor,
+    obs: np.ndarray,
+    actions: np.ndarray,
     episode_lengths: Sequence[int] | None = None,
     *,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """Logits `[N, out]` for observations `[N, in]`.
-
-    Recurrent policies run each episode from a zero state (episodes are the contiguous slices
-    given by `episode_lengths`), batched as `[E, T, in]` with a mask.
-    """
-    x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
-    if not is_recurrent(policy):
-        return policy(x)
-    if episode_lengths is None:
-        raise ValueError("a recurrent policy needs episode_lengths to split the observations")
-    lengths = [int(n) for n in episode_lengths]
-    if sum(lengths) != x.shape[0]:
-        raise ValueError(f"episode_lengths sum to {sum(lengths)}, but there are {x.shape[0]} rows")
-    t_max = max(lengths)
-    padded = x.new_zeros((len(lengths), t_max, x.shape[1]))
-    mask = torch.zeros((len(lengths), t_max), dtype=torch.bool, device=x.device)
-    start = 0
-    for e, n in enumerate(lengths):
-        padded[e, :n] = x[start : start + n]
-        mask[e, :n] = True
-        start += n
-    logits, _ = policy(padded, mask)
-    return logits[mask]
-
-
-def macro_f1(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
-    """Macro F1 over `range(num_classes)`; a class absent from both counts as 0 (sklearn's
-    `zero_division=0`)."""
-    idx = target.long() * num_classes + pred.long()
-    cm = torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-    tp = cm.diag().double()
-    denom = cm.sum(0).double() + cm.sum(1).double()
-    f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
-    return float(f1.mean())
-
-
-def classification_metrics(
-    logits: torch.Tensor,
-    actions: np.ndarray | torch.Tensor,
-    *,
     generator: torch.Generator | None = None,
-    num_samples: int = F1_SAMPLES,
+    device: torch.device | str = "cpu",
 ) -> dict[str, float]:
-    """Test CE, accuracy of the argmax, and macro F1 of the *sampled* policy (mean over
-    `num_samples` draws, as in the lab's evaluation: it scores the stochastic policy)."""
-    target = torch.as_tensor(np.asarray(actions), dtype=torch.long, device=logits.device)
-    num_classes = logits.shape[-1]
-    probs = torch.softmax(logits.float(), dim=-1)
-    f1s = []
-    for _ in range(num_samples):
-        pred = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        f1s.append(macro_f1(pred, target, num_classes))
-    return {
-        "test_ce": float(F.cross_entropy(logits.float(), target)),
-        "test_accuracy": float((logits.argmax(-1) == target).float().mean()),
-        "test_f1": float(np.mean(f1s)),
-    }
+    """Test CE, argmax accuracy and macro F1 of the *sampled* policy (mean of `F1_SAMPLES`
+    draws, as in the lab's evaluation: it scores the stochastic policy), by hbm-dl's `evaluate`.
+
+    `obs [N, in]`, `actions [N]`; recurrent policies need `episode_lengths` (each episode runs
+    from a zero state)."""
+    from hbm_dl import EpisodeData, evaluate
+
+    lengths = list(episode_lengths) if is_recurrent(policy) and episode_lengths else None
+    if is_recurrent(policy) and lengths is None:
+        raise ValueError("a recurrent policy needs episode_lengths to split the observations")
+    data = EpisodeData.from_arrays(obs, actions, lengths, device=device)
+    out = evaluate(policy, data, num_samples=F1_SAMPLES, generator=generator)
+    return {"test_ce": out["ce"], "test_accuracy": out["accuracy"], "test_f1": out["f1"]}
 
 
 def _finite(x: float) -> float | None:
@@ -197,10 +152,15 @@ def evaluate_policy(
     device = torch.device(device)
     policy = policy.to(device).eval()
     meta = data.metadata
-    lengths = meta.test_episode_lengths if is_recurrent(policy) else None
-    logits = policy_logits(policy, data.test_obs, lengths, device=device)
     gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 1)
-    metrics = classification_metrics(logits, data.test_act, generator=gen)
+    metrics = classification_metrics(
+        policy,
+        data.test_obs,
+        data.test_act,
+        meta.test_episode_lengths,
+        generator=gen,
+        device=device,
+    )
     env_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 2)
     behaviour = evaluate_behaviour(policy, meta, repeats=repeats, generator=env_gen, device=device)
     return {"metrics": metrics, "behaviour": behaviour}

@@ -228,10 +228,17 @@ class Experiment(ExperimentConfig):
             if calls[0] % every:
                 return
             row = progress if isinstance(progress, Mapping) else vars(progress)
-            position = row.get(unit, row.get("epoch", calls[0]))
+            position = row.get(unit, calls[0])
+            if isinstance(position, float):
+                position = round(position, 2)
             loss = row.get("best_fitness", row.get("train_loss"))
             elapsed = float(row.get("elapsed", 0.0))
-            left = f", {max(0.0, max_time - elapsed):.0f}s left" if max_time else ""
+            if max_time:
+                left = f", {max(0.0, max_time - elapsed):.0f}s left"
+            elif budget and isinstance(position, int | float) and position > 0:
+                left = f", ~{elapsed * max(0.0, budget - position) / position:.0f}s left"
+            else:
+                left = ""
             of = f"/{budget}" if budget else ""
             evaluation = row.get("evaluation") or row
             logger.info(
@@ -465,7 +472,11 @@ class SGDExperiment(Experiment):
             checkpoint_every_steps=t.checkpoint_every,
             seed=self.seed,
             device=device,
-            callbacks=(self._progress("step", t.max_steps),),
+            callbacks=(
+                self._progress("step", t.max_steps)
+                if t.max_steps
+                else self._progress("epoch", t.max_epochs),
+            ),
         )
         return TrainOutput(result.model, list(result.history))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -41,17 +42,28 @@ def as_seed_list(seeds: Seeds, *, what: str = "seeds") -> list[int]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _uniform_draws(seed: int, low: float, high: float, size: int) -> tuple[float, ...]:
+    # Generator(PCG64(SeedSequence(seed))).uniform(low, high, size) is low + (high - low) * u
+    # with u = (next_uint64 >> 11) * 2**-53 (numpy's random_uniform / next_double for PCG64);
+    # PCG64(seed) seeds through SeedSequence(seed). Skipping the Generator is ~3x faster.
+    raw = np.random.PCG64(seed).random_raw(size)
+    u = (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+    return tuple((low + (high - low) * u).tolist())
+
+
 def gymnasium_uniform(seeds: Sequence[int], low: float, high: float, size: int) -> np.ndarray:
     """The draws `np_random.uniform(low, high, size)` of Gymnasium's `reset(seed=s)`, per seed.
 
     Gymnasium seeds `np.random.Generator(PCG64(SeedSequence(seed)))`
     (`gymnasium.utils.seeding.np_random`); repeating that here makes a seed mean the same
-    initial state without importing gymnasium. Returns `[len(seeds), size]` float64.
+    initial state without importing gymnasium. Seeding costs ~10 µs per seed, so the draws of
+    recently used seeds are cached (replayed seeds, fixed evaluation seeds). Returns
+    `[len(seeds), size]` float64.
     """
     out = np.empty((len(seeds), size), dtype=np.float64)
     for i, seed in enumerate(seeds):
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
-        out[i] = rng.uniform(low=low, high=high, size=size)
+        out[i] = _uniform_draws(seed, float(low), float(high), int(size))
     return out
 
 
@@ -83,11 +95,10 @@ class BatchedEnv:
         self.terminated = torch.zeros(b, dtype=torch.bool, device=dev)
         self.truncated = torch.zeros(b, dtype=torch.bool, device=dev)
         self.done = torch.ones(b, dtype=torch.bool, device=dev)
-        self.alive = torch.zeros(b, dtype=torch.bool, device=dev)
-        # float copies: mixed-dtype in-place ops would allocate a temporary each step
-        self._alive_f = torch.zeros(b, dtype=torch.float32, device=dev)
         self._returns = torch.zeros(b, dtype=torch.float32, device=dev)
-        self._lengths = torch.zeros(b, dtype=torch.float32, device=dev)
+        # the step at which each episode ended (max_episode_steps while it runs): one masked
+        # fill per step instead of a running count
+        self._end_step = torch.zeros(b, dtype=torch.int64, device=dev)
         self.elapsed_steps = 0
         self._result = StepResult(self.obs, self.reward, self.terminated, self.truncated)
 
@@ -107,13 +118,11 @@ class BatchedEnv:
                 f"{self.env_id}: got {len(seed_list)} seeds for {self.num_envs} environments"
             )
         self.done.zero_()
-        self.alive.fill_(True)
         self.terminated.zero_()
         self.truncated.zero_()
         self.reward.zero_()
-        self._alive_f.fill_(1.0)
         self._returns.zero_()
-        self._lengths.zero_()
+        self._end_step.fill_(self.max_episode_steps)
         self.elapsed_steps = 0
         self._reset(seed_list)
         return self.obs
@@ -136,23 +145,24 @@ class BatchedEnv:
             )
         self.elapsed_steps += 1
         # `_step` fills obs, reward and terminated as if every episode were still running;
-        # masking by `alive` (= not done before this step) happens here.
+        # masking by `done` (before this step) happens here.
         self._step(actions)
-        alive, alive_f = self.alive, self._alive_f
-        self.reward.mul_(alive_f)
+        done = self.done
+        self.reward.masked_fill_(done, 0.0)
         self._returns.add_(self.reward)
-        self._lengths.add_(alive_f)
-        self.terminated.logical_and_(alive)
+        self.terminated.masked_fill_(done, False)
+        self._end_step.masked_fill_(self.terminated, self.elapsed_steps)
         if self.elapsed_steps >= self.max_episode_steps:
-            self.truncated.copy_(alive)
-            self.done.fill_(True)
-            alive.zero_()
-            alive_f.zero_()
+            torch.logical_not(done, out=self.truncated)
+            done.fill_(True)
         else:
-            self.done.logical_or_(self.terminated)
-            torch.logical_not(self.done, out=alive)
-            alive_f.copy_(alive)
+            done.logical_or_(self.terminated)
         return self._result
+
+    @property
+    def alive(self) -> torch.Tensor:
+        """Whether each episode is still running, `[B]` bool (a new tensor)."""
+        return self.done.logical_not()
 
     @property
     def returns(self) -> torch.Tensor:
@@ -162,7 +172,7 @@ class BatchedEnv:
     @property
     def lengths(self) -> torch.Tensor:
         """Steps taken in each episode so far (the terminating step included), `[B]` int64."""
-        return self._lengths.to(torch.int64)
+        return torch.where(self.done, self._end_step, self.elapsed_steps)
 
     def all_done(self) -> bool:
         """Whether every episode has ended (a device sync)."""

@@ -123,11 +123,16 @@ class MountainCar(BatchedEnv):
         super().__init__(num_envs, device=device)
         b, dev = self.num_envs, self.device
         self._state = torch.zeros(2, b, dtype=_F64, device=dev)  # position, velocity
+        self._pos, self._vel = self._state.unbind(0)
         self._push_table = torch.tensor([-self.force, 0.0, self.force], dtype=_F64, device=dev)
         self._dv = torch.empty(b, dtype=_F64, device=dev)
         self._tmp = torch.empty(b, dtype=_F64, device=dev)
         self._mask = torch.empty(b, dtype=torch.bool, device=dev)
-        self._mask2 = torch.empty(b, dtype=torch.bool, device=dev)
+        self._goal = torch.tensor(
+            [[self.goal_position], [self.goal_velocity]], dtype=_F64, device=dev
+        )
+        self._at_goal = torch.empty(2, b, dtype=torch.bool, device=dev)
+        self._at_goal_rows = self._at_goal.unbind(0)
         self._minus_ones = torch.full((b,), -1.0, dtype=torch.float32, device=dev)
 
     def _reset(self, seeds: list[int]) -> None:
@@ -137,7 +142,7 @@ class MountainCar(BatchedEnv):
         self._obs_t.copy_(self._state)
 
     def _step(self, actions: torch.Tensor) -> None:
-        pos, vel, dv, tmp = self._state[0], self._state[1], self._dv, self._tmp
+        pos, vel, dv, tmp = self._pos, self._vel, self._dv, self._tmp
         # velocity += (action - 1) * force + cos(3 position) * (-gravity)
         torch.mul(pos, 3.0, out=tmp)
         tmp.cos_()
@@ -149,9 +154,8 @@ class MountainCar(BatchedEnv):
         # wall only when the velocity was <= 0, so zeroing it whenever the car is there agrees
         torch.eq(pos, self.min_position, out=self._mask)
         vel.masked_fill_(self._mask, 0.0)
-        torch.ge(pos, self.goal_position, out=self._mask)
-        torch.ge(vel, self.goal_velocity, out=self._mask2)
-        torch.logical_and(self._mask, self._mask2, out=self.terminated)
+        torch.ge(self._state, self._goal, out=self._at_goal)
+        torch.logical_and(*self._at_goal_rows, out=self.terminated)
         self._obs_t.copy_(self._state)
         self.reward.copy_(self._minus_ones)
 
@@ -202,7 +206,8 @@ class Acrobot(BatchedEnv):
         _, self._sin2, self._sin12, _ = self._trig.unbind(0)
         self._cos2_row = self._trig[3:4]
         # (-d1, d2) = c0 + c1 cos th2, from Gymnasium's
-        # d1 = m1 lc1² + m2 (l1² + lc2² + 2 l1 lc2 cos th2) + I1 + I2, d2 = m2 (lc2² + l1 lc2 cos th2) + I2
+        # d1 = m1 lc1² + m2 (l1² + lc2² + 2 l1 lc2 cos th2) + I1 + I2,
+        # d2 = m2 (lc2² + l1 lc2 cos th2) + I2
         self._d_c0 = const(
             [[-(m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi)], [m2 * lc2**2 + moi]]
         )
