@@ -85,6 +85,8 @@ def test_status_collect_report(
     out = capsys.readouterr().out
     assert "5 experiments: 4 completed, 1 failed" in out
     assert "RuntimeError: injected failure for the retry test" in out
+    assert main(["status", "--where", "data.use_cl_info=true", "--where", "seed=1"]) == 0
+    assert "1 experiments: 1 completed" in capsys.readouterr().out
     assert main(["collect", "--out", str(tmp_path / "all.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "all.csv").open()))
     assert len(rows) == 5

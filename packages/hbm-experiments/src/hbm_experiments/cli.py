@@ -34,6 +34,32 @@ def _infra(args: argparse.Namespace) -> dict[str, Any]:
     return infra
 
 
+def _add_where(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only experiments whose config has this value, e.g. --where data.dataset=acrobot "
+        "--where method=ga_feedforward (a sweep: its base config's values)",
+    )
+
+
+def _records(args: argparse.Namespace, *, load_results: bool) -> list[Any]:
+    from .status import find_experiments, flat_config
+
+    where = {}
+    for item in args.where:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--where {item!r}: expected KEY=VALUE")
+        where[key.strip()] = _parse_value(value)
+    records = find_experiments(load_results=load_results or bool(where))
+    if where:
+        records = [r for r in records if all(flat_config(r).get(k) == v for k, v in where.items())]
+    return records
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache", type=Path, help="cache root (default: $HBM_CACHE or ./results/exca_cache)"
@@ -83,11 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-seeds", type=int, help="seeds 0..N-1")
     p = sub.add_parser("status", help="table of every experiment in the cache")
     _add_common(p)
+    _add_where(p)
     p = sub.add_parser("collect", help="one CSV row per experiment (config + metrics)")
     _add_common(p)
+    _add_where(p)
     p.add_argument("--out", type=Path, default=Path("results/experiments.csv"))
     p = sub.add_parser("report", help="plots (PNG) and a markdown comparison table")
     _add_common(p)
+    _add_where(p)
     p.add_argument("--out", type=Path, default=Path("results/report"))
     p = sub.add_parser(
         "demo", help="GA vs gradient descent, with and without CL, on simulated players"
@@ -172,10 +201,10 @@ def _cmd_many(args: argparse.Namespace, kind: str) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .status import find_experiments, format_status_table
+    from .status import format_status_table
     from .tasks import cache_root
 
-    records = find_experiments()
+    records = _records(args, load_results=False)
     print(f"cache: {cache_root()}")
     print(format_status_table(records))
     return 0
@@ -183,9 +212,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_collect(args: argparse.Namespace) -> int:
     from .report import collect_rows, write_csv
-    from .status import find_experiments
 
-    rows = collect_rows(find_experiments(load_results=True))
+    rows = collect_rows(_records(args, load_results=True))
     path = write_csv(rows, args.out)
     print(f"wrote {len(rows)} rows to {path}")
     return 0
@@ -193,9 +221,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import make_report
-    from .status import find_experiments
 
-    table, files = make_report(find_experiments(load_results=True), args.out)
+    table, files = make_report(_records(args, load_results=True), args.out)
     print(table)
     print("\n" + "\n".join(f"wrote {f}" for f in files))
     return 0
