@@ -115,6 +115,7 @@ def bench_fitness(device: torch.device, quick: bool, peak: float) -> list[Result
                 "N": N,
                 "task": task,
                 "peak_matmul_gflops": round(peak, 1),
+                "torch_threads": torch.get_num_threads(),
                 **{f"{k}_ms": round(t * 1e3, 2) for k, t in times.items()},
                 **{f"{k}_share_of_peak": f"{100 * g / peak:.1f}%" for k, g in gf.items()},
             }

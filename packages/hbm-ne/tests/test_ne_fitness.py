@@ -60,6 +60,15 @@ def test_closed_form_two_class_ce_is_exact_for_large_logits() -> None:
     assert_close(ce_sum(logits, y)[0], ref, atol=1e-4, rtol=1e-6)
 
 
+def test_multiclass_ce_is_exact_with_and_without_the_shift_free_path() -> None:
+    y = torch.tensor([0, 3, 2])
+    for scale in (1.0, 200.0):  # 200: beyond exp's range, falls back to logsumexp
+        logits = torch.randn(2, 3, 4, generator=gen(9)) * scale
+        ref = torch.stack([F.cross_entropy(lo.double(), y, reduction="sum") for lo in logits])
+        assert_close(ce_sum(logits.clone(), y), ref, atol=1e-4, rtol=1e-6)
+        assert_close(ce_sum(logits.clone(), y, inplace=True), ref, atol=1e-4, rtol=1e-6)
+
+
 def test_macro_f1_against_hand_computed_reference() -> None:
     # 3 classes, targets [0, 0, 1, 2, 2, 2]; predictions [0, 1, 1, 2, 2, 0]
     # class 0: tp 1 fp 1 fn 1 -> 0.5; class 1: tp 1 fp 1 fn 0 -> 2/3; class 2: tp 2 fp 0 fn 1 -> 0.8

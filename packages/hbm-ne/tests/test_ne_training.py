@@ -206,3 +206,50 @@ def test_evolve_with_a_custom_fitness() -> None:
     res = evolve(pop, GA(pop), fitness, max_generations=200, eval_every=50)
     assert res.best is None  # raw vectors have no module form
     assert float(((res.best_params - target) ** 2).sum()) < 0.05
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) -> None:
+    x, y, _ = teacher_data(200)
+    kw = dict(batch_size=50, eval_every=3, seed=1, checkpoint_interval=None)
+    pop, algo = make("ga")
+    full = train_supervised(pop, (x, y), (x, y), algo, max_generations=9, **kw)  # type: ignore[arg-type]
+
+    def kill_at_five(p: Progress) -> None:
+        if p.generation == 5:
+            raise Killed
+
+    ckpt = tmp_path / "ck.pt"
+    pop1, algo1 = make("ga")
+    with pytest.raises(Killed):
+        train_supervised(  # type: ignore[arg-type]
+            pop1,
+            (x, y),
+            (x, y),
+            algo1,
+            max_generations=9,
+            checkpoint_path=ckpt,
+            checkpoint_every=2,
+            callbacks=[kill_at_five],
+            **kw,
+        )
+    from hbm_ne import load_checkpoint
+
+    assert load_checkpoint(ckpt)["generation"] == 4
+    pop2, algo2 = make("ga")
+    resumed = train_supervised(  # type: ignore[arg-type]
+        pop2,
+        (x, y),
+        (x, y),
+        algo2,
+        max_generations=9,
+        checkpoint_path=ckpt,
+        checkpoint_every=2,
+        **kw,
+    )
+    assert torch.equal(pop.params, pop2.params)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "elapsed"} for r in h]  # noqa: E731
+    assert strip(full.history) == strip(resumed.history)
