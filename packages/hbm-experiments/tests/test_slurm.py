@@ -162,6 +162,19 @@ def comparable(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def first_difference(a: Any, b: Any, path: str = "result") -> str:
+    """Where two results first differ, e.g. `result.history[37].test_f1: 0.51 != 0.52`."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return first_difference(a.get(key), b.get(key), f"{path}.{key}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} != {b!r}"
+
+
 # ----------------------------------------------------------------------------------------------
 
 
@@ -345,7 +358,9 @@ def test_time_limit_requeues_and_resumes_to_the_same_result(
         if state.requeues >= 1:
             break
     assert state.requeues >= 1, f"the job was never requeued: {state}{job_logs(job)}"
-    assert comparable(result) == comparable(reference)
+    assert comparable(result) == comparable(reference), first_difference(
+        comparable(result), comparable(reference)
+    )
     model = torch.load(limited.infra.uid_folder() / "model.pt", weights_only=True)
     ref_model = torch.load(ref_exp.infra.uid_folder() / "model.pt", weights_only=True)
     for key, value in ref_model["state_dict"].items():

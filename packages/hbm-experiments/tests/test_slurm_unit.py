@@ -209,6 +209,23 @@ def test_requeue_infra() -> None:
     assert slurm.requeue_infra(600)["slurm_additional_parameters"] == {"signal": "USR2@90"}
 
 
+def test_late_warning_after_the_work_is_only_logged(
+    fake_bin: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fake_tool(fake_bin, "scontrol", "exit 0\n")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "60")
+    before = signal.getsignal(signal.SIGUSR2)
+    try:
+        with slurm.requeue_on_timeout():
+            pass
+        os.kill(os.getpid(), signal.SIGUSR2)  # neither raises nor kills the process
+        assert "after its work finished; not requeued" in caplog.text
+        assert _calls(fake_bin, "scontrol") == []
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+
+
 def test_requeue_on_timeout_outside_slurm_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(var, raising=False)

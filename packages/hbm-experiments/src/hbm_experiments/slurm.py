@@ -551,8 +551,10 @@ def requeue_on_timeout(
     Wrap the training call (which checkpoints into the experiment's uid folder); the requeued job
     runs the same exca task again and the training resumes from that checkpoint. After
     `max_requeues` restarts (`SLURM_RESTART_COUNT`) the signal raises `TimeLimitReached` instead,
-    so the failure is recorded rather than looping. Outside Slurm, or off the main thread, it does
-    nothing. Yields the job id (or None). Needs `requeue_infra()` in the job's infra.
+    so the failure is recorded rather than looping. After the block ends normally a late warning
+    is only logged, so a job that finishes just before its limit stays COMPLETED. Outside Slurm,
+    or off the main thread, it does nothing. Yields the job id (or None). Needs
+    `requeue_infra()` in the job's infra.
     """
     job_id = _current_job_id()
     if job_id is None or threading.current_thread() is not threading.main_thread():
@@ -577,13 +579,25 @@ def requeue_on_timeout(
         _requeue(job_id)
         raise SystemExit(f"requeued Slurm job {job_id}; it resumes from its checkpoint")
 
+    def late_warning(received: int, frame: FrameType | None) -> None:
+        logger.warning(
+            "Slurm job %s: time limit near (signal %s) after its work finished; not requeued",
+            job_id,
+            signal.Signals(received).name,
+        )
+
     previous = signal.signal(sig, handler)
     if restarts:
         logger.info("Slurm job %s restarted (%d requeues so far)", job_id, restarts)
     try:
         yield job_id
-    finally:
+    except BaseException:
         signal.signal(sig, previous)
+        raise
+    # The work is done and only saving the result and exiting remain: a warning now must
+    # neither requeue nor fail the job (submitit's own handler would record a failure, and the
+    # default action would kill the process after its result was written).
+    signal.signal(sig, late_warning)
 
 
 def _warning_signal() -> int:
