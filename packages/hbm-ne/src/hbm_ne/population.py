@@ -41,6 +41,15 @@ def tanh_(x: Tensor) -> Tensor:
     return x.tanh_()
 
 
+#: Per-member batches up to this many samples (environment steps) take the numpy path.
+SMALL_BATCH = 16
+
+
+def _numpy_ok(t: Tensor) -> bool:
+    """Whether `t` can be handed to numpy zero-copy (CPU, float32/64, no autograd)."""
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+
+
 def chunk_bytes(device: torch.device) -> int:
     """Default budget of one activation chunk on `device`."""
     return CPU_CHUNK_BYTES if device.type == "cpu" else GPU_CHUNK_BYTES
@@ -349,6 +358,9 @@ class BatchedFeedforward(_NetworkPopulation):
         # a [c, H, N]` (2× faster than `a @ W^T` for these skinny shapes), and with shared inputs
         # the first layer folds into one GEMM `[c·H, in+1] @ [in+1, N]`, its bias folded into the
         # product by a ones row (one pass less over the largest activation).
+        if not shared and n <= SMALL_BATCH and _numpy_ok(x) and _numpy_ok(self.params):
+            yield from self._small_batch_logits(x, layers, c)
+            return
         x_aug_t = torch.cat([x, x.new_ones(n, 1)], dim=1).T.contiguous() if shared else None
         for p0 in range(0, self.population_size, c):
             p1 = min(p0 + c, self.population_size)
@@ -368,6 +380,28 @@ class BatchedFeedforward(_NetworkPopulation):
                 a = out
             assert a is not None
             yield p0, p1, a.transpose(1, 2)
+
+    def _small_batch_logits(
+        self, x: Tensor, layers: list[tuple[Tensor, Tensor]], c: int
+    ) -> Iterator[tuple[int, int, Tensor]]:
+        """Per-member inputs `x [P, n, in]` with small n (one env step of every member): numpy's
+        batched matmul runs P tiny products in one call, where torch's `bmm` pays several
+        microseconds per member (most of a population rollout's step time otherwise)."""
+        xn = x.detach().numpy()
+        n = x.shape[1]
+        for p0 in range(0, self.population_size, c):
+            p1 = min(p0 + c, self.population_size)
+            a = xn[p0:p1]
+            out = x
+            for li, (w, b) in enumerate(layers):
+                out = self._buffer(("ff_small", li), (p1 - p0, n, w.shape[1]))
+                o = out.numpy()
+                np.matmul(a, w[p0:p1].detach().numpy().transpose(0, 2, 1), out=o)
+                o += b[p0:p1].detach().numpy()[:, None, :]
+                if li < len(layers) - 1:
+                    np.tanh(o, out=o)
+                a = o
+            yield p0, p1, out
 
     def forward(self, x: Tensor) -> Tensor:
         """`x [N, in]` or `[P, N, in]` -> logits `[P, N, out]` (a fresh tensor)."""
