@@ -10,11 +10,14 @@ fail instead, so CI cannot pass by skipping them.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
 import re
+import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -117,6 +120,31 @@ def sacct_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
     monkeypatch.setattr(slurm, "_run", recorded)
     return calls
+
+
+@pytest.fixture
+def frozen_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the hbm packages' sources, first on the PYTHONPATH of every job submitted from
+    here on (Slurm exports the submitting environment, to requeued restarts too).
+
+    The packages are installed editable: a job, and above all a requeued job that restarts a
+    minute later, imports whatever the working tree holds *then*. Edits made meanwhile (say a
+    faster cross-entropy with different last bits) make two runs of one config differ for
+    reasons unrelated to what a test compares. With the copy, every job of the test runs the
+    same code, whatever happens to the tree.
+    """
+    snapshot = tmp_path / "frozen-src"
+    for name in ("hbm_data", "hbm_ne", "hbm_dl", "hbm_experiments"):
+        module = importlib.import_module(name)
+        assert module.__file__ is not None
+        shutil.copytree(
+            Path(module.__file__).parent,
+            snapshot / name,
+            ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache"),
+        )
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", str(snapshot) + (os.pathsep + path if path else ""))
+    return snapshot
 
 
 def infra(folder: Path, **extra: Any) -> dict[str, Any]:
@@ -323,12 +351,20 @@ def _seconds_per_generation(tmp_path: Path) -> float:
 
 @pytest.mark.timeout(540)
 def test_time_limit_requeues_and_resumes_to_the_same_result(
-    tmp_path: Path, submissions: list[int]
+    tmp_path: Path, submissions: list[int], frozen_sources: Path
 ) -> None:
     # Slurm warns a 1-minute job 25-55 s after it starts (limits are checked every 30 s), so a
     # run with more than ~55 s of training is always cut short and resumes from its checkpoint.
     # Sized for 60 s by a calibration; a loaded machine can make the calibration too long or too
     # short, so a run that finished before its warning is redone once, 3x longer.
+    # The reference is a Slurm job too, submitted with the limited one: both run the frozen
+    # copy of the sources (see `frozen_sources`), and the only difference left is the requeue.
+    code = "import hbm_ne, hbm_experiments; print(hbm_ne.__file__, hbm_experiments.__file__)"
+    where = subprocess.run(
+        ["srun", "-n1", sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    assert where and all(Path(f).is_relative_to(frozen_sources) for f in where), where
     per_generation = _seconds_per_generation(tmp_path)
     for attempt, seconds in enumerate((60, 180)):
         generations = max(100, round(seconds / per_generation))
@@ -346,9 +382,13 @@ def test_time_limit_requeues_and_resumes_to_the_same_result(
             **cfg, infra=infra(folder / "slurm", timeout_min=1, **slurm.requeue_infra(1))
         )
         job = limited.infra.job()
-        # the same config without interruption, computed here meanwhile (another cache folder)
-        ref_exp = GAExperiment(**cfg, infra={"folder": str(folder / "reference")})
-        reference = ref_exp.run()
+        # the same config without interruption, meanwhile (another cache folder, no time limit)
+        ref_exp = GAExperiment(**cfg, infra=infra(folder / "reference"))
+        ref_job = ref_exp.infra.job()
+        try:
+            reference = ref_exp.run()
+        except Exception as exc:
+            raise AssertionError(f"reference job failed: {exc}{job_logs(ref_job)}") from exc
         try:
             result = limited.run()
         except Exception as exc:
@@ -365,7 +405,7 @@ def test_time_limit_requeues_and_resumes_to_the_same_result(
     ref_model = torch.load(ref_exp.infra.uid_folder() / "model.pt", weights_only=True)
     for key, value in ref_model["state_dict"].items():
         assert torch.equal(model["state_dict"][key], value), key
-    assert submissions == [1] * (attempt + 1)  # requeued by Slurm, never resubmitted
+    assert submissions == [1, 1] * (attempt + 1)  # requeued by Slurm, never resubmitted
 
 
 @pytest.mark.timeout(300)

@@ -282,3 +282,122 @@ def test_requeue_failure_is_reported(fake_bin: Path, monkeypatch: pytest.MonkeyP
         slurm.requeue_on_timeout(),
     ):
         os.kill(os.getpid(), signal.SIGUSR2)
+
+
+# ----------------------------------------------------------------------------------------------
+# The wiring into hbm_experiments (tasks, sweeps, CLI)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_warning_during_data_loading_requeues_the_experiment(
+    fake_bin: Path, monkeypatch: pytest.MonkeyPatch, shared_data_dir: Path
+) -> None:
+    """The requeue handler covers the whole run, data loading included; before it did, the
+    warning reached submitit's handler there and the job failed instead of resuming."""
+    import hbm_data
+    from hbm_experiments import GAExperiment
+    from hbm_experiments.tasks import ERROR_FILE
+
+    _fake_tool(fake_bin, "scontrol", "exit 0\n")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "61")
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    original_load = hbm_data.load_human_data
+
+    def load_then_warned(*args: object, **kwargs: object) -> object:
+        data = original_load(*args, **kwargs)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGUSR2)  # the warning arrives while the data loads
+        return data
+
+    def submitit_handler(signum: int, frame: object) -> None:
+        raise RuntimeError("submitit's handler: job failed")
+
+    monkeypatch.setattr(hbm_data, "load_human_data", load_then_warned)
+    before = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        exp = GAExperiment(training={"max_generations": 1}, model={"hidden_size": 2})
+        with pytest.raises(SystemExit, match="requeued Slurm job 61"):
+            exp.run()
+        assert signal.getsignal(signal.SIGUSR2) is submitit_handler  # restored
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert _calls(fake_bin, "scontrol") == ["scontrol requeue 61"]
+    assert not (exp.infra.uid_folder() / ERROR_FILE).exists()  # a requeue is not a failure
+
+
+def test_experiments_run_under_srun_by_default_without_changing_uids() -> None:
+    from hbm_experiments import GAExperiment, SGDExperiment
+
+    for cls in (GAExperiment, SGDExperiment):
+        plain = cls(seed=3)
+        on_slurm = cls(seed=3, infra={"cluster": "slurm", "timeout_min": 5})
+        assert plain.infra.slurm_use_srun and on_slurm.infra.slurm_use_srun
+        assert on_slurm.infra.version == plain.infra.version
+        assert on_slurm.infra.uid_folder() == plain.infra.uid_folder()
+
+
+def test_auto_cluster_is_local_when_no_controller_answers(fake_bin: Path) -> None:
+    """`srun` on PATH (submitit's own test for "auto") but the controller is down."""
+    from hbm_experiments import GAExperiment
+    from hbm_experiments.tasks import DataPreprocessingTask
+
+    for tool in ("srun", "sbatch", "sacct", "sinfo"):
+        _fake_tool(fake_bin, tool, "exit 1\n")
+    _fake_tool(fake_bin, "scontrol", "echo 'Slurmctld(primary) at vm is DOWN'\n")
+    assert GAExperiment(infra={"cluster": "auto"}).infra.cluster == "local"
+    assert DataPreprocessingTask(infra={"cluster": "auto"}).infra.cluster == "local"
+    _fake_tool(fake_bin, "scontrol", "echo 'Slurmctld(primary) at vm is UP'\n")
+    assert GAExperiment(infra={"cluster": "auto"}).infra.cluster == "slurm"
+    assert GAExperiment(infra={"cluster": None}).infra.cluster is None
+
+
+def _fake_cluster(bindir: Path) -> None:
+    """A controller that answers and one CPU-only node in partition debug."""
+    for tool in ("srun", "sbatch", "sacct"):
+        _fake_tool(bindir, tool, "exit 1\n")
+    _fake_tool(bindir, "scontrol", "echo 'Slurmctld(primary) at vm is UP'\n")
+    _fake_tool(bindir, "sinfo", "echo 'localhost|debug*|2|4000|(null)|infinite'\n")
+
+
+def test_run_experiments_checks_the_request_before_submitting(fake_bin: Path) -> None:
+    from hbm_experiments import GAExperiment, run_experiments
+
+    _fake_cluster(fake_bin)
+    exps = [GAExperiment(seed=s, infra={"cluster": "slurm", "gpus_per_node": 1}) for s in (0, 1)]
+    with pytest.raises(SlurmRequestError, match=r"GAExperiment\.infra\.gpus_per_node=1: no node"):
+        run_experiments(exps)
+    assert _calls(fake_bin, "sinfo") == ["sinfo -h -N -o %N|%P|%c|%m|%G|%l"]  # once per group
+    assert _calls(fake_bin, "sbatch") == []
+    assert all(e.infra.status() == "not submitted" for e in exps)
+
+
+def test_cli_run_checks_the_config_files_infra(
+    fake_bin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+    from hbm_experiments.cli import main as hbm
+
+    _fake_cluster(fake_bin)
+    config = tmp_path / "ga.yaml"
+    config.write_text(yaml.safe_dump({"method": "ga_feedforward", "infra": {"cpus_per_task": 8}}))
+    assert hbm(["run", str(config), "--cluster", "auto", "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: infra.cpus_per_task=8: no node of default partition 'debug'" in err
+    assert _calls(fake_bin, "sbatch") == []
+
+
+def test_num_threads_applies_inside_the_run_and_is_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+    from hbm_experiments import GAExperiment
+
+    seen: list[int] = []
+    monkeypatch.setattr(
+        GAExperiment, "_run_with_threads", lambda self, folder: seen.append(torch.get_num_threads())
+    )
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    GAExperiment(num_threads=target)._run_in(Path("unused"))
+    assert seen == [target]
+    assert torch.get_num_threads() == before

@@ -149,3 +149,27 @@ def test_data_task_cached_in_ram_and_on_disk(shared_data_dir: Path) -> None:
     assert loaded.metadata == data.metadata
     assert (loaded.train_obs == data.train_obs).all()
     assert data.metadata.input_size == data.metadata.obs_size + 2
+
+
+def test_resume_with_changed_sources_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """A requeued job imports the (editable) sources anew: a resume that runs other code than
+    the start did is told, not silently mixed into one result."""
+    from hbm_experiments.tasks import CHECKPOINT_FILE, CODE_FILE, code_fingerprint
+
+    config = {
+        "method": "ga_feedforward",
+        "optimizer": {"population_size": 4},
+        "model": {"hidden_size": 2},
+        "training": {"max_generations": 3, "eval_every": 1, "checkpoint_every": 1},
+    }
+    first = GAExperiment(**config).run()
+    folder = GAExperiment(**config).infra.uid_folder()
+    assert folder is not None and (folder / CHECKPOINT_FILE).exists()
+    assert (folder / CODE_FILE).read_text().strip() == code_fingerprint()
+    again = GAExperiment(**config, infra={"mode": "force"}).run()  # resumes the checkpoint
+    assert "changed hbm sources" not in caplog.text
+    assert again["history"] == first["history"] and again["metrics"] == first["metrics"]
+    (folder / CODE_FILE).write_text("0123456789abcdef\n")  # as if started by other code
+    GAExperiment(**config, infra={"mode": "force"}).run()
+    assert "resuming from checkpoint.pt with changed hbm sources" in caplog.text
+    assert "training started with 0123456789abcdef" in caplog.text

@@ -13,7 +13,7 @@ from hbm_ne import (
     macro_f1,
     sequence_cross_entropy,
 )
-from hbm_ne.fitness import ce_sum, f1_from_predictions
+from hbm_ne.fitness import ce_sum, f1_from_predictions, margin_ce_sum
 from ne_helpers import assert_close
 
 
@@ -43,9 +43,9 @@ def test_chunked_cross_entropy_equals_unchunked_and_stays_in_budget() -> None:
     seen: list[int] = []
     original = pop.iter_logits
 
-    def spy(xx: torch.Tensor, chunk: int | None = None):  # type: ignore[no-untyped-def]
+    def spy(xx: torch.Tensor, chunk: int | None = None, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(xx.shape[0] * (chunk or pop.population_size) * 50 * 4)
-        return original(xx, chunk)
+        return original(xx, chunk, **kwargs)
 
     pop.iter_logits = spy  # type: ignore[method-assign]
     chunked = cross_entropy(pop, x, y, max_bytes=budget)
@@ -151,3 +151,24 @@ def test_episode_data_validation_names_the_field() -> None:
     pop = BatchedFeedforward(2, 2, 3, generator=gen())
     with pytest.raises(ValueError, match="output_size"):
         cross_entropy(pop, torch.zeros(4, 2), torch.tensor([0, 1, 2, 0]))
+
+
+def test_two_class_margin_path_equals_logits_path() -> None:
+    # cross_entropy takes the one-output margin path for two classes; it must agree with the
+    # general path on the full logits and with F.cross_entropy, shared and per-member inputs
+    pop = BatchedFeedforward(4, 2, 7, (6, 5), generator=gen())
+    x = torch.randn(50, 4, generator=gen(1))
+    y = torch.randint(0, 2, (50,), generator=gen(2))
+    via_logits = torch.cat([ce_sum(lo.clone(), y) for _, _, lo in pop.iter_logits(x)])
+    via_margin = torch.cat(
+        [margin_ce_sum(m.clone(), y) for _, _, m in pop.iter_logits(x, margin=True)]
+    )
+    assert_close(via_margin, via_logits, atol=1e-4, rtol=1e-5)
+    ref = torch.stack([F.cross_entropy(pop.export(i)(x), y) for i in range(7)])
+    assert_close(cross_entropy(pop, x, y), ref.detach(), atol=1e-5, rtol=1e-5)
+    per_member = torch.randn(7, 3, 4, generator=gen(3))
+    margins = torch.cat([m.clone() for _, _, m in pop.iter_logits(per_member, margin=True)])
+    logits = pop(per_member)
+    assert_close(margins, logits[..., 1] - logits[..., 0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="output_size = 2"):
+        next(BatchedFeedforward(4, 3, 2, generator=gen()).iter_logits(x, margin=True))

@@ -209,3 +209,33 @@ def test_float64_population() -> None:
     assert out.dtype == torch.float64
     assert_close(out[1], pop.export(1)(x))
     assert F.softmax(out, -1).shape == (3, 7, 2)
+
+
+@pytest.mark.parametrize("hidden", [(50,), (7, 5), ()])
+@pytest.mark.parametrize("n", [1, 3])
+def test_feedforward_small_per_member_batches_equal_module_loop(
+    hidden: tuple[int, ...], n: int
+) -> None:
+    # one environment step per member takes the numpy small-batch path
+    pop = BatchedFeedforward(4, 3, 9, hidden, generator=gen())
+    x = torch.randn(9, n, 4, generator=gen(1))
+    out = pop(x)
+    assert out.shape == (9, n, 3)
+    for i in range(9):
+        assert_close(out[i], pop.export(i)(x[i]), atol=1e-5, rtol=1e-5)
+    chunks = torch.cat([lo.clone() for _, _, lo in pop.iter_logits(x, chunk=4)])
+    assert_close(chunks, out, atol=0, rtol=0)
+
+
+def test_feedforward_forward_follows_replaced_and_mutated_params() -> None:
+    # cached views must follow in-place updates and a replaced params tensor
+    pop = BatchedFeedforward(4, 2, 5, generator=gen())
+    x = torch.randn(5, 1, 4, generator=gen(1))
+    before = pop(x)
+    pop.mutate_(gen(3))
+    mutated = pop(x)
+    assert not torch.equal(before, mutated)
+    assert_close(mutated[2], pop.export(2)(x[2]), atol=1e-5, rtol=1e-5)
+    pop.params = pop.params.clone() * 2
+    assert_close(pop(x)[2], pop.export(2)(x[2]), atol=1e-5, rtol=1e-5)
+    assert not torch.equal(pop(x), mutated)

@@ -24,11 +24,10 @@ def _infra(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"--infra {item!r}: expected KEY=VALUE, e.g. slurm_partition=debug")
         infra[key.strip()] = _parse_value(value)
     if getattr(args, "cluster", None):
-        from .slurm import check_infra, resolve_cluster
+        from .slurm import resolve_cluster
 
         # "auto": Slurm only when a controller answers (submitit's auto only looks for srun)
         infra["cluster"] = None if args.cluster == "none" else resolve_cluster(args.cluster)
-        check_infra(infra, source="--cluster/--infra")  # a request no node can satisfy fails now
     if getattr(args, "retry", False):
         infra["mode"] = "retry"
     return infra
@@ -164,9 +163,13 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .slurm import check_infra
     from .tasks import load_experiment_config
 
     exp = load_experiment_config(args.config, args.overrides, **_infra(args))
+    # the merged infra (config file, --cluster/--infra, class defaults): a request no node can
+    # satisfy fails now, naming the file, instead of pending or failing at sbatch
+    check_infra(exp.infra, source=f"{args.config}: infra")
     cached = exp.infra.status() == "completed"
     t0 = time.perf_counter()
     result = exp.run()
@@ -255,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup(args)
+    from .slurm import SlurmRequestError
     from .sweeps import ExperimentsFailed
 
     try:
@@ -276,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExperimentsFailed as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
+    except SlurmRequestError as exc:  # checked before submission: nothing ran
+        print(f"{PROG}: the cluster cannot run this request:\n{exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"{PROG} {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("(see `hbm status` for the stored traceback; rerun with --retry)", file=sys.stderr)

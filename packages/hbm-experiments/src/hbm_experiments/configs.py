@@ -210,6 +210,10 @@ class ExperimentConfig(_Strict):
     experiment_number: int = 0
     device: str = "cpu"
     num_threads: int | None = pydantic.Field(default=None, ge=1)
+    """torch intra-op threads inside the run (in the Slurm job too; restored afterwards when the
+    run is in-process). None: torch's default (every core it sees). On CPU the result does not
+    depend on it (a GA run gives the same bits with 1 and 2 threads); set 1 for many parallel
+    jobs on one machine so they do not oversubscribe it."""
     # Instances (not default factories) as defaults: exca then drops a sub-config whose only
     # non-default fields are uid-excluded ones (e.g. training.log_every) from the uid.
     data: DataConfig = DataConfig()

@@ -11,14 +11,13 @@ import json
 import logging
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .configs import read_yaml
+from .slurm import job_states  # one batched sacct query; {} without Slurm
 from .tasks import ERROR_FILE, MODEL_FILE, RESULT_FILE, cache_root
 
 __all__ = [
@@ -140,41 +139,6 @@ def find_experiments(
             if state:
                 r.status = state.lower() if state in ("PENDING", "RUNNING") else state
     return records
-
-
-def job_states(job_ids: Sequence[str]) -> dict[str, str]:
-    """Slurm states of many jobs with one query (hbm_experiments.slurm when present, else one
-    `sacct` call); ids unknown to Slurm (or no Slurm at all) are left out."""
-    ids = [j for j in dict.fromkeys(job_ids) if j]
-    if not ids:
-        return {}
-    try:
-        from . import slurm  # written by the Slurm work (issue 7)
-
-        fn = getattr(slurm, "job_states", None) or getattr(slurm, "query_job_states", None)
-        if fn is not None:
-            return dict(fn(ids))
-    except ImportError:
-        pass
-    return _sacct_states(ids)
-
-
-def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
-    sacct = shutil.which("sacct")
-    if sacct is None:
-        return {}
-    cmd = [sacct, "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        logger.warning("sacct failed (%s); Slurm states unknown", exc)
-        return {}
-    states: dict[str, str] = {}
-    for line in out.splitlines():
-        jid, _, state = line.partition("|")
-        if jid:
-            states[jid.strip()] = state.split()[0] if state.strip() else "UNKNOWN"
-    return states
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 
 from .configs import ConfigError, apply_overrides, format_validation_error
+from .slurm import check_infra
 from .tasks import Experiment, _set_infra, experiment_to_dict, make_experiment
 
 __all__ = ["ExperimentsFailed", "HyperparameterSweep", "run_experiments", "run_multiple_seeds"]
@@ -53,7 +54,9 @@ def run_experiments(
     """Run experiments as one job array per task class; results in input order.
 
     Finished experiments are not resubmitted; with `retry`, failed ones are. Duplicates (same uid)
-    run once. Raises `ExperimentsFailed` after every experiment has finished if any failed.
+    run once. Each group's Slurm request is checked first (`slurm.check_infra`): one that no node
+    can satisfy raises `SlurmRequestError` before anything is submitted.
+    Raises `ExperimentsFailed` after every experiment has finished if any failed.
     """
     exps = [with_infra(e, mode="retry") if retry else e for e in experiments]
     by_class: dict[type, list[Experiment]] = {}
@@ -64,6 +67,9 @@ def run_experiments(
             continue
         seen.add(uid)
         by_class.setdefault(type(e), []).append(e)
+    for cls, group in by_class.items():
+        # a request no node can ever satisfy fails here, before anything is submitted
+        check_infra(group[0].infra, source=f"{cls.__name__}.infra")
     for group in by_class.values():
         opener = with_infra(group[0], mode="retry" if retry else "cached")
         try:

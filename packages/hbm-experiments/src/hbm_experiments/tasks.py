@@ -8,7 +8,8 @@ Design (see `exca-notes.md` in the reference material for why each choice):
   gets its own cache namespace `<folder>/hbm_experiments.tasks.<Class>.run,<version>/<uid>/`.
 - Results are small (metrics, histories, file names). The trained model (`model.pt`), the
   training checkpoint (`checkpoint.pt`, resumed when a job restarts) and the traceback of a failed
-  run (`error.txt`) are files in the experiment's uid folder.
+  run (`error.txt`) are files in the experiment's uid folder, with `code.txt`, the fingerprint
+  of the sources that started the training (a resume with other code logs a warning).
 
 Version rule: bump `EXPERIMENT_VERSION` whenever the same config would give a different result:
 an algorithm or evaluation change or bug fix in any hbm package, a changed field default, or a
@@ -70,6 +71,8 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
+CODE_FILE = "code.txt"
+_CODE_PACKAGES = ("hbm_data", "hbm_ne", "hbm_dl", "hbm_experiments")
 
 
 def cache_root() -> Path:
@@ -77,8 +80,55 @@ def cache_root() -> Path:
     return Path(os.environ.get("HBM_CACHE") or "results/exca_cache").expanduser().absolute()
 
 
+def code_fingerprint() -> str:
+    """sha256 of the hbm packages' Python sources and the torch/numpy versions.
+
+    The packages are usually installed editable, so a job restarted after a requeue imports the
+    sources as they are *then*; `Experiment.run` compares this with the fingerprint stored when
+    training started and warns when a resume runs other code than the start did.
+    """
+    import hashlib
+    import importlib
+
+    import numpy as np
+
+    digest = hashlib.sha256(f"torch {torch.__version__} numpy {np.__version__}".encode())
+    for name in _CODE_PACKAGES:
+        module = importlib.import_module(name)
+        if module.__file__ is None:
+            continue
+        root = Path(module.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{name}/{path.relative_to(root).as_posix()}".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _check_code(folder: Path) -> None:
+    """Store the code fingerprint when training starts; warn when a resume runs other code."""
+    code = code_fingerprint()
+    stored = folder / CODE_FILE
+    if not (folder / CHECKPOINT_FILE).exists():
+        atomic_write_text(stored, code + "\n")
+        return
+    before = stored.read_text().strip() if stored.exists() else None
+    if before is not None and before != code:
+        logger.warning(
+            "%s: resuming from %s with changed hbm sources (code %s; training started with %s): "
+            "the result mixes two code versions; delete the checkpoint and rerun for a clean one",
+            folder,
+            CHECKPOINT_FILE,
+            code,
+            before,
+        )
+
+
 def _with_default_folder(data: Any) -> Any:
-    """Pattern C of exca-notes §3.1: add the folder before exca validates the infra."""
+    """Pattern C of exca-notes §3.1: add the folder before exca validates the infra.
+
+    Also turns `cluster="auto"` into "slurm" only when a Slurm controller answers, else "local"
+    (`slurm.resolve_cluster`): submitit's own "auto" picks Slurm whenever `srun` is on PATH.
+    """
     if not isinstance(data, Mapping):
         return data
     infra = data.get("infra")
@@ -86,9 +136,16 @@ def _with_default_folder(data: Any) -> Any:
         infra = {}
     elif isinstance(infra, exca.TaskInfra):
         infra = {k: getattr(infra, k) for k in infra.model_fields_set}
-    if isinstance(infra, Mapping) and infra.get("folder") is None:
-        return {**data, "infra": {**infra, "folder": cache_root()}}
-    return data
+    if not isinstance(infra, Mapping):
+        return data
+    changes: dict[str, Any] = {}
+    if infra.get("folder") is None:
+        changes["folder"] = cache_root()
+    if infra.get("cluster") == "auto":
+        from .slurm import resolve_cluster
+
+        changes["cluster"] = resolve_cluster("auto")
+    return {**data, "infra": {**infra, **changes}} if changes else data
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,7 +208,8 @@ class Experiment(ExperimentConfig):
     """Base of the cached experiment tasks; use a subclass (or `make_experiment`)."""
 
     _algorithms: ClassVar[tuple[str, ...]] = ()
-    infra: exca.TaskInfra = exca.TaskInfra(version=EXPERIMENT_VERSION)
+    # srun: Slurm's time-limit warning (`slurm.requeue_infra`) reaches job steps only
+    infra: exca.TaskInfra = exca.TaskInfra(version=EXPERIMENT_VERSION, slurm_use_srun=True)
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -185,8 +243,12 @@ class Experiment(ExperimentConfig):
         folder = self.infra.uid_folder(create=True)
         assert folder is not None  # the folder is always injected
         (folder / RESULT_FILE).unlink(missing_ok=True)  # a forced rerun must not look finished
+        from .slurm import requeue_on_timeout  # no-op outside a Slurm job
+
         try:
-            result = self._run_in(folder)
+            # near the time limit (in data loading too): requeue, resume from the checkpoint
+            with requeue_on_timeout():
+                result = self._run_in(folder)
         except Exception:
             atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
             logger.exception("experiment %s failed", self.infra.uid())
@@ -256,17 +318,23 @@ class Experiment(ExperimentConfig):
         return report
 
     def _run_in(self, folder: Path) -> dict[str, Any]:
+        if self.num_threads is None:
+            return self._run_with_threads(folder)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            return self._run_with_threads(folder)
+        finally:  # an in-process run must not change its caller's thread count
+            torch.set_num_threads(threads)
+
+    def _run_with_threads(self, folder: Path) -> dict[str, Any]:
         from .evaluation import evaluate_policy, model_spec
 
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
         device = torch.device(self.device)
         t0 = time.perf_counter()
         data = self.data_task().load()
-        from .slurm import requeue_on_timeout  # no-op outside a Slurm job
-
-        with requeue_on_timeout():  # near the time limit: requeue, resume from the checkpoint
-            trained = self._train(data, folder / CHECKPOINT_FILE, device)
+        _check_code(folder)
+        trained = self._train(data, folder / CHECKPOINT_FILE, device)
         train_time = time.perf_counter() - t0
         policy = trained.policy.to(device).eval()
         spec = model_spec(policy, self.model_kind, self.model.rank)

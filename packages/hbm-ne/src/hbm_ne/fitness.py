@@ -187,21 +187,25 @@ def _ce_sum_numpy(
     t = targets.detach().cpu().numpy()
     c = lo.shape[0]
     if lo.shape[-1] == 2:
-        per = np.subtract(lo[..., 1], lo[..., 0])
-        np.multiply(per, (1 - 2 * t).astype(lo.dtype), out=per)
-        # softplus = max(x, 0) + log1p(exp(-|x|)), in place (np.logaddexp is ~20× slower)
-        pos = np.maximum(per, 0)
-        np.abs(per, out=per)
-        np.negative(per, out=per)
-        np.exp(per, out=per)
-        np.log1p(per, out=per)
-        per += pos
+        per = _softplus_margin_(np.subtract(lo[..., 1], lo[..., 0]), t)
     else:
-        index = np.broadcast_to(t[..., None], (*lo.shape[:-1], 1))
-        picked = np.take_along_axis(lo, index, axis=-1)[..., 0]
-        if float(np.abs(lo).max(initial=0.0)) < 80.0:
+        # class-major view `[A, c, ...]`: the population kernels' logits are laid out `[c, A, N]`
+        # so that each class is a contiguous row; per-class passes then run at memory speed
+        by_class = np.moveaxis(lo, -1, 0)
+        small = lo.size == 0 or (float(lo.max()) < 80.0 and float(lo.min()) > -80.0)
+        # l_y = Σ_k l_k [y = k]: exact (one non-zero term) and 5× faster than a masked copy
+        picked = np.zeros(by_class.shape[1:], dtype=lo.dtype)
+        term = np.empty_like(picked)
+        for k in range(by_class.shape[0]):
+            hit = t == k
+            if small:
+                np.multiply(by_class[k], hit.astype(lo.dtype), out=term)
+                picked += term
+            else:  # 0 · inf would be nan
+                np.copyto(picked, by_class[k], where=hit)
+        if small:
             e = np.exp(lo, out=lo) if inplace and lo.flags.writeable else np.exp(lo)
-            per = np.log(e.sum(-1))
+            per = np.log(np.moveaxis(e, -1, 0).sum(0))
         else:
             m = lo.max(-1)
             per = np.log(np.exp(lo - m[..., None]).sum(-1)) + m
@@ -209,6 +213,33 @@ def _ce_sum_numpy(
     if weight is not None:
         per *= weight.detach().cpu().numpy().astype(per.dtype)
     return torch.from_numpy(per.reshape(c, -1).sum(1, dtype=np.float64))
+
+
+def _softplus_margin_(margin: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Two-class CE per step from the margin `l_1 - l_0`, in place: softplus(±margin)."""
+    per = margin
+    np.multiply(per, (1 - 2 * targets).astype(per.dtype), out=per)
+    # softplus = max(x, 0) + log1p(exp(-|x|)), in place (np.logaddexp is ~20× slower)
+    pos = np.maximum(per, 0)
+    np.abs(per, out=per)
+    np.negative(per, out=per)
+    np.exp(per, out=per)
+    np.log1p(per, out=per)
+    per += pos
+    return per
+
+
+def margin_ce_sum(margin: Tensor, targets: Tensor) -> Tensor:
+    """Summed two-class cross-entropy per member from margins `l_1 - l_0 [c, ...]` -> `[c]`
+    float64 (what `BatchedFeedforward.iter_logits(..., margin=True)` yields)."""
+    c = margin.shape[0]
+    if margin.device.type == "cpu" and margin.dtype in (torch.float32, torch.float64):
+        per = _softplus_margin_(
+            np.array(margin.detach().numpy(), copy=True), targets.detach().cpu().numpy()
+        )
+        return torch.from_numpy(per.reshape(c, -1).sum(1, dtype=np.float64))
+    sign = 1.0 - 2.0 * targets.to(margin.dtype)
+    return F.softplus(margin * sign).reshape(c, -1).sum(dim=1, dtype=torch.float64)
 
 
 def _step_chunk(population: BatchedFeedforward, max_bytes: int | None) -> int:
@@ -257,6 +288,10 @@ def cross_entropy(
     for n0 in range(0, n, step):
         x, y = obs[n0 : n0 + step], actions[n0 : n0 + step]
         chunk = _member_chunk(population, x.shape[0], max_bytes)
+        if population.output_size == 2:
+            for p0, p1, margin in population.iter_logits(x, chunk, margin=True):
+                total[p0:p1] += margin_ce_sum(margin, y)
+            continue
         for p0, p1, logits in population.iter_logits(x, chunk):
             total[p0:p1] += ce_sum(logits, y, inplace=True)
     return (total / max(n, 1)).to(population.dtype)

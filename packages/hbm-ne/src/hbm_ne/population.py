@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,18 +26,39 @@ from hbm_ne.modules import FeedforwardMLP, RecurrentMLP
 
 logger = logging.getLogger(__name__)
 
-#: Bytes a hidden-activation chunk may use. On CPU: tens of members at N = 3200, small enough to
-#: reuse warm buffers instead of page-faulting fresh giant temporaries, large enough that per-op
-#: thread barriers stay cheap when the cores are shared. On accelerators: large.
-CPU_CHUNK_BYTES = 32 * 2**20
+#: Bytes a hidden-activation chunk may use. On CPU: about a dozen members at N = 3200 (H = 50),
+#: so that matmul, tanh and the next layer find the activations in cache (measured best at
+#: P = 50 and on par at P = 1024 against 2-32 MiB), while per-op thread barriers stay rare
+#: enough when the cores are shared. On accelerators: large.
+CPU_CHUNK_BYTES = 8 * 2**20
 GPU_CHUNK_BYTES = 512 * 2**20
 
 
+#: Arrays at least this large are split over torch's intra-op thread count for numpy's tanh.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _tanh_inplace(a: np.ndarray) -> None:
+    np.tanh(a, out=a)
+
+
 def tanh_(x: Tensor) -> Tensor:
-    """In-place tanh; on CPU through numpy's SIMD tanh (~3× torch's), else `Tensor.tanh_`."""
+    """In-place tanh; on CPU through numpy's SIMD tanh (~3× torch's), else `Tensor.tanh_`.
+
+    numpy's tanh is single-threaded: large arrays are split over `torch.get_num_threads()`
+    threads (numpy releases the GIL), so the thread count the user gives torch applies here too.
+    """
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous():
-        a = x.detach().numpy()
-        np.tanh(a, out=a)
+        a = x.detach().numpy().reshape(-1)
+        threads = torch.get_num_threads()
+        if threads > 1 and a.size >= PARALLEL_MIN_ELEMENTS:
+            pool = _pools.get(threads)
+            if pool is None:
+                pool = _pools[threads] = ThreadPoolExecutor(threads, "hbm_ne_tanh")
+            list(pool.map(_tanh_inplace, np.array_split(a, threads)))
+        else:
+            np.tanh(a, out=a)
         return x
     return x.tanh_()
 
@@ -215,27 +237,47 @@ class _NetworkPopulation(Population):
 
     def __init__(self, params: Tensor, *, sigma_init: float, adaptive: bool, tau: float) -> None:
         super().__init__(params, sigma_init=sigma_init, adaptive=adaptive, tau=tau)
-        self._workspace: dict[tuple[Any, ...], Tensor] = {}
+        # key -> (buffer, views of it by shape)
+        self._workspace: dict[tuple[Any, ...], tuple[Tensor, dict[tuple[int, ...], Tensor]]] = {}
+        self._views_cache: tuple[Tensor, dict[str, Tensor]] | None = None
+        self._layers_cache: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
 
     def views(self, params: Tensor | None = None) -> dict[str, Tensor]:
         """Named views `[P, *shape]` into `params` (default: the population's own)."""
+        if params is None:
+            cached = self._views_cache
+            if cached is not None and cached[0] is self.params:
+                return dict(cached[1])
         p = self.params if params is None else params
         n = p.shape[0]
-        return {
+        views = {
             s.name: p[:, s.offset : s.offset + s.size].view(n, *s.shape)
             if p.stride(1) == 1
             else p[:, s.offset : s.offset + s.size].reshape(n, *s.shape)
             for s in self.slots
         }
+        if params is None and p.stride(1) == 1:
+            # views stay valid while `params` is updated in place (mutation, selection);
+            # slicing them anew costs more than a small forward
+            self._views_cache = (p, dict(views))
+        return views
 
     def _buffer(self, key: tuple[Any, ...], shape: tuple[int, ...]) -> Tensor:
         """A reusable workspace tensor of at least `shape` (fresh large tensors page-fault)."""
+        entry = self._workspace.get(key)
+        if entry is not None and entry[0].device == self.device:
+            view = entry[1].get(shape)  # per-step callers (rollouts) reuse the same shapes
+            if view is not None:
+                return view
         need = math.prod(shape)
-        buf = self._workspace.get(key)
-        if buf is None or buf.numel() < need or buf.device != self.device:
-            buf = torch.empty(need, device=self.device, dtype=self.dtype)
-            self._workspace[key] = buf
-        return buf[:need].view(shape)
+        if entry is None or entry[0].numel() < need or entry[0].device != self.device:
+            entry = (torch.empty(need, device=self.device, dtype=self.dtype), {})
+            self._workspace[key] = entry
+        view = entry[0][:need].view(shape)
+        if len(entry[1]) >= 64:  # varying shapes (last chunks, minibatches): stay bounded
+            entry[1].clear()
+        entry[1][shape] = view
+        return view
 
     def member_state_dict(self, i: int) -> dict[str, Tensor]:
         """Member `i` as a state_dict in the shared hbm-ne / hbm-dl layout."""
@@ -330,71 +372,113 @@ class BatchedFeedforward(_NetworkPopulation):
         return max(1, min(self.population_size, chunk_bytes(self.device) // per_member))
 
     @torch.no_grad()
-    def iter_logits(self, x: Tensor, chunk: int | None = None) -> Iterator[tuple[int, int, Tensor]]:
+    def iter_logits(
+        self, x: Tensor, chunk: int | None = None, *, margin: bool = False
+    ) -> Iterator[tuple[int, int, Tensor]]:
         """Yield `(p0, p1, logits [p1-p0, N, out])` chunk by chunk over the population.
 
         `x` is `[N, in]` (shared by all members) or `[P, N, in]`. The yielded logits live in a
         workspace that the next chunk overwrites (a transposed view of `[c, out, N]`): consume
-        them before advancing.
+        them before advancing. `margin=True` (two outputs only) yields `l_1 - l_0 [c, N]`
+        instead, computed as one output unit: all that a two-class cross-entropy needs, at
+        half the output layer's cost.
         """
+        x = self._check_input(x)
+        c = chunk or self.chunk_size(x.shape[-2])
+        layers = self._layers()
+        if margin:
+            if self.output_size != 2:
+                raise ValueError(f"margin needs output_size = 2, got {self.output_size}")
+            w, b = layers[-1]
+            layers = [*layers[:-1], (w[:, 1:2] - w[:, 0:1], b[:, 1:2] - b[:, 0:1])]
+            for p0, p1, out in self._iter_layers(x, layers, c):
+                yield p0, p1, out[..., 0]
+            return
+        yield from self._iter_layers(x, layers, c)
+
+    def _iter_layers(
+        self, x: Tensor, layers: list[tuple[Tensor, Tensor]], c: int
+    ) -> Iterator[tuple[int, int, Tensor]]:
         shared = x.dim() == 2
-        if x.shape[-1] != self.input_size or not (shared or x.dim() == 3):
-            raise ValueError(
-                f"x must be [N, {self.input_size}] or [P, N, {self.input_size}], "
-                f"got {tuple(x.shape)}"
-            )
-        if not shared and x.shape[0] != self.population_size:
-            raise ValueError(f"x has {x.shape[0]} members, population has {self.population_size}")
-        x = x.to(device=self.device, dtype=self.dtype)
         n = x.shape[-2]
-        c = chunk or self.chunk_size(n)
-        views = self.views()
-        layers = [
-            (views[f"hidden.{i}.weight"], views[f"hidden.{i}.bias"])
-            for i in range(len(self.hidden_sizes))
-        ]
-        layers.append((views["output.weight"], views["output.bias"]))
         # Activations are computed transposed, `[c, H, N]`: every layer is then `W [c, H', H] @
         # a [c, H, N]` (2× faster than `a @ W^T` for these skinny shapes), and with shared inputs
         # the first layer folds into one GEMM `[c·H, in+1] @ [in+1, N]`, its bias folded into the
         # product by a ones row (one pass less over the largest activation).
-        if not shared and n <= SMALL_BATCH and _numpy_ok(x) and _numpy_ok(self.params):
+        if not shared and self._small_batch(x):
             yield from self._small_batch_logits(x, layers, c)
             return
         x_aug_t = torch.cat([x, x.new_ones(n, 1)], dim=1).T.contiguous() if shared else None
         for p0 in range(0, self.population_size, c):
             p1 = min(p0 + c, self.population_size)
             cc = p1 - p0
-            a = x_aug_t
+            a = x_aug_t if x_aug_t is not None else x[p0:p1].transpose(1, 2)  # [c, in(+1), N]
             for li, (w, b) in enumerate(layers):
                 out = self._buffer(("ff", li), (cc, w.shape[1], n))
                 if li == 0 and x_aug_t is not None:
                     w_aug = torch.cat([w[p0:p1], b[p0:p1].unsqueeze(2)], dim=2)
                     torch.matmul(w_aug, x_aug_t, out=out)
                 else:
-                    src = x[p0:p1].transpose(1, 2) if li == 0 else a
-                    torch.matmul(w[p0:p1], src, out=out)
+                    torch.matmul(w[p0:p1], a, out=out)
                     out += b[p0:p1].unsqueeze(2)
                 if li < len(layers) - 1:
                     tanh_(out)
                 a = out
-            assert a is not None
             yield p0, p1, a.transpose(1, 2)
 
+    def _check_input(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.input_size or x.dim() not in (2, 3):
+            raise ValueError(
+                f"x must be [N, {self.input_size}] or [P, N, {self.input_size}], "
+                f"got {tuple(x.shape)}"
+            )
+        if x.dim() == 3 and x.shape[0] != self.population_size:
+            raise ValueError(f"x has {x.shape[0]} members, population has {self.population_size}")
+        return x.to(device=self.device, dtype=self.dtype)
+
+    def _small_batch(self, x: Tensor) -> bool:
+        return (
+            x.dim() == 3 and x.shape[1] <= SMALL_BATCH and _numpy_ok(x) and _numpy_ok(self.params)
+        )
+
+    def _layers(self) -> list[tuple[Tensor, Tensor]]:
+        """(weight `[P, out, in]`, bias `[P, out]`) views of each layer, cached like `views`."""
+        cached = self._layers_cache
+        if cached is not None and cached[0] is self.params:
+            return cached[1]
+        views = self.views()
+        layers = [
+            (views[f"hidden.{i}.weight"], views[f"hidden.{i}.bias"])
+            for i in range(len(self.hidden_sizes))
+        ]
+        layers.append((views["output.weight"], views["output.bias"]))
+        if self._views_cache is not None and self._views_cache[0] is self.params:
+            self._layers_cache = (self.params, layers)
+        return layers
+
     def _small_batch_logits(
-        self, x: Tensor, layers: list[tuple[Tensor, Tensor]], c: int
+        self,
+        x: Tensor,
+        layers: list[tuple[Tensor, Tensor]],
+        c: int,
+        result: Tensor | None = None,
     ) -> Iterator[tuple[int, int, Tensor]]:
         """Per-member inputs `x [P, n, in]` with small n (one env step of every member): numpy's
         batched matmul runs P tiny products in one call, where torch's `bmm` pays several
-        microseconds per member (most of a population rollout's step time otherwise)."""
+        microseconds per member (most of a population rollout's step time otherwise). The
+        logits go to `result [P, n, out]` when given, else to a workspace."""
         xn = x.detach().numpy()
         n = x.shape[1]
+        last = len(layers) - 1
         for p0 in range(0, self.population_size, c):
             p1 = min(p0 + c, self.population_size)
             a = xn[p0:p1]
             out = x
             for li, (w, b) in enumerate(layers):
-                out = self._buffer(("ff_small", li), (p1 - p0, n, w.shape[1]))
+                if li == last and result is not None:
+                    out = result[p0:p1]
+                else:
+                    out = self._buffer(("ff_small", li), (p1 - p0, n, w.shape[1]))
                 o = out.numpy()
                 np.matmul(a, w[p0:p1].detach().numpy().transpose(0, 2, 1), out=o)
                 o += b[p0:p1].detach().numpy()[:, None, :]
@@ -409,6 +493,11 @@ class BatchedFeedforward(_NetworkPopulation):
         out = torch.empty(
             self.population_size, n, self.output_size, device=self.device, dtype=self.dtype
         )
+        x = self._check_input(x)
+        if self._small_batch(x):
+            for _ in self._small_batch_logits(x, self._layers(), self.population_size, out):
+                pass
+            return out
         for p0, p1, logits in self.iter_logits(x):
             out[p0:p1].copy_(logits)
         return out

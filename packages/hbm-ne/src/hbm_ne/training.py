@@ -386,6 +386,8 @@ def _single_member(population: _NetworkPopulation, i: int) -> Any:
     one.sigma = None
     one.carried_state = None
     one._workspace = {}
+    one._views_cache = None
+    one._layers_cache = None
     one._noise = None
     reservoir = getattr(population, "reservoir", None)
     if reservoir is not None and not getattr(population, "shared_reservoir", True):
