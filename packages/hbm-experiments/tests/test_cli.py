@@ -134,7 +134,9 @@ def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path) -> None:
 
 def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "demo"
-    assert main(["demo", "--budget", "tiny", "--out", str(out_dir), "-q"]) == 0
+    assert (
+        main(["demo", "--budget", "tiny", "--envs", "cartpole", "--out", str(out_dir), "-q"]) == 0
+    )
     first = capsys.readouterr().out
     assert "4 experiments on simulated players (0 already cached)" in first
     for label in ("ga_feedforward", "adam_feedforward"):
@@ -150,7 +152,9 @@ def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture
     results = sorted((tmp_path / "cache").glob(f"*/*/{RESULT_FILE}"))
     assert len(results) == 4
     stamps = [p.stat().st_mtime_ns for p in results]
-    assert main(["demo", "--budget", "tiny", "--out", str(out_dir), "-q"]) == 0
+    assert (
+        main(["demo", "--budget", "tiny", "--envs", "cartpole", "--out", str(out_dir), "-q"]) == 0
+    )
     second = capsys.readouterr().out
     assert "(4 already cached)" in second
     assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing was recomputed

@@ -110,3 +110,13 @@ def test_rollouts_get_each_episodes_own_cl_values(
     expected = torch.tensor([[e.session_cl, e.run_cl] for e in episodes] * 2)
     assert torch.equal(seen["extra"].cpu(), expected)
     assert len(out["behaviour"]["model_returns"]) == 2 * len(episodes)
+
+
+def test_pct_diff_of_means_is_robust_where_per_episode_explodes() -> None:
+    from hbm_experiments.evaluation import compare_returns
+
+    human = [100.0, -0.5, 80.0]  # one episode near 0 blows up the per-episode figure
+    model = [90.0, 10.0, 70.0]
+    out = compare_returns(model, human)
+    assert abs(out["pct_diff_of_means"] - ((170 / 3 - 179.5 / 3) / (179.5 / 3) * 100)) < 1e-9
+    assert abs(out["pct_diff_mean"]) > 500  # the lab's per-episode mean, dominated by -0.5

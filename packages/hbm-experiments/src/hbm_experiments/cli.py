@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .configs import ConfigError, _parse_value
+from .demo import DEMO_ENVS
 
 PROG = "hbm"
 
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--envs",
         nargs="+",
-        default=["cartpole"],
+        default=list(DEMO_ENVS),
         choices=["cartpole", "mountaincar", "acrobot", "lunarlander"],
     )
     p.add_argument("--budget", choices=["default", "tiny"], default="default")
@@ -151,13 +152,18 @@ def _setup(args: argparse.Namespace) -> None:
     logging.getLogger("exca").setLevel(logging.WARNING)
 
 
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
+
+
 def _summary(result: dict[str, Any]) -> str:
     m, b = result["metrics"], result["behaviour"]
     p = b.get("p_value")
     return (
         f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  "
         f"return {b['model_mean_return']:.1f} vs person {b['human_mean_return']:.1f}  "
-        f"% diff {b['pct_diff_mean']:+.1f} ± {b['pct_diff_std']:.1f}  "
+        f"% diff {_signed(b.get('pct_diff_of_means'))} "
+        f"(per episode {b['pct_diff_mean']:+.1f} ± {b['pct_diff_std']:.1f})  "
         f"U p={'-' if p is None else f'{p:.3g}'}"
     )
 

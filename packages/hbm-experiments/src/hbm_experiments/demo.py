@@ -8,7 +8,10 @@ from typing import Any
 
 from .tasks import Experiment, make_experiment
 
-__all__ = ["DEMO_BUDGETS", "demo_experiments"]
+__all__ = ["DEMO_BUDGETS", "DEMO_ENVS", "demo_experiments"]
+
+#: CartPole (2 actions) and LunarLander (4 actions, Box2D): about a minute on 2 quiet cores.
+DEMO_ENVS: tuple[str, ...] = ("cartpole", "lunarlander")
 
 # Budgets sized for about 3 minutes on 2 CPU cores ("default") and a few seconds ("tiny").
 DEMO_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -38,7 +41,7 @@ DEMO_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def demo_experiments(
-    envs: Sequence[str] = ("cartpole",),
+    envs: Sequence[str] = DEMO_ENVS,
     *,
     budget: str = "default",
     subject: str = "sim01",

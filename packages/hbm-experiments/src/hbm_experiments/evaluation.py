@@ -70,7 +70,9 @@ def compare_returns(
     (repeat r of episode e is at `r*E + e`).
 
     % difference per rollout: `(R_model - R_human)/|R_human|*100`, or `R_model*100` when the
-    person scored 0. Mann-Whitney U is two-sided, model returns vs the person's returns.
+    person scored 0 (the lab's definition; it explodes where a person's returns straddle 0, so
+    `pct_diff_of_means` compares the mean returns instead).
+    Mann-Whitney U is two-sided, model returns vs the person's returns.
     """
     from scipy.stats import mannwhitneyu
 
@@ -95,6 +97,10 @@ def compare_returns(
         "human_returns": h.tolist(),
         "model_mean_return": float(m.mean()),
         "human_mean_return": float(h.mean()),
+        # of the means: robust where single human returns are near 0 (e.g. LunarLander)
+        "pct_diff_of_means": _finite(
+            (m.mean() - h.mean()) / abs(h.mean()) * 100.0 if h.mean() != 0 else m.mean() * 100.0
+        ),
         "pct_diff_mean": float(pct.mean()),
         "pct_diff_std": float(pct.std()),
         "pct_diff_median": float(np.median(pct)),

@@ -27,6 +27,7 @@ METRIC_COLUMNS = (
     "test_accuracy",
     "model_mean_return",
     "human_mean_return",
+    "pct_diff_of_means",
     "pct_diff_mean",
     "pct_diff_std",
     "mannwhitney_u",
@@ -126,12 +127,19 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
                 "test F1": f"{np.mean([m['test_f1'] for m in ms]):.3f}",
                 "model return": f"{np.mean([m['model_mean_return'] for m in ms]):.1f}",
                 "human return": f"{np.mean([m['human_mean_return'] for m in ms]):.1f}",
-                "% diff": f"{np.mean(pct):+.1f} ± {np.mean([m['pct_diff_std'] for m in ms]):.1f}",
+                "% diff (means)": _pct(pooled.get("pct_diff_of_means")),
+                "% diff (per episode)": (
+                    f"{np.mean(pct):+.1f} ± {np.mean([m['pct_diff_std'] for m in ms]):.1f}"
+                ),
                 "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
                 "sig": _stars(pooled["p_value"]),
             }
         )
     return rows
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
 
 
 def _markdown(rows: Sequence[dict[str, Any]]) -> str:

@@ -162,7 +162,14 @@ class MountainCar(BatchedEnv):
 
 class Acrobot(BatchedEnv):
     """Acrobot-v1: torque -1 (0), 0 (1), +1 (2) on the joint; -1 per step until the tip
-    swings above the bar, 500 steps at most. RK4 over one 0.2 s step, as in Gymnasium."""
+    swings above the bar, 500 steps at most. RK4 over one 0.2 s step, as in Gymnasium.
+
+    Every quantity lives in a row of a few `[rows, B]` float64 buffers laid out so that each
+    kernel works on a strided 2- to 4-row view: one derivative evaluation costs 10 kernels, with
+    one `sin` giving all of a stage's trigonometry (cos x = sin(x + pi/2)) and the 2x2 mass
+    matrix solved by Cramer's rule. The arithmetic is rearranged from Gymnasium's, so states
+    agree to float64 rounding, not bit for bit (as with numpy's and torch's `sin`).
+    """
 
     env_id = "Acrobot-v1"
     obs_size = 6
@@ -187,70 +194,104 @@ class Acrobot(BatchedEnv):
         def buf(*shape: int) -> torch.Tensor:
             return torch.empty(*shape, dtype=_F64, device=dev)
 
-        def const(rows: list[list[float]]) -> torch.Tensor:
-            return torch.tensor(rows, dtype=_F64, device=dev)
+        def col(*values: float) -> torch.Tensor:
+            return torch.tensor(values, dtype=_F64, device=dev).unsqueeze(1)  # [k, 1]
 
         m1, m2 = self.link_mass_1, self.link_mass_2
         l1, lc1, lc2, moi = self.link_length_1, self.link_com_pos_1, self.link_com_pos_2, 1.0
         half_pi = math.pi / 2
-        self._state = state = torch.zeros(4, b, dtype=_F64, device=dev)  # th1, th2, dth1, dth2
+        mllc = m2 * l1 * lc2
+        phi1_g, phi2_g = (m1 * lc1 + m2 * l1) * self.g, m2 * lc2 * self.g
         self._torque_table = torch.tensor([-1.0, 0.0, 1.0], dtype=_F64, device=dev)
-        self._torque = buf(b)
-        self._y = y = buf(4, b)  # RK4 stage input
-        self._ks = ks = buf(4, 4, b)  # k1..k4
-        # One small matmul makes every angle that a sin is taken of; cos x = sin(x + pi/2) and
-        # cos(x - pi/2) = sin x, so one sin kernel gives all the trigonometry of a stage.
-        self._trig_map = const([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0]])
-        self._trig_offset = const([[0], [0], [0], [half_pi]])
-        self._trig = buf(4, b)  # sin th1, sin th2, sin(th1 + th2), cos th2
-        _, self._sin2, self._sin12, _ = self._trig.unbind(0)
-        self._cos2_row = self._trig[3:4]
-        # (-d1, d2) = c0 + c1 cos th2, from Gymnasium's
-        # d1 = m1 lc1² + m2 (l1² + lc2² + 2 l1 lc2 cos th2) + I1 + I2,
-        # d2 = m2 (lc2² + l1 lc2 cos th2) + I2
-        self._d_c0 = const(
-            [[-(m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi)], [m2 * lc2**2 + moi]]
-        )
-        self._d_c1 = const([[-(m2 * 2 * l1 * lc2)], [m2 * l1 * lc2]])
-        self._d = buf(2, b)
-        self._neg_d1, self._d2 = self._d.unbind(0)
-        self._mllc = m2 * l1 * lc2
-        self._phi2_g = m2 * lc2 * self.g
-        phi1_g = (m1 * lc1 + m2 * l1) * self.g
-        self._phi_weights = const([[phi1_g, 0.0, self._phi2_g, 0.0]])
-        self._den_0 = torch.tensor(m2 * lc2**2 + moi, dtype=_F64, device=dev)
-        self._phi1_row, self._q, self._den, self._num, self._tmp = (
-            buf(1, b), buf(b), buf(b), buf(b), buf(b)
-        )  # fmt: skip
-        self._phi1 = self._phi1_row[0]
-        # state += dt/6 (k1 + 2 k2 + 2 k3 + k4) as one matmul over the stacked k's
-        self._rk4_weights = const([[1.0, 2.0, 2.0, 1.0]]).mul_(self.dt / 6.0)
-        self._state_row, self._ks_rows = state.view(1, 4 * b), ks.view(4, 4 * b)
-        self._turns = buf(2, b)
-        self._max_vel = const([[self.max_vel_1], [self.max_vel_2]])
-        self._min_vel = -self._max_vel
-        # observation angles: th1 + pi/2, th1, th2 + pi/2, th2 (sin -> cos th1, sin th1, cos
-        # th2, sin th2) and th1 + th2 + pi/2 (-> cos(th1 + th2), for the terminal test)
-        self._obs_map = const(
-            [[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0]]
-        )
-        self._obs_offset = const([[half_pi], [0], [half_pi], [0], [half_pi]])
-        self._obs_trig = buf(5, b)
-        self._cos_th1, self._cos_th12 = self._obs_trig[0], self._obs_trig[4]
-        self._obs_trig_src, self._obs_trig_dst = self._obs_trig[0:4], self._obs_t[0:4]
-        self._obs_vel = self._obs_t[4:6]
-        # Views made once: slicing costs as much as a small kernel at this batch size.
-        self._angles, self._velocities = state[0:2], state[2:4]
-        self._stages = [
-            (self._stage_views(inp), self._stage_views(k))
-            for inp, k in ((state, ks[0]), (y, ks[1]), (y, ks[2]), (y, ks[3]))
-        ]
-        self._k = ks.unbind(0)
 
-    @staticmethod
-    def _stage_views(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(whole, angles, velocities, th1, th2, dth1, dth2) views of a `[4, B]` tensor."""
-        return (t, t[0:2], t[2:4], *t.unbind(0))
+        # State and observation angles, rows: th1 + pi/2, th2 + pi/2, th1 + th2 + pi/2, th1, th2,
+        # dth1, dth2. One sin of rows 0..4 gives cos th1, cos th2, cos(th1 + th2), sin th1,
+        # sin th2: the observation's trigonometry and the terminal test's cosines.
+        self._ext = ext = torch.zeros(7, b, dtype=_F64, device=dev)
+        self._state = ext[3:7]  # th1, th2, dth1, dth2 (contiguous)
+        self._angles, self._velocities = ext[3:5], ext[5:7]
+        self._obs_shifted, self._obs_sum = ext[0:2], ext[2]
+        self._th1_shifted, self._th2 = ext[0], ext[4]
+        self._obs_sin_in = ext[0:5]
+        self._obs_trig = buf(5, b)
+        # (cos th1, sin th1; cos th2, sin th2) as a [2, 2, B] view, copied to obs rows 0..3
+        self._obs_trig_src = self._obs_trig.as_strided((2, 2, b), (b, 3 * b, 1))
+        self._obs_trig_dst = self._obs_t[0:4].view(2, 2, b)
+        self._obs_vel = self._obs_t[4:6]
+        self._cos_th1, self._cos_th12 = self._obs_trig[0], self._obs_trig[2]
+        self._tip = buf(b)
+        self._reward_end = torch.zeros((), dtype=torch.float32, device=dev)
+        self._reward_step = torch.full((), -1.0, dtype=torch.float32, device=dev)
+
+        # One [12, B] buffer per RK4 stage, rows: 0 th1, 1 th2, 2 dth1, 3 dth2, 4 ddth1,
+        # 5 ddth2, 6 pi/2, 7 th1 + th2, 8 th2 + pi/2, 9 zero, 10 dth1 + dth2, 11 dth1. Rows 0..3
+        # are the stage input y and rows 2..5 its derivative k. One add of strided [2, 2, B]
+        # views, [[th2, th2], [dth1, dth1]] + [[th1, pi/2], [dth2, 0]], fills rows 7, 8, 10, 11
+        # (the constant rows 6 and 9 make that possible), and one sin of rows 0, 1, 7, 8 gives
+        # all of a stage's trigonometry.
+        stages = torch.zeros(4, 12, b, dtype=_F64, device=dev)
+        stages[:, 6] = half_pi
+
+        def view(s: torch.Tensor, row: int, strides: tuple[int, int]) -> torch.Tensor:
+            return s.view(12 * b)[row * b :].as_strided((2, 2, b), (strides[0], strides[1], 1))
+
+        self._stages = [
+            (
+                s[0:4],  # y
+                view(s, 1, (b, 0)),  # [[th2, th2], [dth1, dth1]]
+                view(s, 0, (3 * b, 6 * b)),  # [[th1, pi/2], [dth2, 0]]
+                view(s, 7, (3 * b, b)),  # sums: [[th1 + th2, th2 + pi/2], [dth1 + dth2, dth1]]
+                view(s, 0, (7 * b, b)),  # sin input: [[th1, th2], [th1 + th2, th2 + pi/2]]
+                s[10:12],  # dth1 + dth2, dth1
+                s[4:6],  # ddth1, ddth2
+            )
+            for s in stages.unbind(0)
+        ]
+        self._k = [s[2:6] for s in stages.unbind(0)]
+        # state += dt/6 (k1 + 2 k2 + 2 k3 + k4): one matmul over the 4 stages' k rows
+        self._rk4_weights = torch.tensor([[1.0, 2.0, 2.0, 1.0]], dtype=_F64, device=dev)
+        self._rk4_weights.mul_(self.dt / 6.0)
+        self._ks_rows = stages.view(4, 12 * b)[:, 2 * b : 6 * b]  # [4, 4B], row stride 12B
+        self._state_row = ext.view(7 * b)[3 * b :].view(1, 4 * b)
+
+        # sin outputs, rows: 0 sin th1, 1 sin th2, 2 sin(th1 + th2), 3 cos th2
+        self._trig = trig = buf(4, b)
+        self._trig_out = trig.view(2, 2, b)
+        self._sin1_sin12, self._sin2, self._cos2 = trig[0::2], trig[1], trig[3]
+        self._torque = buf(b)
+        self._torque_2 = self._torque.expand(2, b)
+        self._vel_sq = buf(2, b)  # (dth1 + dth2)², dth1²
+        # Gymnasium's `_dsdt` ("book" variant) solves d1 ddth1 + d2 ddth2 = -phi1,
+        # d2 ddth1 + i2 ddth2 = n for (ddth1, ddth2), with i2 = m2 lc2² + I2,
+        # n = a - mllc dth1² sin th2 - phi2, d1 = c + 2 mllc cos th2, d2 = i2 + mllc cos th2;
+        # here by Cramer's rule: det = d1 i2 - d2² = c i2 - i2² - mllc² cos² th2,
+        # ddth1 = (-i2 phi1 - d2 n) / det, ddth2 = (d2 phi1 + d1 n) / det.
+        # phi1 = phi1_g sin th1 + phi2 - mllc sin th2 dth2 (dth2 + 2 dth1) is carried as
+        # psi - n with psi = a + phi1_g sin th1 - mllc sin th2 (dth1 + dth2)², so that (psi, n)
+        # come from (dth1 + dth2, dth1) squared; then ddth1 = (-i2 psi + (i2 - d2) n) / det,
+        # ddth2 = (d2 psi + (d1 - d2) n) / det. (psi, n) are kept divided by gamma = phi1_g
+        # (sin th1 enters with weight 1); gamma goes into the coefficient rows:
+        # 0 -gamma i2, 1 gamma (i2 - d2), 2 gamma d2, 3 gamma (d1 - d2).
+        gamma = phi1_g
+        i2, c = m2 * lc2**2 + moi, m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi
+        self._torque_table.div_(gamma)
+        self._psi_n = buf(2, b)
+        self._psi, self._n = self._psi_n.unbind(0)
+        self._psi_n_w = col(1.0, -phi2_g / gamma)  # weights of sin th1, sin(th1 + th2)
+        self._vel_sq_w = -mllc / gamma
+        self._coef = coef = buf(4, b)
+        coef[0] = -gamma * i2
+        self._coef_d = coef[1:4]
+        self._coef_psi, self._coef_n = coef[0::2], coef[1::2]
+        self._d_c0 = col(0.0, gamma * i2, gamma * (c - i2))
+        self._d_c1 = col(-gamma * mllc, gamma * mllc, gamma * mllc)
+        self._det_c0 = torch.tensor(c * i2 - i2 * i2, dtype=_F64, device=dev)
+        self._det_c2 = -(mllc**2)
+        self._det = buf(b)
+        self._numer = buf(2, b)
+        self._turns = buf(2, b)
+        self._max_vel = col(self.max_vel_1, self.max_vel_2).expand(2, b).contiguous()
+        self._min_vel = -self._max_vel
 
     def _reset(self, seeds: list[int]) -> None:
         # Gymnasium stores the initial state as float32, then integrates in float64.
@@ -259,51 +300,39 @@ class Acrobot(BatchedEnv):
         self._write_obs()
 
     def _write_obs(self) -> None:
-        torch.addmm(self._obs_offset, self._obs_map, self._state, out=self._obs_trig).sin_()
+        torch.add(self._angles, math.pi / 2, out=self._obs_shifted)
+        torch.add(self._th1_shifted, self._th2, out=self._obs_sum)
+        torch.sin(self._obs_sin_in, out=self._obs_trig)
         self._obs_trig_dst.copy_(self._obs_trig_src)
         self._obs_vel.copy_(self._velocities)
 
-    def _derivs(self, y: tuple[torch.Tensor, ...], out: tuple[torch.Tensor, ...]) -> None:
-        """Time derivative of y = (th1, th2, dth1, dth2) `[4, B]` under `self._torque`.
-
-        Gymnasium's `_dsdt` ("book" variant) with its constants folded:
-        phi1 = phi1_g sin th1 + phi2_g sin(th1 + th2) - mllc sin th2 dth2 (dth2 + 2 dth1),
-        ddth2 = (a + d2/d1 phi1 - mllc dth1² sin th2 - phi2_g sin(th1 + th2))
-                / (den_0 - d2²/d1),  ddth1 = -(d2 ddth2 + phi1) / d1.
-        """
-        whole, _, velocities, _, _, dth1, dth2 = y
-        sin2, sin12, neg_d1, d2 = self._sin2, self._sin12, self._neg_d1, self._d2
-        phi1, q, den, num, tmp = self._phi1, self._q, self._den, self._num, self._tmp
-        ddth1, ddth2 = out[5], out[6]
-        out[1].copy_(velocities)
-        torch.addmm(self._trig_offset, self._trig_map, whole, out=self._trig).sin_()
-        torch.addcmul(self._d_c0, self._d_c1, self._cos2_row, out=self._d)
-        torch.mm(self._phi_weights, self._trig, out=self._phi1_row)
-        torch.add(dth2, dth1, alpha=2.0, out=tmp)
-        tmp.mul_(dth2)
-        torch.addcmul(phi1, tmp, sin2, value=-self._mllc, out=phi1)
-        torch.div(d2, neg_d1, out=q)  # -d2/d1
-        torch.addcmul(self._den_0, q, d2, out=den)
-        torch.addcmul(self._torque, q, phi1, value=-1.0, out=num)
-        torch.mul(dth1, dth1, out=tmp)
-        torch.addcmul(num, tmp, sin2, value=-self._mllc, out=num)
-        num.sub_(sin12, alpha=self._phi2_g)
-        torch.div(num, den, out=ddth2)
-        torch.addcmul(phi1, d2, ddth2, out=ddth1)
-        ddth1.div_(neg_d1)
+    def _derivs(self, stage: tuple[torch.Tensor, ...]) -> None:
+        """Fill rows 4, 5 (ddth1, ddth2) of a stage buffer from its input y (rows 0..3)."""
+        _, sum_a, sum_b, sums, sin_in, vel_sums, ddth1_ddth2 = stage
+        cos2, vel_sq, psi_n, numer = self._cos2, self._vel_sq, self._psi_n, self._numer
+        torch.add(sum_a, sum_b, out=sums)
+        torch.sin(sin_in, out=self._trig_out)
+        torch.mul(vel_sums, vel_sums, out=vel_sq)
+        torch.addcmul(self._torque_2, self._psi_n_w, self._sin1_sin12, out=psi_n)
+        psi_n.addcmul_(self._sin2, vel_sq, value=self._vel_sq_w)
+        torch.addcmul(self._d_c0, self._d_c1, cos2, out=self._coef_d)
+        torch.addcmul(self._det_c0, cos2, cos2, value=self._det_c2, out=self._det)
+        torch.mul(self._coef_psi, self._psi, out=numer)
+        numer.addcmul_(self._coef_n, self._n)
+        torch.div(numer, self._det, out=ddth1_ddth2)
 
     def _step(self, actions: torch.Tensor) -> None:
-        state, y, (k1, k2, k3, _) = self._state, self._y, self._k
+        state, (s1, s2, s3, s4), (k1, k2, k3, _) = self._state, self._stages, self._k
         torch.index_select(self._torque_table, 0, actions, out=self._torque)
         h = self.dt
-        stages = self._stages
-        self._derivs(*stages[0])
-        torch.add(state, k1, alpha=h / 2, out=y)
-        self._derivs(*stages[1])
-        torch.add(state, k2, alpha=h / 2, out=y)
-        self._derivs(*stages[2])
-        torch.add(state, k3, alpha=h, out=y)
-        self._derivs(*stages[3])
+        s1[0].copy_(state)
+        self._derivs(s1)
+        torch.add(state, k1, alpha=h / 2, out=s2[0])
+        self._derivs(s2)
+        torch.add(state, k2, alpha=h / 2, out=s3[0])
+        self._derivs(s3)
+        torch.add(state, k3, alpha=h, out=s4[0])
+        self._derivs(s4)
         self._state_row.addmm_(self._rk4_weights, self._ks_rows)
         # wrap angles into [-pi, pi] as Gymnasium's `wrap` does (x -+ 2 pi; one turn at most
         # per step), clip velocities
@@ -313,6 +342,6 @@ class Acrobot(BatchedEnv):
         torch.clamp(self._velocities, self._min_vel, self._max_vel, out=self._velocities)
         self._write_obs()
         # terminal: -cos(th1) - cos(th1 + th2) > 1; reward -1 per step, 0 on the last
-        torch.add(self._cos_th1, self._cos_th12, out=self._tmp)
-        torch.lt(self._tmp, -1.0, out=self.terminated)
-        self.reward.copy_(self.terminated).sub_(1.0)
+        torch.add(self._cos_th1, self._cos_th12, out=self._tip)
+        torch.lt(self._tip, -1.0, out=self.terminated)
+        torch.where(self.terminated, self._reward_end, self._reward_step, out=self.reward)
