@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -23,13 +23,8 @@ from hbm_ne.envs import (
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """These batches are tiny: a second OpenMP thread only waits on a core that the other
-    jobs of a shared CI machine keep busy (a 10-20x slowdown there)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (see conftest)."""
 
 
 TORCH_ENVS = ["CartPole-v1", "MountainCar-v0", "Acrobot-v1"]

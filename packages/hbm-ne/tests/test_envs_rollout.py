@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import gymnasium as gym
 import hbm_ne.envs
@@ -15,13 +14,8 @@ from torch import Tensor, nn
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """These batches are tiny: a second OpenMP thread only waits on a core that the other
-    jobs of a shared CI machine keep busy (a 10-20x slowdown there)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (see conftest)."""
 
 
 def gym_returns(policy: nn.Module, env_id: str, seeds: list[int]) -> list[float]:

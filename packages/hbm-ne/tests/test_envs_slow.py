@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from hbm_ne import CMAES, ES, GA, Algorithm, BatchedFeedforward, evolve
@@ -11,13 +9,8 @@ from hbm_ne.envs import EnvReturnFitness, evaluate_module
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """These batches are tiny: a second OpenMP thread only waits on a core that the other
-    jobs of a shared CI machine keep busy (a 10-20x slowdown there)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (see conftest)."""
 
 
 pytestmark = pytest.mark.slow
