@@ -239,3 +239,17 @@ def test_feedforward_forward_follows_replaced_and_mutated_params() -> None:
     pop.params = pop.params.clone() * 2
     assert_close(pop(x)[2], pop.export(2)(x[2]), atol=1e-5, rtol=1e-5)
     assert not torch.equal(pop(x), mutated)
+
+
+def test_balanced_chunk_splits_evenly_without_more_chunks() -> None:
+    from hbm_ne.population import balanced_chunk
+
+    assert balanced_chunk(50, 26) == 25  # 25 + 25 rather than 26 + 24
+    assert balanced_chunk(1024, 26) == 26
+    assert balanced_chunk(1, 0) == 1
+    assert balanced_chunk(7, 100) == 7
+    for p in range(1, 200):
+        for limit in (1, 3, 13, 26):
+            c = balanced_chunk(p, limit)
+            assert 1 <= c <= max(1, limit)
+            assert -(-p // c) == -(-p // max(1, limit))  # never more chunks than the limit gives
