@@ -205,30 +205,22 @@ def bench_ga(device: torch.device, quick: bool) -> list[Result]:
         times, threads = _best_of_threads(fns, device, repeat=3, number=max(1, gens // 3))
         total = sum(phases.values())
         shares = {k: f"{100 * v / total:.1f}%" for k, v in phases.items()}
-        if evo is None:
-            results.append(
-                Result(
-                    SUITE,
-                    f"GA generation cartpole P={p} N={N}",
-                    "gen/s",
-                    1 / times["hbm_ne"],
-                    "evotorch (not installed)",
-                    float("nan"),
-                    target=2.0 if p == 1024 else None,
-                    extra={"phase_shares": shares, "note": "pip install evotorch", **threads},
-                )
-            )
-            continue
         results.append(
             Result(
                 SUITE,
                 f"GA generation cartpole P={p} N={N}",
                 "gen/s",
                 1 / times["hbm_ne"],
-                "evotorch GeneticAlgorithm, vectorised fitness",
-                1 / times["evotorch"],
+                "evotorch GeneticAlgorithm, vectorised fitness"
+                if evo is not None
+                else "evotorch (not installed)",
+                1 / times["evotorch"] if evo is not None else float("nan"),
                 target=2.0 if p == 1024 else None,
-                extra={"phase_shares": shares, **threads},
+                extra={
+                    "phase_shares": shares,
+                    **({} if evo is not None else {"note": "pip install evotorch"}),
+                    **threads,
+                },
             )
         )
     return results

@@ -264,6 +264,24 @@ class Experiment(ExperimentConfig):
 
     # -- shared body ---------------------------------------------------------------------------
 
+    def _episode_splits(
+        self, episode_data: Any, data: Any, device: torch.device
+    ) -> tuple[Any, Any]:
+        """Train and test sets as `episode_data` (hbm-ne's or hbm-dl's `EpisodeData`, same
+        `from_arrays`): recurrent models get whole episodes, feedforward ones a pool of steps."""
+        meta = data.metadata
+        recurrent = self.model_kind != "feedforward"
+
+        def split(obs: Any, actions: Any, lengths: list[int]) -> Any:
+            return episode_data.from_arrays(
+                obs, actions, lengths if recurrent else None, device=device
+            )
+
+        return (
+            split(data.train_obs, data.train_act, meta.train_episode_lengths),
+            split(data.test_obs, data.test_act, meta.test_episode_lengths),
+        )
+
     def data_task(self) -> DataPreprocessingTask:
         d = self.data
         return DataPreprocessingTask(
@@ -430,19 +448,7 @@ class _NEExperiment(Experiment):
             algorithm = hbm_ne.ES(pop, temperature=opt.temperature, generator=gen)
         else:
             algorithm = hbm_ne.CMAES(pop, sigma0=opt.sigma_init, generator=gen)
-        recurrent = self.model_kind != "feedforward"
-        train = hbm_ne.EpisodeData.from_arrays(
-            data.train_obs,
-            data.train_act,
-            meta.train_episode_lengths if recurrent else None,
-            device=device,
-        )
-        test = hbm_ne.EpisodeData.from_arrays(
-            data.test_obs,
-            data.test_act,
-            meta.test_episode_lengths if recurrent else None,
-            device=device,
-        )
+        train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
         t = self.training
         result = hbm_ne.train_supervised(
             pop,
@@ -510,19 +516,7 @@ class SGDExperiment(Experiment):
             model = hbm_dl.RecurrentMLPTrainable(
                 meta.input_size, h, meta.num_actions, rank=self.model.rank, generator=gen
             )
-        recurrent = self.model_kind != "feedforward"
-        train = hbm_dl.EpisodeData.from_arrays(
-            data.train_obs,
-            data.train_act,
-            meta.train_episode_lengths if recurrent else None,
-            device=device,
-        )
-        test = hbm_dl.EpisodeData.from_arrays(
-            data.test_obs,
-            data.test_act,
-            meta.test_episode_lengths if recurrent else None,
-            device=device,
-        )
+        train, test = self._episode_splits(hbm_dl.EpisodeData, data, device)
         t = self.training
         assert isinstance(self.optimizer, SGDConfig | AdamConfig)
         result = hbm_dl.optimize_sgd(
