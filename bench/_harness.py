@@ -57,14 +57,25 @@ def time_call(
 
 
 def interleaved(
-    fns: dict[str, Callable[[], object]], *, repeat: int = 5, number: int = 1
+    fns: dict[str, Callable[[], object]],
+    *,
+    repeat: int = 5,
+    number: int = 1,
+    settle: float = 0.0,
 ) -> dict[str, float]:
-    """Median seconds per call for each fn, timed in alternation so that noise hits all alike."""
+    """Median seconds per call for each fn, timed in alternation so that noise hits all alike.
+
+    `settle` seconds of idle (untimed) precede each sample, so that no fn pays for what the
+    previous one left running: torch's OpenMP workers spin for milliseconds after a parallel
+    region and take a core from whatever runs next on its own threads.
+    """
     for fn in fns.values():
         fn()
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for key, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(number):
                 fn()

@@ -12,14 +12,17 @@ Threads: on CPU every implementation, subject and references alike, is timed bot
 intra-op thread and with torch's default, and credited with its faster setting (reported in
 `extra`). On a loaded shared machine a second OpenMP thread turns each parallel kernel into a
 wait for a descheduled core (several ms per kernel), on a quiet one it helps; best-of keeps
-the comparison fair either way.
+the comparison fair either way. Within one thread count the implementations alternate, each
+sample after a short idle (`SETTLE_S`) so that none pays for the spinning OpenMP workers that
+the previous one left.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +34,9 @@ SUITE = "ne"
 TASKS = {"cartpole": (4, 2), "lunarlander": (8, 4)}
 H = 50
 N = 3200
+#: Idle before each fitness sample: outlasts the spin-wait of the OpenMP workers that the
+#: previous sample (a reference on two threads) leaves behind (see `_harness.interleaved`).
+SETTLE_S = 0.01
 
 
 def _peak_gflops(device: torch.device, quick: bool) -> float:
@@ -56,34 +62,39 @@ def _thread_counts(device: torch.device) -> list[int]:
     return sorted({1, torch.get_num_threads()}) if device.type == "cpu" else [0]
 
 
-def _with_threads(threads: int, fn: Callable[[], object]) -> Callable[[], None]:
-    """`fn` run with `threads` intra-op threads (0: as is), the previous setting restored."""
-
-    def call() -> None:
-        if threads == 0:
-            fn()
-            return
-        previous = torch.get_num_threads()
+@contextmanager
+def _threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads` (0: as is), then restored."""
+    previous = torch.get_num_threads()
+    if threads:
         torch.set_num_threads(threads)
-        try:
-            fn()
-        finally:
-            torch.set_num_threads(previous)
-
-    return call
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _best_of_threads(
-    fns: dict[str, Callable[[], object]], device: torch.device, **kwargs: int
+    fns: dict[str, Callable[[], object]],
+    device: torch.device,
+    *,
+    repeat: int,
+    number: int = 1,
+    settle: float = 0.0,
 ) -> tuple[dict[str, float], dict[str, object]]:
-    """Interleaved timing of every fn at every thread count -> (best seconds, details)."""
+    """Every fn timed at every thread count -> (best seconds, details).
+
+    One thread count at a time, the fns interleaved within it: switching the count between
+    samples would leave each sample with caches and worker threads set up for the other.
+    """
     counts = _thread_counts(device)
-    timed = interleaved(
-        {f"{k}@{t}": _with_threads(t, fn) for k, fn in fns.items() for t in counts}, **kwargs
-    )
+    timed: dict[int, dict[str, float]] = {}
+    for t in counts:
+        with _threads(t):
+            timed[t] = interleaved(fns, repeat=repeat, number=number, settle=settle)
     best, detail = {}, {}
     for k in fns:
-        per = {t: timed[f"{k}@{t}"] for t in counts}
+        per = {t: timed[t][k] for t in counts}
         t_best = min(per, key=per.__getitem__)
         best[k] = per[t_best]
         detail[f"{k}_threads"] = t_best
@@ -155,6 +166,7 @@ def bench_fitness(device: torch.device, quick: bool, peak: float) -> list[Result
                 },
                 device,
                 repeat=repeat,
+                settle=SETTLE_S if device.type == "cpu" else 0.0,
             )
             flops = _flops(p, N, inp, out)
             gf = {k: flops / t / 1e9 for k, t in times.items()}

@@ -16,3 +16,13 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def torch_threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Run a test with one and with two intra-op threads: the CPU kernels take different paths
+    (inline vs worker threads, torch vs numpy elementwise passes). Restores the setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(threads)

@@ -41,13 +41,13 @@ def test_chunked_cross_entropy_equals_unchunked_and_stays_in_budget() -> None:
     whole = cross_entropy(pop, x, y, max_bytes=10**9)
     budget = 64 * 50 * 4 * 3  # 3 members × 64 samples of 50 hidden units
     seen: list[int] = []
-    original = pop.iter_logits
+    original = pop.map_logits
 
-    def spy(xx: torch.Tensor, chunk: int | None = None, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(xx: torch.Tensor, fn, chunk: int | None = None, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(xx.shape[0] * (chunk or pop.population_size) * 50 * 4)
-        return original(xx, chunk, **kwargs)
+        return original(xx, fn, chunk, **kwargs)
 
-    pop.iter_logits = spy  # type: ignore[method-assign]
+    pop.map_logits = spy  # type: ignore[method-assign]
     chunked = cross_entropy(pop, x, y, max_bytes=budget)
     assert max(seen) <= budget and len(seen) >= 5
     assert_close(chunked, whole, atol=1e-6, rtol=1e-6)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from typing import cast
 
@@ -209,10 +210,15 @@ class RecurrentMLP(nn.Module):
     def _scan(self, x: Tensor, h: Tensor, w_rec: Tensor) -> Tensor:
         """All states `[B, T, H]` of the unmasked recurrence (the fused kernel nn.RNN uses)."""
         params = [self.input.weight, w_rec, self.input.bias, self._zero_bias]
-        out, _ = torch._VF.rnn_tanh(  # type: ignore[attr-defined]
-            x, h.unsqueeze(0).contiguous(), params, True, 1, 0.0, self.training, False, True
-        )
-        hs: Tensor = out
+        args = (x, h.unsqueeze(0).contiguous(), params, True, 1, 0.0, self.training, False, True)
+        if x.device.type == "cpu":
+            hs: Tensor = torch._VF.rnn_tanh(*args)[0]  # type: ignore[attr-defined]
+            return hs
+        with warnings.catch_warnings():
+            # cuDNN wants its weights in one block; ours are separate parameters (and the
+            # recurrence may be computed from factors): one small copy per call is expected
+            warnings.filterwarnings("ignore", "RNN module weights are not part", UserWarning)
+            hs = torch._VF.rnn_tanh(*args)[0]  # type: ignore[attr-defined]
         return hs
 
     def _forward_loop(

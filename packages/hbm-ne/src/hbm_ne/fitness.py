@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from hbm_ne._kernels import kernel
 from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, chunk_bytes
 
 ArrayLike = np.ndarray | Tensor
@@ -157,25 +157,28 @@ def ce_sum(
     small enough for `exp` (|l| < 80), else `logsumexp`. `inplace=True` lets it overwrite
     `logits` (a workspace). `weight [...]` (e.g. a mask) scales each step.
     """
-    c = logits.shape[0]
-    if logits.device.type == "cpu" and logits.dtype in (torch.float32, torch.float64):
+    if _numpy_kernels(logits):
         return _ce_sum_numpy(logits, targets, weight, inplace=inplace)
     if logits.shape[-1] == 2:
         d = logits[..., 1] - logits[..., 0]
-        sign = 1.0 - 2.0 * targets.to(logits.dtype)
-        d.mul_(sign)
-        per = F.softplus(d)
-    else:
-        y = targets.expand(logits.shape[:-1]).unsqueeze(-1)
-        picked = logits.gather(-1, y).squeeze(-1)
-        if float(logits.abs().amax()) < 80.0:
-            e = logits.exp_() if inplace else logits.exp()
-            per = e.sum(-1).log_().sub_(picked)
-        else:
-            per = torch.logsumexp(logits, dim=-1).sub_(picked)
-    if weight is not None:
-        per = per * weight
-    return per.reshape(c, -1).sum(dim=1, dtype=torch.float64)
+        d.mul_(1.0 - 2.0 * targets.to(logits.dtype))
+        return kernel("softplus_sum", d.device)(d, weight)  # type: ignore[return-value]
+    # class-major `[c, A, ...]`: how the population kernels lay logits out (contiguous)
+    y = targets.expand(logits.shape[1:-1])
+    ce = kernel("multiclass_ce_sum", logits.device)
+    return ce(logits.movedim(-1, 1), y, weight, inplace)  # type: ignore[return-value]
+
+
+def _numpy_kernels(t: Tensor) -> bool:
+    """Whether to run the cross-entropy's elementwise passes in numpy rather than torch: on CPU
+    when torch would spread them over OpenMP threads. On a shared CPU those wait on
+    descheduled threads and run several times slower than numpy's single-threaded SIMD loops;
+    on one thread (hbm-ne's worker threads) torch's fused kernels are the faster."""
+    return (
+        t.device.type == "cpu"
+        and t.dtype in (torch.float32, torch.float64)
+        and torch.get_num_threads() > 1
+    )
 
 
 def _ce_sum_numpy(
@@ -233,13 +236,13 @@ def margin_ce_sum(margin: Tensor, targets: Tensor) -> Tensor:
     """Summed two-class cross-entropy per member from margins `l_1 - l_0 [c, ...]` -> `[c]`
     float64 (what `BatchedFeedforward.iter_logits(..., margin=True)` yields)."""
     c = margin.shape[0]
-    if margin.device.type == "cpu" and margin.dtype in (torch.float32, torch.float64):
+    if _numpy_kernels(margin):
         per = _softplus_margin_(
             np.array(margin.detach().numpy(), copy=True), targets.detach().cpu().numpy()
         )
         return torch.from_numpy(per.reshape(c, -1).sum(1, dtype=np.float64))
     sign = 1.0 - 2.0 * targets.to(margin.dtype)
-    return F.softplus(margin * sign).reshape(c, -1).sum(dim=1, dtype=torch.float64)
+    return kernel("softplus_sum", margin.device)(margin * sign, None)  # type: ignore[return-value]
 
 
 def _step_chunk(population: BatchedFeedforward, max_bytes: int | None) -> int:
@@ -285,15 +288,16 @@ def cross_entropy(
     n = obs.shape[0]
     total = torch.zeros(population.population_size, dtype=torch.float64, device=population.device)
     step = _step_chunk(population, max_bytes) if max_bytes is not None else n
+    two = population.output_size == 2  # margins: all a two-class cross-entropy needs
     for n0 in range(0, n, step):
         x, y = obs[n0 : n0 + step], actions[n0 : n0 + step]
         chunk = _member_chunk(population, x.shape[0], max_bytes)
-        if population.output_size == 2:
-            for p0, p1, margin in population.iter_logits(x, chunk, margin=True):
-                total[p0:p1] += margin_ce_sum(margin, y)
-            continue
-        for p0, p1, logits in population.iter_logits(x, chunk):
-            total[p0:p1] += ce_sum(logits, y, inplace=True)
+
+        def chunk_sum(p0: int, p1: int, logits: Tensor, y: Tensor = y, two: bool = two) -> Tensor:
+            return margin_ce_sum(logits, y) if two else ce_sum(logits, y, inplace=True)
+
+        sums = population.map_logits(x, chunk_sum, chunk, margin=two)
+        total += torch.cat(sums)
     return (total / max(n, 1)).to(population.dtype)
 
 
@@ -307,10 +311,12 @@ def accuracy(
     step = _step_chunk(population, max_bytes) if max_bytes is not None else n
     for n0 in range(0, n, step):
         x, y = obs[n0 : n0 + step], actions[n0 : n0 + step]
-        for p0, p1, logits in population.iter_logits(
-            x, _member_chunk(population, len(x), max_bytes)
-        ):
-            hits[p0:p1] += (logits.argmax(-1) == y).sum(1, dtype=torch.float64)
+
+        def chunk_hits(p0: int, p1: int, logits: Tensor, y: Tensor = y) -> Tensor:
+            return (logits.argmax(-1) == y).sum(1, dtype=torch.float64)
+
+        chunk = _member_chunk(population, len(x), max_bytes)
+        hits += torch.cat(population.map_logits(x, chunk_hits, chunk))
     return (hits / max(n, 1)).to(population.dtype)
 
 

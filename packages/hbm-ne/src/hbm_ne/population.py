@@ -2,10 +2,10 @@
 
 Keeping the whole population in one tensor lets every algorithm (GA, ES, CMA-ES) work with every
 network kind, and moves a population between devices in one call. The forward passes are the
-engineered kernels measured in `cpu-performance-baseline.md`: preallocated workspaces,
-activations laid out `[P, H, N]` so that every layer multiplies the stored `[out, in]` weights
-from the left, populations processed in cache-sized chunks and, on CPU, numpy's SIMD tanh in
-place (torch's CPU tanh is several times slower).
+engineered kernels measured in `bench/bench_ne.py`: preallocated workspaces, activations laid
+out `[P, H, N]` so that every layer multiplies the stored `[out, in]` weights from the left,
+populations processed in chunks (side by side on worker threads on CPU) and each chunk in
+cache-sized tiles by a TorchScript kernel (`_kernels`).
 """
 
 from __future__ import annotations
@@ -13,18 +13,24 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Iterator, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hbm_ne._kernels import kernel
 from hbm_ne.modules import FeedforwardMLP, RecurrentMLP
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: Bytes a hidden-activation chunk may use. On CPU: about two dozen members at N = 3200
 #: (H = 50), so that matmul, tanh and the next layer find the activations in cache while the
@@ -34,14 +40,70 @@ logger = logging.getLogger(__name__)
 #: results); 2 MiB ran 0.6-0.8x and 64 MiB or more 0.6-0.9x of 8 MiB. On accelerators: large.
 CPU_CHUNK_BYTES = 16 * 2**20
 GPU_CHUNK_BYTES = 512 * 2**20
+#: Bytes of one tile of hidden activations inside a chunk (CPU): about one member at N = 3200,
+#: H = 50, so that a tile stays in a core's L2 cache from one layer to the next.
+CPU_TILE_BYTES = 640 * 2**10
 #: A recurrent hidden sequence's chunk: its step loop is overhead-bound, so bigger chunks.
 CPU_SEQUENCE_CHUNK_BYTES = 64 * 2**20
 GPU_SEQUENCE_CHUNK_BYTES = 4 * 2**30
 
 
-#: Arrays at least this large are split over torch's intra-op thread count for numpy's tanh.
+#: Arrays at least this large are split over the worker threads for numpy's tanh.
 PARALLEL_MIN_ELEMENTS = 1 << 18
 _pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+_worker = threading.local()
+
+
+def _forget_pools_in_child() -> None:
+    """A forked child has none of the parent's threads: its pools would queue work forever."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
+def _one_intraop_thread() -> None:
+    torch.get_num_threads()  # torch sets a thread's count lazily from the process default: now
+    torch.set_num_threads(1)
+    _worker.active = True
+
+
+def worker_pool(threads: int) -> ThreadPoolExecutor:
+    """`threads` persistent worker threads whose torch ops each run on one intra-op thread.
+
+    Chunks of a population run side by side on them. Splitting every kernel over torch's
+    OpenMP threads instead scales poorly here: its workers spin between kernels and starve the
+    numpy kernels (tanh, cross-entropy) that run in between.
+    """
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            previous = torch.get_num_threads()
+            pool = ThreadPoolExecutor(threads, "hbm_ne_worker", initializer=_one_intraop_thread)
+            started = threading.Barrier(threads)
+            list(pool.map(lambda _: started.wait(timeout=60), range(threads)))
+            # `set_num_threads(1)` in a worker also set the process default: restore it
+            torch.set_num_threads(previous)
+            _pools[threads] = pool
+    return pool
+
+
+def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], device: torch.device) -> list[_R]:
+    """`[fn(i) for i in items]`, on CPU spread over `torch.get_num_threads()` worker threads.
+
+    Results come back in order. Each item runs on one intra-op thread whatever the caller's
+    setting, so results do not depend on the thread count as long as the items do not
+    (fixed chunks, per-chunk sums). Calls from inside a worker run inline.
+    """
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    if threads <= 1 or getattr(_worker, "active", False):
+        return [fn(i) for i in items]
+    # a single item goes to a worker too: its kernels then run on one thread, as with
+    # `threads = 1`, so results do not depend on the thread count
+    return list(worker_pool(threads).map(fn, items))
 
 
 def _tanh_inplace(a: np.ndarray) -> None:
@@ -51,17 +113,14 @@ def _tanh_inplace(a: np.ndarray) -> None:
 def tanh_(x: Tensor) -> Tensor:
     """In-place tanh; on CPU through numpy's SIMD tanh (~3× torch's), else `Tensor.tanh_`.
 
-    numpy's tanh is single-threaded: large arrays are split over `torch.get_num_threads()`
-    threads (numpy releases the GIL), so the thread count the user gives torch applies here too.
+    numpy's tanh is single-threaded: large arrays are split over the worker threads (numpy
+    releases the GIL), so the thread count the user gives torch applies here too.
     """
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous():
         a = x.detach().numpy().reshape(-1)
         threads = torch.get_num_threads()
         if threads > 1 and a.size >= PARALLEL_MIN_ELEMENTS:
-            pool = _pools.get(threads)
-            if pool is None:
-                pool = _pools[threads] = ThreadPoolExecutor(threads, "hbm_ne_tanh")
-            list(pool.map(_tanh_inplace, np.array_split(a, threads)))
+            parallel_map(_tanh_inplace, np.array_split(a, threads), x.device)
         else:
             np.tanh(a, out=a)
         return x
@@ -396,6 +455,50 @@ class BatchedFeedforward(_NetworkPopulation):
         instead, computed as one output unit: all that a two-class cross-entropy needs, at
         half the output layer's cost.
         """
+        x, layers, c, x_aug_t = self._prepare(x, chunk, margin)
+        if x.dim() == 3 and self._small_batch(x):
+            for p0, p1, out in self._small_batch_logits(x, layers, c):
+                yield p0, p1, out[..., 0] if margin else out
+            return
+        for p0 in range(0, self.population_size, c):
+            p1 = min(p0 + c, self.population_size)
+            out = self._chunk_logits(x, x_aug_t, layers, p0, p1)
+            yield p0, p1, out[..., 0] if margin else out
+
+    @torch.no_grad()
+    def map_logits(
+        self,
+        x: Tensor,
+        fn: Callable[[int, int, Tensor], _R],
+        chunk: int | None = None,
+        *,
+        margin: bool = False,
+    ) -> list[_R]:
+        """`[fn(p0, p1, logits) for each chunk]`, like `iter_logits`, but on CPU the chunks run
+        side by side on `torch.get_num_threads()` worker threads (`parallel_map`).
+
+        The logits live in the calling worker's workspace: `fn` may overwrite them, and must
+        return what it keeps. The chunks, hence the results, are the same for any thread count.
+        """
+        x, layers, c, x_aug_t = self._prepare(x, chunk, margin)
+        if x.dim() == 3 and self._small_batch(x):
+            return [
+                fn(p0, p1, out[..., 0] if margin else out)
+                for p0, p1, out in self._small_batch_logits(x, layers, c)
+            ]
+
+        def run(p0: int) -> _R:
+            p1 = min(p0 + c, self.population_size)
+            out = self._chunk_logits(x, x_aug_t, layers, p0, p1)
+            return fn(p0, p1, out[..., 0] if margin else out)
+
+        return parallel_map(run, range(0, self.population_size, c), self.device)
+
+    def _prepare(
+        self, x: Tensor, chunk: int | None, margin: bool
+    ) -> tuple[Tensor, list[tuple[Tensor, Tensor]], int, Tensor | None]:
+        """Checked input, layers (the margin unit folded in), chunk size and, for shared
+        inputs, `[in+1, N]` inputs with a ones row that carries the first layer's bias."""
         x = self._check_input(x)
         c = chunk or self.chunk_size(x.shape[-2])
         layers = self._layers()
@@ -404,40 +507,60 @@ class BatchedFeedforward(_NetworkPopulation):
                 raise ValueError(f"margin needs output_size = 2, got {self.output_size}")
             w, b = layers[-1]
             layers = [*layers[:-1], (w[:, 1:2] - w[:, 0:1], b[:, 1:2] - b[:, 0:1])]
-            for p0, p1, out in self._iter_layers(x, layers, c):
-                yield p0, p1, out[..., 0]
-            return
-        yield from self._iter_layers(x, layers, c)
+        x_aug_t = None
+        if x.dim() == 2:
+            x_aug_t = x.new_empty(x.shape[1] + 1, x.shape[0])
+            x_aug_t[:-1].copy_(x.T)
+            x_aug_t[-1].fill_(1.0)
+        return x, layers, c, x_aug_t
 
-    def _iter_layers(
-        self, x: Tensor, layers: list[tuple[Tensor, Tensor]], c: int
-    ) -> Iterator[tuple[int, int, Tensor]]:
-        shared = x.dim() == 2
+    def _chunk_logits(
+        self,
+        x: Tensor,
+        x_aug_t: Tensor | None,
+        layers: list[tuple[Tensor, Tensor]],
+        p0: int,
+        p1: int,
+    ) -> Tensor:
+        """Logits `[p1-p0, N, out]` of members p0:p1, in the calling thread's workspace.
+
+        Activations are computed transposed, `[c, H, N]`: every layer is then `W [c, H', H] @
+        a [c, H, N]` (2× faster than `a @ W^T` for these skinny shapes), and with shared inputs
+        the first layer's bias rides in the product on a ones row of `x_aug_t` (one pass less
+        over the largest activation). On CPU the hidden activations go tile by tile
+        (`tile_shape`), so that each layer reads the previous one from the core's own cache
+        instead of the shared one or DRAM; the tile loop is a TorchScript kernel
+        (`_kernels.mlp_chunk_logits`), which runs without the GIL.
+        """
         n = x.shape[-2]
-        # Activations are computed transposed, `[c, H, N]`: every layer is then `W [c, H', H] @
-        # a [c, H, N]` (2× faster than `a @ W^T` for these skinny shapes), and with shared inputs
-        # the first layer folds into one GEMM `[c·H, in+1] @ [in+1, N]`, its bias folded into the
-        # product by a ones row (one pass less over the largest activation).
-        if not shared and self._small_batch(x):
-            yield from self._small_batch_logits(x, layers, c)
-            return
-        x_aug_t = torch.cat([x, x.new_ones(n, 1)], dim=1).T.contiguous() if shared else None
-        for p0 in range(0, self.population_size, c):
-            p1 = min(p0 + c, self.population_size)
-            cc = p1 - p0
-            a = x_aug_t if x_aug_t is not None else x[p0:p1].transpose(1, 2)  # [c, in(+1), N]
-            for li, (w, b) in enumerate(layers):
-                out = self._buffer(("ff", li), (cc, w.shape[1], n))
-                if li == 0 and x_aug_t is not None:
-                    w_aug = torch.cat([w[p0:p1], b[p0:p1].unsqueeze(2)], dim=2)
-                    torch.matmul(w_aug, x_aug_t, out=out)
-                else:
-                    torch.matmul(w[p0:p1], a, out=out)
-                    out += b[p0:p1].unsqueeze(2)
-                if li < len(layers) - 1:
-                    tanh_(out)
-                a = out
-            yield p0, p1, a.transpose(1, 2)
+        cc = p1 - p0
+        thread = threading.get_ident()
+        logits = self._buffer(("ff_out", thread), (cc, layers[-1][0].shape[1], n))
+        weights = [w[p0:p1] for w, _ in layers]  # [c, out, in]
+        biases = [b[p0:p1].unsqueeze(2) for _, b in layers]  # [c, out, 1]
+        if x_aug_t is not None:
+            weights[0] = torch.cat([weights[0], biases[0]], dim=2)  # [c, H, in+1]
+        tile_c, tile_n = self.tile_shape(cc, n)
+        work = [  # one workspace per hidden layer, for a full tile
+            self._buffer(("ff", li, thread), (tile_c, w.shape[1], tile_n))
+            for li, w in enumerate(weights[:-1])
+        ]
+        x_member = None if x_aug_t is not None else x[p0:p1]
+        kernel("mlp_chunk_logits", logits.device)(
+            weights, biases, x_aug_t, x_member, work, logits, tile_c, tile_n
+        )
+        return logits.transpose(1, 2)
+
+    def tile_shape(self, members: int, n: int) -> tuple[int, int]:
+        """(members, samples) per tile of hidden activations: within `CPU_TILE_BYTES`, whole
+        sample rows first (fewer, longer kernels), balanced so the last tile is not a sliver."""
+        if self.device.type != "cpu":
+            return members, n
+        widest = max((*self.hidden_sizes, self.output_size)) * self.params.element_size()
+        per_member = max(1, n * widest)
+        if per_member <= CPU_TILE_BYTES:
+            return balanced_chunk(members, CPU_TILE_BYTES // per_member), n
+        return 1, balanced_chunk(n, max(1, CPU_TILE_BYTES // widest))
 
     def _check_input(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.input_size or x.dim() not in (2, 3):
@@ -491,7 +614,9 @@ class BatchedFeedforward(_NetworkPopulation):
                 if li == last and result is not None:
                     out = result[p0:p1]
                 else:
-                    out = self._buffer(("ff_small", li), (p1 - p0, n, w.shape[1]))
+                    out = self._buffer(
+                        ("ff_small", li, threading.get_ident()), (p1 - p0, n, w.shape[1])
+                    )
                 o = out.numpy()
                 np.matmul(a, w[p0:p1].detach().numpy().transpose(0, 2, 1), out=o)
                 o += b[p0:p1].detach().numpy()[:, None, :]
@@ -511,8 +636,7 @@ class BatchedFeedforward(_NetworkPopulation):
             for _ in self._small_batch_logits(x, self._layers(), self.population_size, out):
                 pass
             return out
-        for p0, p1, logits in self.iter_logits(x):
-            out[p0:p1].copy_(logits)
+        self.map_logits(x, lambda p0, p1, logits: out[p0:p1].copy_(logits))
         return out
 
     __call__ = forward
