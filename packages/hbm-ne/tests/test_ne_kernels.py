@@ -34,6 +34,26 @@ def test_worker_pool_leaves_the_callers_thread_count_alone() -> None:
     assert worker_pool(3) is pool
 
 
+def test_parallel_map_restores_the_callers_threads_and_raises_errors() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = parallel_map(lambda _: torch.get_num_threads(), range(6), torch.device("cpu"))
+        assert seen == [1] * 6 and torch.get_num_threads() == 2
+
+        def fail_on_3(i: int) -> int:
+            if i == 3:
+                raise ValueError("item 3")
+            return i
+
+        with pytest.raises(ValueError, match="item 3"):
+            parallel_map(fail_on_3, range(6), torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+        assert parallel_map(lambda i: i * i, range(5), torch.device("cpu")) == [0, 1, 4, 9, 16]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_parallel_map_keeps_order_and_runs_nested_calls_inline(torch_threads: int) -> None:
     def inner(i: int) -> list[int]:
         return parallel_map(lambda j: 10 * i + j, range(3), torch.device("cpu"))

@@ -16,7 +16,8 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -74,9 +75,9 @@ def _one_intraop_thread() -> None:
 def worker_pool(threads: int) -> ThreadPoolExecutor:
     """`threads` persistent worker threads whose torch ops each run on one intra-op thread.
 
-    Chunks of a population run side by side on them. Splitting every kernel over torch's
-    OpenMP threads instead scales poorly here: its workers spin between kernels and starve the
-    numpy kernels (tanh, cross-entropy) that run in between.
+    Chunks of a population run side by side on them and on the calling thread
+    (`parallel_map`). Splitting every kernel over torch's OpenMP threads instead scales poorly
+    here: its workers spin between kernels and starve what runs in between.
     """
     with _pools_lock:
         pool = _pools.get(threads)
@@ -91,19 +92,48 @@ def worker_pool(threads: int) -> ThreadPoolExecutor:
     return pool
 
 
-def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], device: torch.device) -> list[_R]:
-    """`[fn(i) for i in items]`, on CPU spread over `torch.get_num_threads()` worker threads.
+@contextmanager
+def _one_thread_here() -> Iterator[None]:
+    """The calling thread runs torch on one intra-op thread (and nested `parallel_map`
+    inline) until the block ends; its own setting comes back after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    _worker.active = True
+    try:
+        yield
+    finally:
+        _worker.active = False
+        torch.set_num_threads(previous)
 
-    Results come back in order. Each item runs on one intra-op thread whatever the caller's
-    setting, so results do not depend on the thread count as long as the items do not
-    (fixed chunks, per-chunk sums). Calls from inside a worker run inline.
+
+def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], device: torch.device) -> list[_R]:
+    """`[fn(i) for i in items]`, on CPU spread over `torch.get_num_threads()` threads: the
+    calling thread and workers from `worker_pool`, each taking the next item as it is free.
+
+    Results come back in order. Every item runs on one intra-op thread whatever the caller's
+    setting, so results do not depend on the thread count as long as the items do not (fixed
+    chunks, per-chunk sums). Calls from inside a worker run inline.
     """
     threads = torch.get_num_threads() if device.type == "cpu" else 1
     if threads <= 1 or getattr(_worker, "active", False):
         return [fn(i) for i in items]
-    # a single item goes to a worker too: its kernels then run on one thread, as with
-    # `threads = 1`, so results do not depend on the thread count
-    return list(worker_pool(threads).map(fn, items))
+    results: list[_R] = [None] * len(items)  # type: ignore[list-item]
+    claim = itertools.count()  # `next` on it is atomic under the GIL
+
+    def drain() -> None:
+        while (i := next(claim)) < len(items):
+            results[i] = fn(items[i])
+
+    helpers = min(threads, len(items)) - 1
+    futures = [worker_pool(threads - 1).submit(drain) for _ in range(helpers)]
+    try:
+        with _one_thread_here():
+            drain()
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()  # a worker's exception
+    return results
 
 
 def _tanh_inplace(a: np.ndarray) -> None:
