@@ -134,7 +134,7 @@ def test_fitness_is_identical_for_any_thread_count(outputs: int, members: int) -
 
 def test_kernels_are_scripted() -> None:
     """The speed comes from running without the GIL: a silent fallback would hide a loss."""
-    for name in ("mlp_chunk_logits", "softplus_sum", "multiclass_ce_sum"):
+    for name in _kernels._FUNCTIONS:
         assert isinstance(_kernels.kernel(name, torch.device("cpu")), torch.jit.ScriptFunction)
 
 
@@ -174,3 +174,19 @@ def test_multiclass_cross_entropy_with_weights_is_exact(
     )
     assert_close(ce_sum(logits.clone(), y, w), ref, atol=1e-3, rtol=1e-6)
     assert_close(ce_sum(logits.clone(), y, w, inplace=True), ref, atol=1e-3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("hidden", [(16,), ()])
+@pytest.mark.parametrize("outputs", [2, 4])
+def test_fitness_with_huge_logits_falls_back_to_the_stable_path(
+    hidden: tuple[int, ...], outputs: int, torch_threads: int
+) -> None:
+    """Output weights so large that logits pass ±80: the weight bound no longer holds, the
+    range check runs, and the overflow-safe path gives the module's cross-entropy."""
+    pop = BatchedFeedforward(3, outputs, 6, hidden, generator=gen())
+    pop.views()["output.weight"].mul_(300.0)
+    x = torch.randn(400, 3, generator=gen(1)) * (30.0 if not hidden else 1.0)
+    y = torch.randint(0, outputs, (400,), generator=gen(2))
+    expected = _module_ce(pop, x, y)
+    assert expected.max() > 20  # some steps far beyond exp's float32 range
+    assert_close(cross_entropy(pop, x, y), expected, atol=1e-4, rtol=1e-5)

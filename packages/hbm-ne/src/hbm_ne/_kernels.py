@@ -42,6 +42,9 @@ def mlp_chunk_logits(
     n = logits.shape[2]
     last = len(weights) - 1
     per_member = tile_c == 1
+    if per_member and tile_n == n:
+        _whole_members(weights, biases, x_shared, x_member, work, logits)
+        return
     for t0 in range(0, c, tile_c):
         t1 = min(t0 + tile_c, c)
         tc = t1 - t0
@@ -86,15 +89,52 @@ def mlp_chunk_logits(
         logits += biases[last]
 
 
-def softplus_sum(z: Tensor, weight: Optional[Tensor]) -> Tensor:
+def _whole_members(
+    weights: List[Tensor],
+    biases: List[Tensor],
+    x_shared: Optional[Tensor],
+    x_member: Optional[Tensor],
+    work: List[Tensor],
+    logits: Tensor,
+) -> None:
+    """`mlp_chunk_logits` with tiles of one member and all samples (the common case): every
+    view made once, so a member costs its products and its tanh and little else."""
+    last = len(weights) - 1
+    rows = [w.unbind(0) for w in weights]
+    bias_rows = [b.unbind(0) for b in biases]
+    hidden = [t[0] for t in work]
+    outs = logits.unbind(0)
+    for j in range(logits.shape[0]):
+        if x_shared is not None:
+            a = x_shared
+        else:
+            assert x_member is not None
+            a = x_member[j].t()
+        for li in range(last + 1):
+            if li == last:
+                torch.mm(rows[li][j], a, out=outs[j])
+            else:
+                h = hidden[li]
+                if li == 0 and x_shared is not None:
+                    torch.mm(rows[li][j], a, out=h)
+                else:
+                    torch.addmm(bias_rows[li][j], rows[li][j], a, out=h)
+                h.tanh_()
+                a = h
+    if last > 0 or x_shared is None:
+        logits += biases[last]
+
+
+def softplus_sum(z: Tensor, weight: Optional[Tensor], check_range: bool = True) -> Tensor:
     """`Σ softplus(z)` over all but the first axis, in float64; overwrites `z`.
 
     `log(1 + e^z)` in three vectorised passes, 2× faster here than torch's fused softplus, which
     serves only where some `z ≥ 80` would overflow `exp`. Where `e^z < 6e-8` a step's loss
     rounds to 0, below float32's resolution of the sum. Accelerators always take the fused
-    softplus (a range check would wait for the device).
+    softplus (a range check would wait for the device). `check_range=False`: the caller knows
+    every `z < 80`.
     """
-    if z.device.type != "cpu" or (z.numel() > 0 and float(z.max()) >= 80.0):
+    if z.device.type != "cpu" or (check_range and z.numel() > 0 and float(z.max()) >= 80.0):
         per = torch.nn.functional.softplus(z)  # on accelerators: no host sync for the check
     else:
         per = z.exp_().add_(1.0).log_()
@@ -103,20 +143,28 @@ def softplus_sum(z: Tensor, weight: Optional[Tensor]) -> Tensor:
     return per.reshape(z.shape[0], -1).sum(dim=1, dtype=torch.float64)
 
 
+def signed_softplus_sum(margin: Tensor, sign: Tensor, check_range: bool) -> Tensor:
+    """Two-class cross-entropy sums `[c]` from margins `l_1 - l_0 [c, ...]` and `sign = 1 - 2y`
+    (precomputed once per call: after a heavy kernel every small op here costs several times
+    its usual time); overwrites `margin`."""
+    return softplus_sum(margin.mul_(sign), None, check_range)
+
+
 def multiclass_ce_sum(
-    by_class: Tensor, targets: Tensor, weight: Optional[Tensor], inplace: bool
+    by_class: Tensor,
+    onehot: Tensor,
+    weight: Optional[Tensor],
+    inplace: bool,
+    check_range: bool = True,
 ) -> Tensor:
-    """`Σ (log Σ_k e^{l_k} - l_y)` per member: `by_class [c, A, ...]`, `targets [...]` -> `[c]`
-    float64. `Σ l_y` is one matrix-vector product with the one-hot targets (a gather over the
-    class axis is 3× slower); no max-shift pass where every |l| < 80."""
+    """`Σ w (log Σ_k e^{l_k} - l_y)` per member: `by_class [c, A, ...]` -> `[c]` float64, with
+    `onehot [A, ...]` the targets' indicator times `weight [...]` (`class_indicator`). `Σ l_y`
+    is one matrix-vector product with it (a gather over the class axis is 3× slower); no
+    max-shift pass where every |l| < 80 (checked unless `check_range=False`: the caller knows)."""
     c = by_class.shape[0]
-    classes = torch.arange(by_class.shape[1], device=targets.device)
-    onehot = (targets.unsqueeze(0) == classes.view([-1] + [1] * targets.dim())).to(by_class.dtype)
-    if weight is not None:
-        onehot = onehot * weight
     picked = torch.mv(by_class.reshape(c, -1), onehot.reshape(-1))
     small = by_class.device.type == "cpu"  # elsewhere logsumexp: no host sync for the check
-    if small and by_class.numel() > 0:
+    if small and check_range and by_class.numel() > 0:
         lo, hi = torch.aminmax(by_class)
         small = float(lo) > -80.0 and float(hi) < 80.0
     if small:  # exp can neither overflow nor underflow to 0
@@ -129,9 +177,19 @@ def multiclass_ce_sum(
     return lse.reshape(c, -1).sum(dim=1, dtype=torch.float64) - picked.double()
 
 
+def class_indicator(
+    targets: Tensor, num_classes: int, weight: Optional[Tensor], dtype: torch.dtype
+) -> Tensor:
+    """`[A, ...]`: 1 where `targets [...]` is the class (times `weight`), contiguous."""
+    classes = torch.arange(num_classes, device=targets.device)
+    onehot = (targets.unsqueeze(0) == classes.view([-1] + [1] * targets.dim())).to(dtype)
+    return onehot if weight is None else onehot * weight
+
+
 _FUNCTIONS: dict[str, Callable[..., object]] = {
     "mlp_chunk_logits": mlp_chunk_logits,
     "softplus_sum": softplus_sum,
+    "signed_softplus_sum": signed_softplus_sum,
     "multiclass_ce_sum": multiclass_ce_sum,
 }
 

@@ -7,14 +7,15 @@ Every function here chunks over members and samples so that no activation larger
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from hbm_ne._kernels import kernel
+from hbm_ne._kernels import class_indicator, kernel
 from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, chunk_bytes
 
 ArrayLike = np.ndarray | Tensor
@@ -165,8 +166,9 @@ def ce_sum(
         return kernel("softplus_sum", d.device)(d, weight)  # type: ignore[return-value]
     # class-major `[c, A, ...]`: how the population kernels lay logits out (contiguous)
     y = targets.expand(logits.shape[1:-1])
+    onehot = class_indicator(y, logits.shape[-1], weight, logits.dtype)
     ce = kernel("multiclass_ce_sum", logits.device)
-    return ce(logits.movedim(-1, 1), y, weight, inplace)  # type: ignore[return-value]
+    return ce(logits.movedim(-1, 1), onehot, weight, inplace)  # type: ignore[return-value]
 
 
 def _numpy_kernels(t: Tensor) -> bool:
@@ -245,6 +247,29 @@ def margin_ce_sum(margin: Tensor, targets: Tensor) -> Tensor:
     return kernel("softplus_sum", margin.device)(margin * sign, None)  # type: ignore[return-value]
 
 
+def _cross_entropy_of_chunk(
+    population: BatchedFeedforward, targets: Tensor
+) -> Callable[[int, int, Tensor], Tensor]:
+    """`(p0, p1, logits or margins) -> summed CE [c]` for `map_logits`, which may overwrite
+    the workspace it is given. What depends on the targets only is computed here, once: after
+    a chunk's heavy kernel every small operation costs several times its usual time. So is a
+    bound on the logits from the weights (the last hidden layer's tanh is within ±1): below
+    80, the kernels skip their range check, a pass over the logits."""
+    dtype, device = population.dtype, population.device
+    w, b = population.views()["output.weight"], population.views()["output.bias"]  # [P, A, H]
+    if population.output_size == 2:
+        w, b = w[:, 1] - w[:, 0], b[:, 1] - b[:, 0]  # the margin unit
+    bound = float((w.abs().sum(-1) + b.abs()).max()) if population.hidden_sizes else math.inf
+    check = bound >= 80.0
+    if population.output_size == 2:
+        sign = 1.0 - 2.0 * targets.to(dtype)
+        margins = kernel("signed_softplus_sum", device)
+        return lambda p0, p1, margin: margins(margin, sign, check)  # type: ignore[return-value]
+    onehot = class_indicator(targets, population.output_size, None, dtype)
+    ce = kernel("multiclass_ce_sum", device)
+    return lambda p0, p1, logits: ce(logits.movedim(-1, 1), onehot, None, True, check)  # type: ignore[return-value]
+
+
 def _step_chunk(population: BatchedFeedforward, max_bytes: int | None) -> int:
     widest = max((*population.hidden_sizes, population.output_size))
     budget = max_bytes or chunk_bytes(population.device)
@@ -292,11 +317,7 @@ def cross_entropy(
     for n0 in range(0, n, step):
         x, y = obs[n0 : n0 + step], actions[n0 : n0 + step]
         chunk = _member_chunk(population, x.shape[0], max_bytes)
-
-        def chunk_sum(p0: int, p1: int, logits: Tensor, y: Tensor = y, two: bool = two) -> Tensor:
-            return margin_ce_sum(logits, y) if two else ce_sum(logits, y, inplace=True)
-
-        sums = population.map_logits(x, chunk_sum, chunk, margin=two)
+        sums = population.map_logits(x, _cross_entropy_of_chunk(population, y), chunk, margin=two)
         total += torch.cat(sums)
     return (total / max(n, 1)).to(population.dtype)
 
