@@ -16,10 +16,12 @@ fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 status=0
-(cd packages/hbm-ne && PYTHONPATH=src:tests$extra timeout 300 python3 -m pytest -q tests -m "not slow" \
-    -p no:cacheprovider 2>&1 | tail -8) | tee "$OUT/ne_tests.log" || status=1
-(cd packages/hbm-dl && PYTHONPATH=src:tests$extra timeout 200 python3 -m pytest -q tests/test_dl_cuda.py \
-    -p no:cacheprovider 2>&1 | tail -8) | tee "$OUT/dl_tests.log" || status=1
+(cd packages/hbm-ne && PYTHONPATH=src:tests$extra timeout 300 python3 -m pytest -q tests \
+    -m "not slow" -p no:cacheprovider >"$OUT/ne_tests.log" 2>&1) || status=1
+tail -8 "$OUT/ne_tests.log"
+(cd packages/hbm-dl && PYTHONPATH=src:tests$extra timeout 200 python3 -m pytest -q \
+    tests/test_dl_cuda.py -p no:cacheprovider >"$OUT/dl_tests.log" 2>&1) || status=1
+tail -8 "$OUT/dl_tests.log"
 PYTHONPATH=$root/packages/hbm-ne/src:$root/bench timeout 240 python3 bench/run.py --only ne \
     --device cuda --quick --out "$OUT/bench" 2>&1 | tail -25 | tee "$OUT/bench.log" || status=1
 exit $status

@@ -64,6 +64,7 @@ def test_parallel_map_keeps_order_and_runs_nested_calls_inline(torch_threads: in
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_fresh_worker_threads() -> None:
     """The parent's pool threads do not exist in a child: it must start its own, not hang."""
     pop = BatchedFeedforward(4, 2, 60, generator=gen())

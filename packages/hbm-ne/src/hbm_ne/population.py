@@ -141,10 +141,12 @@ def _tanh_inplace(a: np.ndarray) -> None:
 
 
 def tanh_(x: Tensor) -> Tensor:
-    """In-place tanh; on CPU through numpy's SIMD tanh (~3× torch's), else `Tensor.tanh_`.
+    """In-place tanh for the main-thread kernels (recurrent steps); on CPU numpy's SIMD tanh,
+    else `Tensor.tanh_`.
 
-    numpy's tanh is single-threaded: large arrays are split over the worker threads (numpy
-    releases the GIL), so the thread count the user gives torch applies here too.
+    numpy's tanh matches torch's (≥ 2.15) on one thread, and several times older torch's;
+    large arrays are split over `parallel_map`'s threads (numpy releases the GIL) rather than
+    torch's OpenMP workers, whose spin-waits would starve the numpy passes around them.
     """
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous():
         a = x.detach().numpy().reshape(-1)
