@@ -48,6 +48,18 @@ def test_parallel_map_restores_the_callers_threads_and_raises_errors() -> None:
 
         with pytest.raises(ValueError, match="item 3"):
             parallel_map(fail_on_3, range(6), torch.device("cpu"))
+        started: list[int] = []
+
+        def fail_first(i: int) -> int:
+            started.append(i)
+            if i == 0:
+                raise ValueError("item 0")
+            time.sleep(0.05)
+            return i
+
+        with pytest.raises(ValueError, match="item 0"):
+            parallel_map(fail_first, range(40), torch.device("cpu"))
+        assert len(started) < 10  # the others stop claiming items after the error
         assert torch.get_num_threads() == 2
         assert parallel_map(lambda i: i * i, range(5), torch.device("cpu")) == [0, 1, 4, 9, 16]
     finally:

@@ -119,10 +119,15 @@ def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], device: torch.devi
         return [fn(i) for i in items]
     results: list[_R] = [None] * len(items)  # type: ignore[list-item]
     claim = itertools.count()  # `next` on it is atomic under the GIL
+    failed = threading.Event()  # an error (or Ctrl-C) anywhere: nobody claims another item
 
     def drain() -> None:
-        while (i := next(claim)) < len(items):
-            results[i] = fn(items[i])
+        try:
+            while not failed.is_set() and (i := next(claim)) < len(items):
+                results[i] = fn(items[i])
+        except BaseException:
+            failed.set()
+            raise
 
     helpers = min(threads, len(items)) - 1
     futures = [worker_pool(threads - 1).submit(drain) for _ in range(helpers)]
