@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from _harness import Result, interleaved
+from _harness import Result, interleaved, torch_threads
 from hbm_dl import (
     EpisodeData,
     FeedforwardMLP,
@@ -175,9 +175,5 @@ def _recurrent_figures(device: torch.device, quick: bool) -> list[Result]:
 
 def run(args: argparse.Namespace) -> list[Result]:
     device = torch.device(args.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _mlp_figures(device, args.quick) + _recurrent_figures(device, args.quick)
-    finally:
-        torch.set_num_threads(threads)

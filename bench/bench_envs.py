@@ -26,7 +26,7 @@ import argparse
 import gymnasium as gym
 import numpy as np
 import torch
-from _harness import Result, interleaved
+from _harness import Result, interleaved, torch_threads
 from hbm_ne import GA, BatchedFeedforward
 from hbm_ne.envs import EnvReturnFitness, make_env, rollout
 from torch import nn
@@ -225,14 +225,10 @@ def bench_ga_generation(args: argparse.Namespace) -> list[Result]:
 
 
 def run(args: argparse.Namespace) -> list[Result]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         results = bench_env_steps(args)
         results += bench_population_rollout(args)
         results += bench_ga_generation(args)
-    finally:
-        torch.set_num_threads(threads)
     for r in results:
         r.extra.setdefault("torch_threads", 1)
         r.extra.setdefault("device", args.device)

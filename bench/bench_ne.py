@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from _harness import Result, interleaved, time_call
+from _harness import Result, interleaved, time_call, torch_threads
 from hbm_ne import GA, BatchedFeedforward, cross_entropy
 from torch import nn
 
@@ -62,18 +61,6 @@ def _thread_counts(device: torch.device) -> list[int]:
     return sorted({1, torch.get_num_threads()}) if device.type == "cpu" else [0]
 
 
-@contextmanager
-def _threads(threads: int) -> Iterator[None]:
-    """torch's intra-op thread count set to `threads` (0: as is), then restored."""
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _best_of_threads(
     fns: dict[str, Callable[[], object]],
     device: torch.device,
@@ -90,7 +77,7 @@ def _best_of_threads(
     counts = _thread_counts(device)
     timed: dict[int, dict[str, float]] = {}
     for t in counts:
-        with _threads(t):
+        with torch_threads(t):
             timed[t] = interleaved(fns, repeat=repeat, number=number, settle=settle)
     best, detail = {}, {}
     for k in fns:

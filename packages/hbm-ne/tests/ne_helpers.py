@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 
@@ -33,3 +36,14 @@ def assert_close(
     assert not bad.any(), (
         f"{int(bad.sum())}/{diff.numel()} elements differ; max abs diff {float(diff.max()):.3g}"
     )
+
+
+@contextmanager
+def intraop_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads`, the caller's restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -13,7 +13,7 @@ from hbm_ne import BatchedFeedforward, _kernels, cross_entropy
 from hbm_ne import population as population_module
 from hbm_ne.fitness import accuracy, ce_sum, margin_ce_sum
 from hbm_ne.population import parallel_map, worker_pool
-from ne_helpers import assert_close
+from ne_helpers import assert_close, intraop_threads
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -35,9 +35,7 @@ def test_worker_pool_leaves_the_callers_thread_count_alone() -> None:
 
 
 def test_parallel_map_restores_the_callers_threads_and_raises_errors() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with intraop_threads(2):
         seen = parallel_map(lambda _: torch.get_num_threads(), range(6), torch.device("cpu"))
         assert seen == [1] * 6 and torch.get_num_threads() == 2
 
@@ -62,8 +60,6 @@ def test_parallel_map_restores_the_callers_threads_and_raises_errors() -> None:
         assert len(started) < 10  # the others stop claiming items after the error
         assert torch.get_num_threads() == 2
         assert parallel_map(lambda i: i * i, range(5), torch.device("cpu")) == [0, 1, 4, 9, 16]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_parallel_map_keeps_order_and_runs_nested_calls_inline(torch_threads: int) -> None:
@@ -82,9 +78,7 @@ def test_a_forked_child_gets_fresh_worker_threads() -> None:
     pop = BatchedFeedforward(4, 2, 60, generator=gen())
     x = torch.randn(3000, 4, generator=gen(1))
     y = torch.randint(0, 2, (3000,), generator=gen(2))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with intraop_threads(2):
         expected = cross_entropy(pop, x, y)  # the parent's pool exists from here on
         pid = os.fork()
         if pid == 0:  # child: exit code 0 only if the result comes back and is the same
@@ -98,8 +92,6 @@ def test_a_forked_child_gets_fresh_worker_threads() -> None:
         if not done:  # hung: do not leave it behind
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-    finally:
-        torch.set_num_threads(threads)
     assert done, "the forked child hung on the parent's worker pool"
     assert os.waitstatus_to_exitcode(status) == 0
 
@@ -132,14 +124,10 @@ def test_fitness_is_identical_for_any_thread_count(outputs: int, members: int) -
     pop = BatchedFeedforward(8, outputs, members, generator=gen())
     x = torch.randn(3000, 8, generator=gen(1))
     y = torch.randint(0, outputs, (3000,), generator=gen(2))
-    threads = torch.get_num_threads()
     results = []
-    try:
-        for t in (1, 2, 3):
-            torch.set_num_threads(t)
+    for t in (1, 2, 3):
+        with intraop_threads(t):
             results.append((cross_entropy(pop, x, y), accuracy(pop, x, y)))
-    finally:
-        torch.set_num_threads(threads)
     for ce, acc in results[1:]:
         assert torch.equal(ce, results[0][0]) and torch.equal(acc, results[0][1])
     assert_close(results[0][0], _module_ce(pop, x, y), atol=1e-5, rtol=1e-5)

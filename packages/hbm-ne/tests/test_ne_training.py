@@ -223,33 +223,15 @@ def test_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) ->
             raise Killed
 
     ckpt = tmp_path / "ck.pt"
+    periodic = dict(max_generations=9, checkpoint_path=ckpt, checkpoint_every=2, **kw)
     pop1, algo1 = make("ga")
     with pytest.raises(Killed):
-        train_supervised(  # type: ignore[arg-type]
-            pop1,
-            (x, y),
-            (x, y),
-            algo1,
-            max_generations=9,
-            checkpoint_path=ckpt,
-            checkpoint_every=2,
-            callbacks=[kill_at_five],
-            **kw,
-        )
+        train_supervised(pop1, (x, y), (x, y), algo1, callbacks=[kill_at_five], **periodic)  # type: ignore[arg-type]
     from hbm_ne import load_checkpoint
 
     assert load_checkpoint(ckpt)["generation"] == 4
     pop2, algo2 = make("ga")
-    resumed = train_supervised(  # type: ignore[arg-type]
-        pop2,
-        (x, y),
-        (x, y),
-        algo2,
-        max_generations=9,
-        checkpoint_path=ckpt,
-        checkpoint_every=2,
-        **kw,
-    )
+    resumed = train_supervised(pop2, (x, y), (x, y), algo2, **periodic)  # type: ignore[arg-type]
     assert torch.equal(pop.params, pop2.params)
     strip = lambda h: [{k: v for k, v in r.items() if k != "elapsed"} for r in h]  # noqa: E731
     assert strip(full.history) == strip(resumed.history)

@@ -44,47 +44,49 @@ def mlp_chunk_logits(
     per_member = tile_c == 1
     if per_member and tile_n == n:
         _whole_members(weights, biases, x_shared, x_member, work, logits)
-        return
-    for t0 in range(0, c, tile_c):
-        t1 = min(t0 + tile_c, c)
-        tc = t1 - t0
-        for n0 in range(0, n, tile_n):
-            n1 = min(n0 + tile_n, n)
-            tn = n1 - n0
-            if x_shared is not None:
-                a = x_shared[:, n0:n1]
-            else:
-                assert x_member is not None
-                a = x_member[t0:t1, n0:n1].transpose(1, 2)
-                if per_member:
-                    a = a[0]
-            for li in range(last + 1):
-                w = weights[li]
-                width = w.shape[1]
-                if li == last:
-                    out = (
-                        logits[t0:t1]
-                        if tn == n
-                        else torch.empty(tc, width, tn, dtype=logits.dtype, device=logits.device)
-                    )
+    else:
+        for t0 in range(0, c, tile_c):
+            t1 = min(t0 + tile_c, c)
+            tc = t1 - t0
+            for n0 in range(0, n, tile_n):
+                n1 = min(n0 + tile_n, n)
+                tn = n1 - n0
+                if x_shared is not None:
+                    a = x_shared[:, n0:n1]
                 else:
-                    out = work[li].view(-1)[: tc * width * tn].view(tc, width, tn)
-                bias_done = (li == 0 and x_shared is not None) or li == last
-                if per_member:
-                    out = out[0]
-                    if bias_done:
-                        torch.mm(w[t0], a, out=out)
+                    assert x_member is not None
+                    a = x_member[t0:t1, n0:n1].transpose(1, 2)
+                    if per_member:
+                        a = a[0]
+                for li in range(last + 1):
+                    w = weights[li]
+                    width = w.shape[1]
+                    if li == last:
+                        out = (
+                            logits[t0:t1]
+                            if tn == n
+                            else torch.empty(
+                                tc, width, tn, dtype=logits.dtype, device=logits.device
+                            )
+                        )
                     else:
-                        torch.addmm(biases[li][t0], w[t0], a, out=out)
-                elif bias_done:
-                    torch.matmul(w[t0:t1], a, out=out)
-                else:
-                    torch.baddbmm(biases[li][t0:t1], w[t0:t1], a, out=out)
-                if li < last:
-                    out.tanh_()
-                a = out
-            if tn != n:
-                logits[t0:t1, :, n0:n1] = a.view(tc, -1, tn)
+                        out = work[li].view(-1)[: tc * width * tn].view(tc, width, tn)
+                    bias_done = (li == 0 and x_shared is not None) or li == last
+                    if per_member:
+                        out = out[0]
+                        if bias_done:
+                            torch.mm(w[t0], a, out=out)
+                        else:
+                            torch.addmm(biases[li][t0], w[t0], a, out=out)
+                    elif bias_done:
+                        torch.matmul(w[t0:t1], a, out=out)
+                    else:
+                        torch.baddbmm(biases[li][t0:t1], w[t0:t1], a, out=out)
+                    if li < last:
+                        out.tanh_()
+                    a = out
+                if tn != n:
+                    logits[t0:t1, :, n0:n1] = a.view(tc, -1, tn)
     if last > 0 or x_shared is None:  # the last layer's bias, once for the chunk
         logits += biases[last]
 
@@ -98,7 +100,8 @@ def _whole_members(
     logits: Tensor,
 ) -> None:
     """`mlp_chunk_logits` with tiles of one member and all samples (the common case): every
-    view made once, so a member costs its products and its tanh and little else."""
+    view made once, so a member costs its products and its tanh and little else; the last
+    layer's bias left out."""
     last = len(weights) - 1
     rows = [w.unbind(0) for w in weights]
     bias_rows = [b.unbind(0) for b in biases]
@@ -121,8 +124,6 @@ def _whole_members(
                     torch.addmm(bias_rows[li][j], rows[li][j], a, out=h)
                 h.tanh_()
                 a = h
-    if last > 0 or x_shared is None:
-        logits += biases[last]
 
 
 def softplus_sum(z: Tensor, weight: Optional[Tensor], check_range: bool = True) -> Tensor:

@@ -255,7 +255,8 @@ def _cross_entropy_of_chunk(
     bound on the logits from the weights (the last hidden layer's tanh is within ±1): below
     80, the kernels skip their range check, a pass over the logits."""
     dtype, device = population.dtype, population.device
-    w, b = population.views()["output.weight"], population.views()["output.bias"]  # [P, A, H]
+    views = population.views()
+    w, b = views["output.weight"], views["output.bias"]  # [P, A, H]
     if population.output_size == 2:
         w, b = w[:, 1] - w[:, 0], b[:, 1] - b[:, 0]  # the margin unit
     check = True  # accelerators never check (that would wait for the device)

@@ -129,8 +129,8 @@ def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], device: torch.devi
             failed.set()
             raise
 
-    helpers = min(threads, len(items)) - 1
-    futures = [worker_pool(threads - 1).submit(drain) for _ in range(helpers)]
+    pool = worker_pool(threads - 1)
+    futures = [pool.submit(drain) for _ in range(min(threads, len(items)) - 1)]
     try:
         with _one_thread_here():
             drain()
