@@ -117,6 +117,31 @@ def test_tiled_forward_equals_module_loop(
         assert_close(out[i], pop.export(i)(x if shared else x[i]), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("script", [True, False], ids=["torchscript", "python"])
+@pytest.mark.parametrize("tile_bytes", [640 * 2**10, 4000, 700])
+@pytest.mark.parametrize("outputs", [2, 3])
+@pytest.mark.parametrize("scale", [1.0, 300.0])  # 300: logits past exp's range, recomputed
+def test_fused_cross_entropy_equals_module_loop_for_any_tiling(
+    tile_bytes: int,
+    outputs: int,
+    scale: float,
+    script: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loss fused into the chunk kernel, with its fast path and its recompute-and-stable
+    path, over tiles of several members, of one member and of part of one member's samples."""
+    monkeypatch.setattr(population_module, "CPU_TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(_kernels, "USE_TORCHSCRIPT", script)
+    pop = BatchedFeedforward(5, outputs, 11, (20, 7), generator=gen())
+    pop.views()["output.weight"].mul_(scale)
+    x = torch.randn(67, 5, generator=gen(1))
+    y = torch.randint(0, outputs, (67,), generator=gen(2))
+    expected = _module_ce(pop, x, y)
+    if scale > 1:
+        assert expected.max() > 40  # steps far beyond exp's float32 range
+    assert_close(cross_entropy(pop, x, y), expected, atol=1e-4, rtol=1e-5)
+
+
 @pytest.mark.parametrize("members", [5, 70])  # one chunk, three chunks
 @pytest.mark.parametrize("outputs", [2, 4])
 def test_fitness_is_identical_for_any_thread_count(outputs: int, members: int) -> None:
@@ -182,8 +207,8 @@ def test_multiclass_cross_entropy_with_weights_is_exact(
 def test_fitness_with_huge_logits_falls_back_to_the_stable_path(
     hidden: tuple[int, ...], outputs: int, torch_threads: int
 ) -> None:
-    """Output weights so large that logits pass ±80: the weight bound no longer holds, the
-    range check runs, and the overflow-safe path gives the module's cross-entropy."""
+    """Output weights so large that logits pass ±80: the range check finds them, and the
+    overflow-safe path gives the module's cross-entropy."""
     pop = BatchedFeedforward(3, outputs, 6, hidden, generator=gen())
     pop.views()["output.weight"].mul_(300.0)
     x = torch.randn(400, 3, generator=gen(1)) * (30.0 if not hidden else 1.0)

@@ -10,9 +10,10 @@ one GIL-free executor that needs no C++ compiler). Both compute the same thing.
 # ruff: noqa: UP006, UP035, UP045 - TorchScript reads `typing.List` / `Optional` annotations
 import functools
 import logging
+import math
 import warnings
 from collections.abc import Callable
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -20,30 +21,100 @@ from torch import Tensor
 logger = logging.getLogger(__name__)
 
 
+class ChunkOperands(NamedTuple):
+    """The tensors of a chunk's forward pass (`mlp_chunk_logits` documents them)."""
+
+    weights: List[Tensor]
+    biases: List[Tensor]
+    x_shared: Optional[Tensor]
+    x_member: Optional[Tensor]
+    work: List[Tensor]
+    logits: Tensor
+
+
 def mlp_chunk_logits(
-    weights: List[Tensor],
-    biases: List[Tensor],
-    x_shared: Optional[Tensor],
-    x_member: Optional[Tensor],
-    work: List[Tensor],
-    logits: Tensor,
+    operands: ChunkOperands,
+    p0: int,
     tile_c: int,
     tile_n: int,
-) -> None:
-    """Logits `[c, out, N]` of a chunk of members into `logits`, tile by tile.
+    margin: bool,
+    targets: Optional[Tensor],
+) -> Optional[Tensor]:
+    """Logits `[c, out, N]` of members `p0 : p0 + c` into `operands.logits`; with `targets` (from
+    `encode_targets`), then the members' summed cross-entropy `[c]` (float64; the logits are
+    overwritten) in the same call: a return to Python in between would wait for the
+    interpreter lock, which the other workers take between their own chunks.
 
-    `weights[l] [c, out, in]`, `biases[l] [c, out, 1]`; inputs shared, `x_shared [in+1, N]`
-    (a ones row: the first layer's weights carry its bias as a last column), or per member,
-    `x_member [c, N, in]`. `work[l] [tile_c, width, tile_n]` holds hidden layer `l` of one
-    tile, small enough to stay in a core's cache from one layer to the next. Tiles of one
-    member use 2-D products (half the overhead of batched ones).
+    `weights[l] [P, out, in]`, `biases[l] [P, out]`, the whole population's (the chunk's
+    slices are taken here, in parallel with the other workers'); `margin`: the two output
+    units folded into one, `l_1 - l_0` (`out` = 1). Inputs shared, `x_shared [in+1, N]` (a
+    ones row: the first layer's bias rides in its product as a last weight column), or per
+    member, `x_member [P, N, in]`. `work[l] [tile_c, width, tile_n]` holds hidden layer `l`
+    of one tile (`_tiled_forward`).
+
+    The loss takes the fast path (`exp` without a max shift) and checks its result, not its
+    input: where an `exp` overflowed (or, multi-class, a step's `Σ e^l` fell below `e^-80`,
+    where float32 loses precision) the chunk is computed again and takes the stable path.
     """
+    logits = operands.logits
+    c = logits.shape[0]
+    weights = [w[p0 : p0 + c] for w in operands.weights]  # [c, out, in]
+    biases = [b[p0 : p0 + c].unsqueeze(2) for b in operands.biases]  # [c, out, 1]
+    if margin:
+        w = weights[-1]
+        b = biases[-1]
+        weights[-1] = w[:, 1:2] - w[:, 0:1]
+        biases[-1] = b[:, 1:2] - b[:, 0:1]
+    if operands.x_shared is not None:
+        weights[0] = torch.cat([weights[0], biases[0]], 2)  # [c, H, in+1]
+    x_member = operands.x_member
+    if x_member is not None:
+        x_member = x_member[p0 : p0 + c]
+    chunk = ChunkOperands(weights, biases, operands.x_shared, x_member, operands.work, logits)
+    _tiled_forward(chunk, tile_c, tile_n)
+    if targets is None:
+        return None
+    stable = logits.device.type != "cpu"  # accelerators: no check, it would wait for them
+    if margin:  # targets: the signs 1 - 2y [N]; a step's loss is softplus(±margin)
+        z = logits[:, 0].mul_(targets)
+        if not stable:
+            sums = z.exp_().add_(1.0).log_().sum(1)
+            if not bool(torch.isinf(sums).any()):  # no ±margin ≥ 88.7
+                return sums.double()
+            _tiled_forward(chunk, tile_c, tile_n)
+            z = logits[:, 0].mul_(targets)
+        return torch.nn.functional.softplus(z).sum(1).double()
+    # targets: the one-hot [A, N]; Σ l_y as one matrix-vector product
+    picked = torch.mv(logits.reshape(c, -1), targets.reshape(-1)).double()
+    if not stable:
+        lse = logits.exp_().sum(1).log_()  # [c, N]
+        lo, hi = torch.aminmax(lse)
+        if float(lo) > -80.0 and float(hi) < math.inf:
+            return lse.sum(1).double() - picked
+        _tiled_forward(chunk, tile_c, tile_n)
+    return torch.logsumexp(logits, dim=1).sum(1).double() - picked
+
+
+def encode_targets(targets: Tensor, num_classes: int, margin: bool, dtype: torch.dtype) -> Tensor:
+    """Class indices `[N]` as `mlp_chunk_logits` takes them, once per call: with `margin` the
+    signs `1 - 2y`, else the one-hot `[A, N]`."""
+    if margin:
+        return 1.0 - 2.0 * targets.to(dtype)
+    return class_indicator(targets, num_classes, None, dtype)
+
+
+def _tiled_forward(chunk: ChunkOperands, tile_c: int, tile_n: int) -> None:
+    """`mlp_chunk_logits`' forward pass over the chunk's own operands (`weights [c, out, in]`,
+    `biases [c, out, 1]`, `x_member [c, N, in]`): tile by tile, each small enough to stay in a
+    core's cache from one layer to the next. Tiles of one member use 2-D products (half the
+    overhead of batched ones)."""
+    weights, biases, x_shared, x_member, work, logits = chunk
     c = logits.shape[0]
     n = logits.shape[2]
     last = len(weights) - 1
     per_member = tile_c == 1
     if per_member and tile_n == n:
-        _whole_members(weights, biases, x_shared, x_member, work, logits)
+        _whole_members(chunk)
     else:
         for t0 in range(0, c, tile_c):
             t1 = min(t0 + tile_c, c)
@@ -91,17 +162,11 @@ def mlp_chunk_logits(
         logits += biases[last]
 
 
-def _whole_members(
-    weights: List[Tensor],
-    biases: List[Tensor],
-    x_shared: Optional[Tensor],
-    x_member: Optional[Tensor],
-    work: List[Tensor],
-    logits: Tensor,
-) -> None:
-    """`mlp_chunk_logits` with tiles of one member and all samples (the common case): every
+def _whole_members(chunk: ChunkOperands) -> None:
+    """`_tiled_forward` with tiles of one member and all samples (the common case): every
     view made once, so a member costs its products and its tanh and little else; the last
     layer's bias left out."""
+    weights, biases, x_shared, x_member, work, logits = chunk
     last = len(weights) - 1
     rows = [w.unbind(0) for w in weights]
     bias_rows = [b.unbind(0) for b in biases]
@@ -126,29 +191,24 @@ def _whole_members(
                 a = h
 
 
-def softplus_sum(z: Tensor, weight: Optional[Tensor], check_range: bool = True) -> Tensor:
-    """`Σ softplus(z)` over all but the first axis, in float64; overwrites `z`.
+def softplus_sum(z: Tensor, weight: Optional[Tensor]) -> Tensor:
+    """`Σ softplus(z)` over all but the first axis, returned as float64; overwrites `z`.
+
+    The sum itself runs in float32 (torch's cascade summation: error ~ log2(n) ulp, where a
+    float64 one costs 4× more here); callers accumulate chunks over samples in float64.
 
     `log(1 + e^z)` in three vectorised passes, 2× faster here than torch's fused softplus, which
     serves only where some `z ≥ 80` would overflow `exp`. Where `e^z < 6e-8` a step's loss
     rounds to 0, below float32's resolution of the sum. Accelerators always take the fused
-    softplus (a range check would wait for the device). `check_range=False`: the caller knows
-    every `z < 80`.
+    softplus (a range check would wait for the device).
     """
-    if z.device.type != "cpu" or (check_range and z.numel() > 0 and float(z.max()) >= 80.0):
+    if z.device.type != "cpu" or (z.numel() > 0 and float(z.max()) >= 80.0):
         per = torch.nn.functional.softplus(z)  # on accelerators: no host sync for the check
     else:
         per = z.exp_().add_(1.0).log_()
     if weight is not None:
         per = per * weight
-    return per.reshape(z.shape[0], -1).sum(dim=1, dtype=torch.float64)
-
-
-def signed_softplus_sum(margin: Tensor, sign: Tensor, check_range: bool) -> Tensor:
-    """Two-class cross-entropy sums `[c]` from margins `l_1 - l_0 [c, ...]` and `sign = 1 - 2y`
-    (precomputed once per call: after a heavy kernel every small op here costs several times
-    its usual time); overwrites `margin`."""
-    return softplus_sum(margin.mul_(sign), None, check_range)
+    return per.reshape(z.shape[0], -1).sum(dim=1).double()
 
 
 def multiclass_ce_sum(
@@ -156,16 +216,15 @@ def multiclass_ce_sum(
     onehot: Tensor,
     weight: Optional[Tensor],
     inplace: bool,
-    check_range: bool = True,
 ) -> Tensor:
     """`Σ w (log Σ_k e^{l_k} - l_y)` per member: `by_class [c, A, ...]` -> `[c]` float64, with
     `onehot [A, ...]` the targets' indicator times `weight [...]` (`class_indicator`). `Σ l_y`
     is one matrix-vector product with it (a gather over the class axis is 3× slower); no
-    max-shift pass where every |l| < 80 (checked unless `check_range=False`: the caller knows)."""
+    max-shift pass where every |l| < 80."""
     c = by_class.shape[0]
     picked = torch.mv(by_class.reshape(c, -1), onehot.reshape(-1))
     small = by_class.device.type == "cpu"  # elsewhere logsumexp: no host sync for the check
-    if small and check_range and by_class.numel() > 0:
+    if small and by_class.numel() > 0:
         lo, hi = torch.aminmax(by_class)
         small = float(lo) > -80.0 and float(hi) < 80.0
     if small:  # exp can neither overflow nor underflow to 0
@@ -175,22 +234,23 @@ def multiclass_ce_sum(
         lse = torch.logsumexp(by_class, dim=1)
     if weight is not None:
         lse = lse * weight
-    return lse.reshape(c, -1).sum(dim=1, dtype=torch.float64) - picked.double()
+    return lse.reshape(c, -1).sum(dim=1).double() - picked.double()
 
 
 def class_indicator(
     targets: Tensor, num_classes: int, weight: Optional[Tensor], dtype: torch.dtype
 ) -> Tensor:
     """`[A, ...]`: 1 where `targets [...]` is the class (times `weight`), contiguous."""
-    classes = torch.arange(num_classes, device=targets.device)
-    onehot = (targets.unsqueeze(0) == classes.view([-1] + [1] * targets.dim())).to(dtype)
+    shape = [num_classes] + list(targets.shape)  # noqa: RUF005 - TorchScript: no starred lists
+    onehot = torch.zeros(shape, dtype=dtype, device=targets.device)
+    onehot.scatter_(0, targets.long().unsqueeze(0), 1.0)
     return onehot if weight is None else onehot * weight
 
 
 _FUNCTIONS: dict[str, Callable[..., object]] = {
     "mlp_chunk_logits": mlp_chunk_logits,
+    "encode_targets": encode_targets,
     "softplus_sum": softplus_sum,
-    "signed_softplus_sum": signed_softplus_sum,
     "multiclass_ce_sum": multiclass_ce_sum,
 }
 

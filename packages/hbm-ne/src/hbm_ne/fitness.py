@@ -7,7 +7,7 @@ Every function here chunks over members and samples so that no activation larger
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,31 +246,6 @@ def margin_ce_sum(margin: Tensor, targets: Tensor) -> Tensor:
     return kernel("softplus_sum", margin.device)(margin * sign, None)  # type: ignore[return-value]
 
 
-def _cross_entropy_of_chunk(
-    population: BatchedFeedforward, targets: Tensor
-) -> Callable[[int, int, Tensor], Tensor]:
-    """`(p0, p1, logits or margins) -> summed CE [c]` for `map_logits`, which may overwrite
-    the workspace it is given. What depends on the targets only is computed here, once: after
-    a chunk's heavy kernel every small operation costs several times its usual time. So is a
-    bound on the logits from the weights (the last hidden layer's tanh is within ±1): below
-    80, the kernels skip their range check, a pass over the logits."""
-    dtype, device = population.dtype, population.device
-    views = population.views()
-    w, b = views["output.weight"], views["output.bias"]  # [P, A, H]
-    if population.output_size == 2:
-        w, b = w[:, 1] - w[:, 0], b[:, 1] - b[:, 0]  # the margin unit
-    check = True  # accelerators never check (that would wait for the device)
-    if device.type == "cpu" and population.hidden_sizes:
-        check = float((w.abs().sum(-1) + b.abs()).max()) >= 80.0
-    if population.output_size == 2:
-        sign = 1.0 - 2.0 * targets.to(dtype)
-        margins = kernel("signed_softplus_sum", device)
-        return lambda p0, p1, margin: margins(margin, sign, check)  # type: ignore[return-value]
-    onehot = class_indicator(targets, population.output_size, None, dtype)
-    ce = kernel("multiclass_ce_sum", device)
-    return lambda p0, p1, logits: ce(logits.movedim(-1, 1), onehot, None, True, check)  # type: ignore[return-value]
-
-
 def _step_chunk(population: BatchedFeedforward, max_bytes: int | None) -> int:
     widest = max((*population.hidden_sizes, population.output_size))
     budget = max_bytes or chunk_bytes(population.device)
@@ -312,14 +287,13 @@ def cross_entropy(
     """
     obs, actions = _check(population, obs, actions)
     n = obs.shape[0]
+    if max_bytes is None:  # one pass over the samples: the common case, kept lean
+        return (population.cross_entropy_sums(obs, actions) / max(n, 1)).to(population.dtype)
     total = torch.zeros(population.population_size, dtype=torch.float64, device=population.device)
-    step = _step_chunk(population, max_bytes) if max_bytes is not None else n
-    two = population.output_size == 2  # margins: all a two-class cross-entropy needs
+    step = _step_chunk(population, max_bytes)
     for n0 in range(0, n, step):
         x, y = obs[n0 : n0 + step], actions[n0 : n0 + step]
-        chunk = _member_chunk(population, x.shape[0], max_bytes)
-        sums = population.map_logits(x, _cross_entropy_of_chunk(population, y), chunk, margin=two)
-        total += torch.cat(sums)
+        total += population.cross_entropy_sums(x, y, _member_chunk(population, len(x), max_bytes))
     return (total / max(n, 1)).to(population.dtype)
 
 

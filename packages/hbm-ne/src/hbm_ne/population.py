@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hbm_ne._kernels import kernel
+from hbm_ne._kernels import ChunkOperands, kernel
 from hbm_ne.modules import FeedforwardMLP, RecurrentMLP
 
 logger = logging.getLogger(__name__)
@@ -421,6 +421,23 @@ class _NetworkPopulation(Population):
         return {**super().config(), "input_size": self.input_size, "output_size": self.output_size}
 
 
+class _Prepared(NamedTuple):
+    """What one forward call of a feedforward population computes once for all its chunks."""
+
+    x: Tensor  # [N, in] shared, or [P, N, in] per member
+    chunk: int  # members per chunk
+    x_aug_t: Tensor | None  # shared inputs only: [in+1, N], a ones row last
+    layers: list[tuple[Tensor, Tensor]]  # (weight [P, out, in], bias [P, out]) views
+    margin: bool  # two outputs folded into one, l_1 - l_0
+
+    def folded_layers(self) -> list[tuple[Tensor, Tensor]]:
+        """`layers` with the margin unit in place of the two outputs where `margin`."""
+        if not self.margin:
+            return self.layers
+        w, b = self.layers[-1]
+        return [*self.layers[:-1], (w[:, 1:2] - w[:, 0:1], b[:, 1:2] - b[:, 0:1])]
+
+
 class BatchedFeedforward(_NetworkPopulation):
     """A population of MLPs `in → hidden_sizes → out` (tanh hidden, linear output).
 
@@ -492,14 +509,15 @@ class BatchedFeedforward(_NetworkPopulation):
         instead, computed as one output unit: all that a two-class cross-entropy needs, at
         half the output layer's cost.
         """
-        x, layers, c, x_aug_t = self._prepare(x, chunk, margin)
-        if x.dim() == 3 and self._small_batch(x):
-            for p0, p1, out in self._small_batch_logits(x, layers, c):
+        prep = self._prepare(x, chunk, margin)
+        c = prep.chunk
+        if prep.x.dim() == 3 and self._small_batch(prep.x):
+            for p0, p1, out in self._small_batch_logits(prep.x, prep.folded_layers(), c):
                 yield p0, p1, out[..., 0] if margin else out
             return
         for p0 in range(0, self.population_size, c):
             p1 = min(p0 + c, self.population_size)
-            out = self._chunk_logits(x, x_aug_t, layers, p0, p1)
+            out = self._chunk_logits(prep, p0, p1)
             yield p0, p1, out[..., 0] if margin else out
 
     @torch.no_grad()
@@ -517,48 +535,34 @@ class BatchedFeedforward(_NetworkPopulation):
         The logits live in the calling worker's workspace: `fn` may overwrite them, and must
         return what it keeps. The chunks, hence the results, are the same for any thread count.
         """
-        x, layers, c, x_aug_t = self._prepare(x, chunk, margin)
-        if x.dim() == 3 and self._small_batch(x):
+        prep = self._prepare(x, chunk, margin)
+        c = prep.chunk
+        if prep.x.dim() == 3 and self._small_batch(prep.x):
             return [
                 fn(p0, p1, out[..., 0] if margin else out)
-                for p0, p1, out in self._small_batch_logits(x, layers, c)
+                for p0, p1, out in self._small_batch_logits(prep.x, prep.folded_layers(), c)
             ]
 
         def run(p0: int) -> _R:
             p1 = min(p0 + c, self.population_size)
-            out = self._chunk_logits(x, x_aug_t, layers, p0, p1)
+            out = self._chunk_logits(prep, p0, p1)
             return fn(p0, p1, out[..., 0] if margin else out)
 
         return parallel_map(run, range(0, self.population_size, c), self.device)
 
-    def _prepare(
-        self, x: Tensor, chunk: int | None, margin: bool
-    ) -> tuple[Tensor, list[tuple[Tensor, Tensor]], int, Tensor | None]:
-        """Checked input, layers (the margin unit folded in), chunk size and, for shared
-        inputs, `[in+1, N]` inputs with a ones row that carries the first layer's bias."""
+    def _prepare(self, x: Tensor, chunk: int | None, margin: bool) -> _Prepared:
+        """Checked input, chunk size and, for shared inputs, `[in+1, N]` inputs with a ones row
+        that carries the first layer's bias (`_kernels.mlp_chunk_logits`)."""
         x = self._check_input(x)
-        c = chunk or self.chunk_size(x.shape[-2])
-        layers = self._layers()
-        if margin:
-            if self.output_size != 2:
-                raise ValueError(f"margin needs output_size = 2, got {self.output_size}")
-            w, b = layers[-1]
-            layers = [*layers[:-1], (w[:, 1:2] - w[:, 0:1], b[:, 1:2] - b[:, 0:1])]
+        if margin and self.output_size != 2:
+            raise ValueError(f"margin needs output_size = 2, got {self.output_size}")
         x_aug_t = None
         if x.dim() == 2:
-            x_aug_t = x.new_empty(x.shape[1] + 1, x.shape[0])
-            x_aug_t[:-1].copy_(x.T)
-            x_aug_t[-1].fill_(1.0)
-        return x, layers, c, x_aug_t
+            x_aug_t = torch.cat([x.T, x.new_ones(1, x.shape[0])])
+        c = chunk or self.chunk_size(x.shape[-2])
+        return _Prepared(x, c, x_aug_t, self._layers(), margin)
 
-    def _chunk_logits(
-        self,
-        x: Tensor,
-        x_aug_t: Tensor | None,
-        layers: list[tuple[Tensor, Tensor]],
-        p0: int,
-        p1: int,
-    ) -> Tensor:
+    def _chunk_logits(self, prep: _Prepared, p0: int, p1: int) -> Tensor:
         """Logits `[p1-p0, N, out]` of members p0:p1, in the calling thread's workspace.
 
         Activations are computed transposed, `[c, H, N]`: every layer is then `W [c, H', H] @
@@ -569,24 +573,55 @@ class BatchedFeedforward(_NetworkPopulation):
         instead of the shared one or DRAM; the tile loop is a TorchScript kernel
         (`_kernels.mlp_chunk_logits`), which runs without the GIL.
         """
-        n = x.shape[-2]
+        args, logits = self._chunk_args(prep, p0, p1)
+        kernel("mlp_chunk_logits", self.device)(*args, None)
+        return logits.transpose(1, 2)
+
+    def _chunk_args(self, prep: _Prepared, p0: int, p1: int) -> tuple[tuple[Any, ...], Tensor]:
+        """The arguments of `_kernels.mlp_chunk_logits` for members p0:p1 but the targets, and
+        the logits `[c, out, N]` among them; logits and the tiles' hidden layers live in the
+        calling thread's workspace."""
+        n = prep.x.shape[-2]
         cc = p1 - p0
         thread = threading.get_ident()
-        logits = self._buffer(("ff_out", thread), (cc, layers[-1][0].shape[1], n))
-        weights = [w[p0:p1] for w, _ in layers]  # [c, out, in]
-        biases = [b[p0:p1].unsqueeze(2) for _, b in layers]  # [c, out, 1]
-        if x_aug_t is not None:
-            weights[0] = torch.cat([weights[0], biases[0]], dim=2)  # [c, H, in+1]
+        width = 1 if prep.margin else self.output_size
+        logits = self._buffer(("ff_out", thread), (cc, width, n))
         tile_c, tile_n = self.tile_shape(cc, n)
         work = [  # one workspace per hidden layer, for a full tile
-            self._buffer(("ff", li, thread), (tile_c, w.shape[1], tile_n))
-            for li, w in enumerate(weights[:-1])
+            self._buffer(("ff", li, thread), (tile_c, h, tile_n))
+            for li, h in enumerate(self.hidden_sizes)
         ]
-        x_member = None if x_aug_t is not None else x[p0:p1]
-        kernel("mlp_chunk_logits", logits.device)(
-            weights, biases, x_aug_t, x_member, work, logits, tile_c, tile_n
+        weights = [w for w, _ in prep.layers]
+        biases = [b for _, b in prep.layers]
+        x_member = None if prep.x_aug_t is not None else prep.x
+        operands = ChunkOperands(weights, biases, prep.x_aug_t, x_member, work, logits)
+        return (operands, p0, tile_c, tile_n, prep.margin), logits
+
+    @torch.no_grad()
+    def cross_entropy_sums(self, x: Tensor, targets: Tensor, chunk: int | None = None) -> Tensor:
+        """Summed cross-entropy `[P]` (float64) of every member on inputs `x [N, in]` shared by
+        all, against class indices `targets [N]` in `[0, output_size)` (unchecked: see
+        `fitness.cross_entropy`).
+
+        `map_logits` with the loss fused into each chunk's kernel call
+        (`_kernels.mlp_chunk_logits`); two outputs go through the margin `l_1 - l_0`, half the
+        output layer. Same chunks, hence same results, for any thread count.
+        """
+        if x.dim() != 2:
+            raise ValueError(f"x must be [N, {self.input_size}], got {tuple(x.shape)}")
+        prep = self._prepare(x, chunk, self.output_size == 2)
+        code = kernel("encode_targets", self.device)(
+            targets.to(self.device), self.output_size, prep.margin, self.dtype
         )
-        return logits.transpose(1, 2)
+        fused = kernel("mlp_chunk_logits", self.device)
+        c = prep.chunk
+
+        def run(p0: int) -> Tensor:
+            args, _ = self._chunk_args(prep, p0, min(p0 + c, self.population_size))
+            sums: Tensor = fused(*args, code)  # type: ignore[assignment]
+            return sums
+
+        return torch.cat(parallel_map(run, range(0, self.population_size, c), self.device))
 
     def tile_shape(self, members: int, n: int) -> tuple[int, int]:
         """(members, samples) per tile of hidden activations: within `CPU_TILE_BYTES`, whole
