@@ -7,13 +7,13 @@ use, or the Python one where TorchScript is unavailable (it is deprecated in tor
 one GIL-free executor that needs no C++ compiler). Both compute the same thing.
 """
 
-# ruff: noqa: UP006, UP035, UP045 - TorchScript reads `typing.List` / `Optional` annotations
+# ruff: noqa: UP006, UP035, UP045 - TorchScript reads `typing.List` / `Optional` / `Tuple`
 import functools
 import logging
 import math
 import warnings
 from collections.abc import Callable
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -76,23 +76,19 @@ def mlp_chunk_logits(
         return None
     stable = logits.device.type != "cpu"  # accelerators: no check, it would wait for them
     if margin:  # targets: the signs 1 - 2y [N]; a step's loss is softplus(±margin)
-        z = logits[:, 0].mul_(targets)
-        if not stable:
-            sums = z.exp_().add_(1.0).log_().sum(1)
-            if not bool(torch.isinf(sums).any()):  # no ±margin ≥ 88.7
-                return sums.double()
+        sums = _softplus_sums(logits[:, 0].mul_(targets), None, stable)
+        if not stable and bool(torch.isinf(sums).any()):  # some ±margin ≥ 88.7
             _tiled_forward(chunk, tile_c, tile_n)
-            z = logits[:, 0].mul_(targets)
-        return torch.nn.functional.softplus(z).sum(1).double()
-    # targets: the one-hot [A, N]; Σ l_y as one matrix-vector product
-    picked = torch.mv(logits.reshape(c, -1), targets.reshape(-1)).double()
+            sums = _softplus_sums(logits[:, 0].mul_(targets), None, True)
+        return sums.double()
+    # targets: the one-hot [A, N]
+    ce, lse = _multiclass_sums(logits, targets, None, True, stable)
     if not stable:
-        lse = logits.exp_().sum(1).log_()  # [c, N]
         lo, hi = torch.aminmax(lse)
-        if float(lo) > -80.0 and float(hi) < math.inf:
-            return lse.sum(1).double() - picked
-        _tiled_forward(chunk, tile_c, tile_n)
-    return torch.logsumexp(logits, dim=1).sum(1).double() - picked
+        if not (float(lo) > -80.0 and float(hi) < math.inf):
+            _tiled_forward(chunk, tile_c, tile_n)
+            ce, _ = _multiclass_sums(logits, targets, None, True, True)
+    return ce
 
 
 def encode_targets(targets: Tensor, num_classes: int, margin: bool, dtype: torch.dtype) -> Tensor:
@@ -194,21 +190,24 @@ def _whole_members(chunk: ChunkOperands) -> None:
 def softplus_sum(z: Tensor, weight: Optional[Tensor]) -> Tensor:
     """`Σ softplus(z)` over all but the first axis, returned as float64; overwrites `z`.
 
-    The sum itself runs in float32 (torch's cascade summation: error ~ log2(n) ulp, where a
-    float64 one costs 4× more here); callers accumulate chunks over samples in float64.
-
     `log(1 + e^z)` in three vectorised passes, 2× faster here than torch's fused softplus, which
     serves only where some `z ≥ 80` would overflow `exp`. Where `e^z < 6e-8` a step's loss
     rounds to 0, below float32's resolution of the sum. Accelerators always take the fused
     softplus (a range check would wait for the device).
     """
-    if z.device.type != "cpu" or (z.numel() > 0 and float(z.max()) >= 80.0):
-        per = torch.nn.functional.softplus(z)  # on accelerators: no host sync for the check
-    else:
-        per = z.exp_().add_(1.0).log_()
+    stable = z.device.type != "cpu" or (z.numel() > 0 and float(z.max()) >= 80.0)
+    return _softplus_sums(z, weight, stable).double()
+
+
+def _softplus_sums(z: Tensor, weight: Optional[Tensor], stable: bool) -> Tensor:
+    """`Σ w softplus(z)` over all but the first axis, `[c]` float32: torch's fused softplus
+    where `stable`, else `log(1 + e^z)` in place (inf where some `z ≥ 88.7`). The sum runs in
+    float32 (torch's cascade summation: error ~ log2(n) ulp, where a float64 one costs 4× more
+    here); callers accumulate chunks over samples in float64."""
+    per = torch.nn.functional.softplus(z) if stable else z.exp_().add_(1.0).log_()
     if weight is not None:
         per = per * weight
-    return per.reshape(z.shape[0], -1).sum(dim=1).double()
+    return per.reshape(z.shape[0], -1).sum(dim=1)
 
 
 def multiclass_ce_sum(
@@ -218,23 +217,32 @@ def multiclass_ce_sum(
     inplace: bool,
 ) -> Tensor:
     """`Σ w (log Σ_k e^{l_k} - l_y)` per member: `by_class [c, A, ...]` -> `[c]` float64, with
-    `onehot [A, ...]` the targets' indicator times `weight [...]` (`class_indicator`). `Σ l_y`
-    is one matrix-vector product with it (a gather over the class axis is 3× slower); no
-    max-shift pass where every |l| < 80."""
+    `onehot [A, ...]` the targets' indicator times `weight [...]` (`class_indicator`); no
+    max-shift pass where every |l| < 80. Accelerators always take `logsumexp` (a range check
+    would wait for the device)."""
+    stable = by_class.device.type != "cpu"
+    if not stable and by_class.numel() > 0:
+        lo, hi = torch.aminmax(by_class)
+        stable = not (float(lo) > -80.0 and float(hi) < 80.0)
+    return _multiclass_sums(by_class, onehot, weight, inplace, stable)[0]
+
+
+def _multiclass_sums(
+    by_class: Tensor, onehot: Tensor, weight: Optional[Tensor], inplace: bool, stable: bool
+) -> Tuple[Tensor, Tensor]:
+    """(`[c]` float64 cross-entropy sums, per-step log-sum-exp `[c, ...]`): `logsumexp` where
+    `stable`, else `log Σ e^l` without the max shift (`by_class` overwritten if `inplace`).
+    `Σ l_y` is one matrix-vector product with `onehot` (a gather over the class axis is 3×
+    slower), taken before any overwrite."""
     c = by_class.shape[0]
     picked = torch.mv(by_class.reshape(c, -1), onehot.reshape(-1))
-    small = by_class.device.type == "cpu"  # elsewhere logsumexp: no host sync for the check
-    if small and by_class.numel() > 0:
-        lo, hi = torch.aminmax(by_class)
-        small = float(lo) > -80.0 and float(hi) < 80.0
-    if small:  # exp can neither overflow nor underflow to 0
+    if stable:
+        lse = torch.logsumexp(by_class, dim=1)
+    else:
         e = by_class.exp_() if inplace else by_class.exp()
         lse = e.sum(1).log_()
-    else:
-        lse = torch.logsumexp(by_class, dim=1)
-    if weight is not None:
-        lse = lse * weight
-    return lse.reshape(c, -1).sum(dim=1).double() - picked.double()
+    per = lse if weight is None else lse * weight
+    return per.reshape(c, -1).sum(dim=1).double() - picked.double(), lse
 
 
 def class_indicator(

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hbm_ne._kernels import class_indicator, kernel
+from hbm_ne._kernels import class_indicator, encode_targets, kernel
 from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, chunk_bytes
 
 ArrayLike = np.ndarray | Tensor
@@ -161,7 +161,7 @@ def ce_sum(
         return _ce_sum_numpy(logits, targets, weight, inplace=inplace)
     if logits.shape[-1] == 2:
         d = logits[..., 1] - logits[..., 0]
-        d.mul_(1.0 - 2.0 * targets.to(logits.dtype))
+        d.mul_(encode_targets(targets, 2, True, d.dtype))
         return kernel("softplus_sum", d.device)(d, weight)  # type: ignore[return-value]
     # class-major `[c, A, ...]`: how the population kernels lay logits out (contiguous)
     y = targets.expand(logits.shape[1:-1])
@@ -242,7 +242,7 @@ def margin_ce_sum(margin: Tensor, targets: Tensor) -> Tensor:
             np.array(margin.detach().numpy(), copy=True), targets.detach().cpu().numpy()
         )
         return torch.from_numpy(per.reshape(c, -1).sum(1, dtype=np.float64))
-    sign = 1.0 - 2.0 * targets.to(margin.dtype)
+    sign = encode_targets(targets, 2, True, margin.dtype)
     return kernel("softplus_sum", margin.device)(margin * sign, None)  # type: ignore[return-value]
 
 

@@ -427,15 +427,18 @@ class _Prepared(NamedTuple):
     x: Tensor  # [N, in] shared, or [P, N, in] per member
     chunk: int  # members per chunk
     x_aug_t: Tensor | None  # shared inputs only: [in+1, N], a ones row last
-    layers: list[tuple[Tensor, Tensor]]  # (weight [P, out, in], bias [P, out]) views
+    weights: list[Tensor]  # [P, out, in] views, per layer
+    biases: list[Tensor]  # [P, out] views, per layer
     margin: bool  # two outputs folded into one, l_1 - l_0
 
     def folded_layers(self) -> list[tuple[Tensor, Tensor]]:
-        """`layers` with the margin unit in place of the two outputs where `margin`."""
+        """(weight, bias) per layer, the margin unit in place of the two outputs where
+        `margin` (the chunk kernel folds its own)."""
+        layers = list(zip(self.weights, self.biases, strict=True))
         if not self.margin:
-            return self.layers
-        w, b = self.layers[-1]
-        return [*self.layers[:-1], (w[:, 1:2] - w[:, 0:1], b[:, 1:2] - b[:, 0:1])]
+            return layers
+        w, b = layers[-1]
+        return [*layers[:-1], (w[:, 1:2] - w[:, 0:1], b[:, 1:2] - b[:, 0:1])]
 
 
 class BatchedFeedforward(_NetworkPopulation):
@@ -560,7 +563,9 @@ class BatchedFeedforward(_NetworkPopulation):
         if x.dim() == 2:
             x_aug_t = torch.cat([x.T, x.new_ones(1, x.shape[0])])
         c = chunk or self.chunk_size(x.shape[-2])
-        return _Prepared(x, c, x_aug_t, self._layers(), margin)
+        layers = self._layers()
+        weights, biases = [w for w, _ in layers], [b for _, b in layers]
+        return _Prepared(x, c, x_aug_t, weights, biases, margin)
 
     def _chunk_logits(self, prep: _Prepared, p0: int, p1: int) -> Tensor:
         """Logits `[p1-p0, N, out]` of members p0:p1, in the calling thread's workspace.
@@ -591,10 +596,8 @@ class BatchedFeedforward(_NetworkPopulation):
             self._buffer(("ff", li, thread), (tile_c, h, tile_n))
             for li, h in enumerate(self.hidden_sizes)
         ]
-        weights = [w for w, _ in prep.layers]
-        biases = [b for _, b in prep.layers]
         x_member = None if prep.x_aug_t is not None else prep.x
-        operands = ChunkOperands(weights, biases, prep.x_aug_t, x_member, work, logits)
+        operands = ChunkOperands(prep.weights, prep.biases, prep.x_aug_t, x_member, work, logits)
         return (operands, p0, tile_c, tile_n, prep.margin), logits
 
     @torch.no_grad()
