@@ -75,7 +75,18 @@ def test_ne_member_and_dl_model_same_evaluation(kind: str, cl_data) -> None:  # 
     dl_model.load_state_dict(member.state_dict(), strict=True)  # same layout, no leftovers
     ne_eval = evaluate_policy(member, cl_data, seed=5)
     dl_eval = evaluate_policy(dl_model, cl_data, seed=5)
-    assert ne_eval == dl_eval
+    # Two code paths (hbm-ne's exported module, hbm-dl's model) with their own operation order:
+    # float32 sums agree to a few ulps, not bit for bit across CPUs (an AMD EPYC differs in the
+    # 7th digit). 1e-5 relative is ~100 float32 ulps, far below any modelling difference.
+    assert set(ne_eval["metrics"]) == set(dl_eval["metrics"])
+    for key, value in ne_eval["metrics"].items():
+        assert dl_eval["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    ne_b, dl_b = ne_eval["behaviour"], dl_eval["behaviour"]
+    assert ne_b["human_returns"] == dl_b["human_returns"]
+    # Discrete actions: returns match unless a logit margin within ~1e-6 flips an argmax, which
+    # ends that one episode differently; allow one such episode.
+    same = np.isclose(ne_b["model_returns"], dl_b["model_returns"], rtol=0, atol=1e-9)
+    assert same.sum() >= len(same) - 1, (ne_b["model_returns"], dl_b["model_returns"])
     b = ne_eval["behaviour"]
     assert len(b["model_returns"]) == len(meta.test_episodes) == len(b["human_returns"])
     assert b["human_returns"] == [e.score for e in meta.test_episodes]
