@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="table of every experiment in the cache")
     _add_common(p)
     _add_where(p)
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=5.0,
+        metavar="SECONDS",
+        help="refresh the table (every SECONDS, default 5) until every experiment finished",
+    )
     p = sub.add_parser("collect", help="one CSV row per experiment (config + metrics)")
     _add_common(p)
     _add_where(p)
@@ -118,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_where(p)
     p.add_argument("--out", type=Path, default=Path("results/report"))
+    p.add_argument(
+        "--html", action="store_true", help="also one self-contained report.html (plots inside)"
+    )
     p = sub.add_parser(
         "demo", help="GA vs gradient descent, with and without CL, on simulated players"
     )
@@ -213,6 +224,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from .status import format_status_table
     from .tasks import cache_root
 
+    if args.watch is not None:
+        from rich.console import Console
+
+        from .progress import watch_status
+
+        watch_status(
+            lambda: _records(args, load_results=False),
+            lambda recs: f"cache: {cache_root()}\n{format_status_table(recs)}",
+            console=Console(),
+            interval=max(args.watch, 0.0),
+        )
+        return 0
     records = _records(args, load_results=False)
     print(f"cache: {cache_root()}")
     print(format_status_table(records))
@@ -231,7 +254,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import make_report
 
-    table, files = make_report(_records(args, load_results=True), args.out)
+    table, files = make_report(_records(args, load_results=True), args.out, html=args.html)
     print(table)
     print("\n" + "\n".join(f"wrote {f}" for f in files))
     return 0

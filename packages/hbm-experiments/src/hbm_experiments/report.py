@@ -182,9 +182,12 @@ def _bars(ax: Any, methods: list[str], values: dict[tuple[str, str], tuple[float
     ax.legend(fontsize=8)
 
 
-def make_report(records: Sequence[ExperimentRecord], out_dir: str | Path) -> tuple[str, list[Path]]:
+def make_report(
+    records: Sequence[ExperimentRecord], out_dir: str | Path, *, html: bool = False
+) -> tuple[str, list[Path]]:
     """Plots per dataset (curves, final F1, % difference with significance, return violins) and
-    `report.md`. Returns the markdown comparison table and the written files."""
+    `report.md` (with `html`, also a self-contained `report.html` of the same table and plots).
+    Returns the markdown comparison table and the written files."""
     from matplotlib.figure import Figure
 
     out = Path(out_dir)
@@ -284,9 +287,15 @@ def make_report(records: Sequence[ExperimentRecord], out_dir: str | Path) -> tup
         ax.set(ylabel="episode return", title=f"{env}: returns on the person's held-out seeds")
         files.append(_save(fig, out / f"returns_{env}.png"))
     table = _markdown(rows)
-    md = "# hbm report\n\n"
+    notes = []
     if done and any(r.result and r.result.get("simulated") for r in done):
-        md += "Subjects marked simulated are scripted players, not people.\n\n"
+        notes.append("Subjects marked simulated are scripted players, not people.")
+    md = "# hbm report\n\n" + "".join(f"{n}\n\n" for n in notes)
     md += table + "\n" + "".join(f"![{p.stem}]({p.name})\n" for p in files)
+    plots = list(files)
     files.append(atomic_write_text(out / "report.md", md))
+    if html:
+        from .html_report import write_html_report
+
+        files.append(write_html_report(rows, plots, out, records=done, notes=notes))
     return format_table(rows) if rows else "(no completed experiments)", files
