@@ -1,13 +1,18 @@
+"""Shared fixtures. The core tests need numpy only: files "recorded" here come from a numpy
+CartPole (Gymnasium's CartPole-v1 equations) or a random stand-in for other games, so the
+per-package test venv, which holds no gymnasium, runs them all."""
+
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
+from hbm_data import get_env_spec
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +27,59 @@ def _isolated_data_dir(session_data_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HBM_DATA_DIR", str(session_data_dir))
 
 
+@pytest.fixture
+def simulate_extra() -> None:
+    """Skip a test of simulated players when the `[simulate]` extra (gymnasium) is absent."""
+    pytest.importorskip("gymnasium", reason='needs the extra: pip install "hbm-data[simulate]"')
+
+
+class NumpyCartPole:
+    """CartPole-v1 as Gymnasium steps it (Euler, float32 state, 500-step limit)."""
+
+    def __init__(self) -> None:
+        self.state = np.zeros(4, dtype=np.float32)
+        self.t = 0
+
+    def reset(self, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        self.state = rng.uniform(-0.05, 0.05, size=4).astype(np.float32)
+        self.t = 0
+        return self.state.copy()
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool]:
+        x, x_dot, theta, theta_dot = (float(v) for v in self.state)
+        force = 10.0 if action == 1 else -10.0
+        cos, sin = math.cos(theta), math.sin(theta)
+        temp = (force + 0.05 * theta_dot**2 * sin) / 1.1
+        theta_acc = (9.8 * sin - cos * temp) / (0.5 * (4.0 / 3.0 - 0.1 * cos**2 / 1.1))
+        x_acc = temp - 0.05 * theta_acc * cos / 1.1
+        x, x_dot = x + 0.02 * x_dot, x_dot + 0.02 * x_acc
+        theta, theta_dot = theta + 0.02 * theta_dot, theta_dot + 0.02 * theta_acc
+        self.state = np.array([x, x_dot, theta, theta_dot], dtype=np.float32)
+        self.t += 1
+        fell = abs(x) > 2.4 or abs(theta) > 12 * 2 * math.pi / 360
+        return self.state.copy(), 1.0, fell or self.t >= 500
+
+
+class RandomGame:
+    """Any other game: float32 observations of the right size, 20 to 60 steps per episode."""
+
+    def __init__(self, obs_size: int) -> None:
+        self.obs_size = obs_size
+        self.rng = np.random.default_rng(0)
+        self.left = 0
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.rng = np.random.default_rng(seed)
+        self.left = int(self.rng.integers(20, 61))
+        return self.rng.standard_normal(self.obs_size).astype(np.float32)
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool]:
+        self.left -= 1
+        obs = self.rng.standard_normal(self.obs_size).astype(np.float32)
+        return obs, float(self.rng.normal()), self.left <= 0
+
+
 def record_like_the_lab(
     path: Path,
     env_id: str = "CartPole-v1",
@@ -32,16 +90,18 @@ def record_like_the_lab(
     starts = starts or [
         datetime(2025, 1, 6, 10, 0, 0, 123456) + timedelta(seconds=40 * i) for i in range(3)
     ]
-    env = gym.make(env_id)
+    spec = get_env_spec(env_id)
+    env: NumpyCartPole | RandomGame = (
+        NumpyCartPole() if spec.name == "cartpole" else RandomGame(spec.obs_size)
+    )
     rng = np.random.default_rng(0)
     episodes: list[dict[str, Any]] = []
     for i, start in enumerate(starts):
-        obs, _ = env.reset(seed=i)
+        obs = env.reset(seed=i)
         steps, done = [], False
         while not done:
-            action = int(rng.integers(env.action_space.n)) if policy is None else policy(obs)
-            nxt, rew, term, trunc, _ = env.step(action)
-            done = term or trunc
+            action = int(rng.integers(spec.num_actions)) if policy is None else policy(obs)
+            nxt, rew, done = env.step(action)
             steps.append(
                 {
                     "observation": obs.tolist(),
@@ -62,7 +122,6 @@ def record_like_the_lab(
                 "steps": steps,
             }
         )
-    env.close()
     with open(path, "w") as f:
         json.dump(episodes, f, indent=2)
     return episodes

@@ -1,17 +1,16 @@
-"""The recorder format: read unchanged, round-trip byte for byte, gzip, atomic writes."""
+"""The recorder format: read unchanged, round-trip byte for byte, gzip (atomic writes: see
+test_write_and_hash.py)."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import record_like_the_lab
 from hbm_data import ENVIRONMENTS, load_episodes, write_episodes
-from hbm_data.episodes import atomic_write_bytes
 
 
 def test_reads_lab_recorder_file(tmp_path: Path) -> None:
@@ -52,32 +51,6 @@ def test_env_from_argument_when_name_is_nonstandard(lab_file: Path, tmp_path: Pa
     assert len(load_episodes(odd)) == 3  # consistency checks only
     with pytest.raises(ValueError, match="has 4 values, expected 8 values for LunarLander-v3"):
         load_episodes(odd, env="lunarlander")
-
-
-def test_atomic_write_keeps_old_file_when_interrupted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "f.json"
-    atomic_write_bytes(target, b"old")
-
-    def crash(fd: int) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert os.listdir(tmp_path) == ["f.json"]  # no temp file left behind
-
-
-def test_atomic_write_keeps_permissions(tmp_path: Path) -> None:
-    fresh, kept = tmp_path / "fresh.json", tmp_path / "kept.json"
-    atomic_write_bytes(fresh, b"x")
-    assert fresh.stat().st_mode & 0o777 == 0o644  # readable by others, like a plain open()
-    kept.write_bytes(b"old")
-    kept.chmod(0o600)
-    atomic_write_bytes(kept, b"new")
-    assert kept.stat().st_mode & 0o777 == 0o600 and kept.read_bytes() == b"new"
 
 
 def test_environment_table() -> None:

@@ -1,4 +1,8 @@
-"""`hbm-data`: check, inspect, record and simulate episode files."""
+"""`hbm-data`: check, inspect, record and simulate episode files.
+
+`check` and `info` need numpy only; `record`, `simulate` and the plot of `info` need an extra
+and say which `pip install "hbm-data[…]"` to run when it is missing.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,24 +18,43 @@ import numpy as np
 
 from .envs import ENVIRONMENTS
 from .episodes import Episode, check_file, infer_env, load_episodes
+from .extras import MissingExtraError, require
+from .files import atomic_write_bytes
 from .loading import is_simulated
-from .paths import data_dir, parse_episode_file_name
+from .paths import check_subject, data_dir, parse_episode_file_name
 from .sessions import compute_session_run_ids
-from .simulate import DEFAULT_SUBJECTS
-from .validation import EpisodeFormatError
+from .simulate import SIMULATED_PROFILES
+from .validation import EpisodeFormatError, errors, warnings_of
+
+
+def _subject(text: str) -> str:
+    """argparse type of a subject: the string exactly as typed ("007" stays "007")."""
+    try:
+        return check_subject(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    """Errors fail (exit 1); warnings are listed but a file with only warnings is OK."""
     failed = 0
     for file in args.files:
         problems = check_file(file, env=args.env)
-        if problems:
+        bad, warned = errors(problems), warnings_of(problems)
+        if bad:
             failed += 1
-            print(f"{file}: {len(problems)} problem{'s' * (len(problems) > 1)}")
-            for p in problems:
-                print(f"  {p}")
+            print(f"{file}: {_count(len(bad), 'problem')}" + f", {_count(len(warned), 'warning')}"
+                  * bool(warned))  # fmt: skip
+        elif warned:
+            print(f"{file}: OK, {_count(len(warned), 'warning')}")
         else:
             print(f"{file}: OK")
+        for p in [*bad, *warned]:
+            print(f"  {p}")
     return 1 if failed else 0
 
 
@@ -69,8 +93,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print("score per episode (episode: session/run score):")
     for i, e in enumerate(episodes):
         print(f"  {i:4d}: {sessions[i]}/{runs[i]:<3d} {e.score:10.2f}  ({e.length} steps)")
+    if args.no_plot:
+        return 0
     png = Path(args.plot) if args.plot else Path(path.name.split(".json")[0] + "_scores.png")
-    _plot(episodes, sessions, png, f"{subject} – {spec.env_id if spec else path.name}", simulated)
+    try:
+        _plot(
+            episodes, sessions, png, f"{subject} – {spec.env_id if spec else path.name}", simulated
+        )
+    except MissingExtraError as exc:
+        if args.plot:  # asked for explicitly: a failure
+            raise
+        print(f"plot:      not written: {exc} (or --no-plot)", file=sys.stderr)
+        return 0
     print(f"plot:      {png}")
     return 0
 
@@ -78,12 +112,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _plot(
     episodes: Sequence[Episode], sessions: np.ndarray, png: Path, title: str, simulated: bool
 ) -> None:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot", "the score plot of `hbm-data info`")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .episodes import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(8, 4))
     x = np.arange(len(episodes))
@@ -110,6 +141,7 @@ def _plot(
 def _cmd_record(args: argparse.Namespace) -> int:
     from .recorder import record
 
+    saved: list[object] = []
     try:
         path = record(
             args.env,
@@ -118,37 +150,42 @@ def _cmd_record(args: argparse.Namespace) -> int:
             max_episodes=args.max_episodes,
             fps=args.fps,
             zoom=args.zoom,
+            on_episode=saved.append,
         )
     except EpisodeFormatError as exc:
         print(f"error: the existing file is damaged, not touching it: {exc}", file=sys.stderr)
         return 1
-    print(f"episodes saved in {path}")
+    if saved:
+        print(f"{_count(len(saved), 'episode')} saved in {path}")
+    else:  # never claim a save that did not happen
+        print(f"no episode recorded; {path} {'unchanged' if path.exists() else 'not created'}")
     return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import write_simulated_subject
+    from .simulate import SubjectProfile, profile_for, write_simulated_subject
 
     envs = list(ENVIRONMENTS) if args.env == "all" else [args.env]
     directory = Path(args.data_dir) if args.data_dir else data_dir()
+    options = {
+        k: v for k, v in (("n_sessions", args.sessions), ("seed", args.seed)) if v is not None
+    }
     for env in envs:
         for subject in args.subject:
+            who: str | SubjectProfile = subject
+            if args.profile is not None:  # the style of a profile, played by another person
+                seed = args.seed if args.seed is not None else zlib.crc32(subject.encode())
+                who = SIMULATED_PROFILES[args.profile].with_seed(seed, name=subject)
             target = directory / f"{subject}_data_{env}.json"
             if target.exists() and not args.force:
                 print(f"{target}: exists, kept (use --force to regenerate)")
                 continue
-            path = write_simulated_subject(
-                env,
-                subject,
-                path=target,
-                **{
-                    k: v
-                    for k, v in (("n_sessions", args.sessions), ("seed", args.seed))
-                    if v is not None
-                },
-            )
+            path = write_simulated_subject(env, who, path=target, **options)
             n = len(load_episodes(path))
-            print(f"{path}: {n} episodes of simulated player {subject}")
+            style = profile_for(who).style
+            print(
+                f"{path}: {n} episodes of simulated player {subject}" + f" ({style})" * bool(style)
+            )
     return 0
 
 
@@ -167,23 +204,39 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", metavar="FILE")
     i.add_argument("--env", choices=envs, help="game (default: from the file name)")
     i.add_argument("--plot", metavar="PNG", help="default: <name>_scores.png here")
+    i.add_argument("--no-plot", action="store_true", help="print only (no matplotlib needed)")
     i.add_argument("--gap-minutes", type=float, default=30.0)
     i.set_defaults(func=_cmd_info)
 
-    r = sub.add_parser("record", help="let a person play and record the episodes")
+    r = sub.add_parser(
+        "record", help='let a person play and record the episodes (needs "hbm-data[record]")'
+    )
     r.add_argument("env", choices=envs)
-    r.add_argument("--subject", required=True, help="e.g. sub03")
+    r.add_argument(
+        "--subject", required=True, type=_subject, help="e.g. sub03 or 007 (kept as written)"
+    )
     r.add_argument("--data-dir", help=f"default: {data_dir()}")
     r.add_argument("--max-episodes", type=int)
     r.add_argument("--fps", type=int, help="default: the game's recorder frame rate")
     r.add_argument("--zoom", type=float)
     r.set_defaults(func=_cmd_record)
 
-    s = sub.add_parser("simulate", help="write episode files of simulated players")
+    styles = "; ".join(f"{n}: {p.style}" for n, p in SIMULATED_PROFILES.items())
+    s = sub.add_parser(
+        "simulate",
+        help='write episode files of simulated players (needs "hbm-data[simulate]")',
+        description=f"Simulated players ({styles}). Any other subject name is a reproducible "
+        "player drawn from the name, or, with --profile, another player with that style.",
+    )
     s.add_argument("env", choices=[*envs, "all"])
-    s.add_argument("--subject", nargs="+", default=list(DEFAULT_SUBJECTS))
+    s.add_argument("--subject", nargs="+", type=_subject, default=list(SIMULATED_PROFILES))
+    s.add_argument(
+        "--profile",
+        choices=list(SIMULATED_PROFILES),
+        help="play in this profile's style (seed: --seed, else drawn from the subject name)",
+    )
     s.add_argument("--sessions", type=int)
-    s.add_argument("--seed", type=int)
+    s.add_argument("--seed", type=int, help="another person with the same style")
     s.add_argument("--data-dir", help=f"default: {data_dir()}")
     s.add_argument("--force", action="store_true", help="overwrite existing files")
     s.set_defaults(func=_cmd_simulate)
@@ -195,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         return int(args.func(args))
+    except MissingExtraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `hbm-data info FILE | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -11,23 +11,40 @@ The format, exactly as `collect.py` wrote it (`json.dump(episodes, f, indent=2)`
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
 from .envs import EnvSpec, get_env_spec
+from .files import atomic_write_bytes, read_bytes_hashed
 from .paths import parse_episode_file_name, sidecar_path
-from .validation import EpisodeFormatError, Problem, ProblemLog
+from .sessions import comparable_times
+from .validation import EpisodeFormatError, Problem, ProblemLog, errors, warnings_of
+
+__all__ = [
+    "Episode",
+    "atomic_write_bytes",
+    "check_file",
+    "encode_episodes",
+    "infer_env",
+    "load_episodes",
+    "load_records",
+    "parse_episodes",
+    "read_sidecar",
+    "write_episodes",
+    "write_sidecar",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -108,19 +125,16 @@ def read_sidecar(path: Path | str) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _read_json(path: Path, log: ProblemLog) -> Any:
+def _decode_json(path: Path, data: bytes, log: ProblemLog) -> Any:
     """Parsed JSON, or None with the reason logged. orjson first (fast); the standard library
     second, for what orjson rejects (NaN/Infinity, which validation then reports by place) and
     for its error messages."""
-    try:
-        data = path.read_bytes()
-        if path.suffix == ".gz":
+    if path.suffix == ".gz":
+        try:
             data = gzip.decompress(data)
-    except FileNotFoundError:
-        raise
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        log.add(f"cannot be read as {'gzip-compressed ' * (path.suffix == '.gz')}JSON: {exc}")
-        return None
+        except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as exc:
+            log.add(f"cannot be read as gzip-compressed JSON: {exc}")
+            return None
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -136,12 +150,57 @@ def _read_json(path: Path, log: ProblemLog) -> Any:
     return None
 
 
+#: The largest magnitude float32 holds: hbm trains on float32 arrays, so anything larger would
+#: silently become inf there (and fail much later, far from the file).
+F32_MAX = float(np.finfo(np.float32).max)
+
+#: `score` may differ from the sum of the step rewards by this much (relative and absolute)
+#: without a warning: a recorder summing float32 rewards drifts by about 1e-7 per step.
+SCORE_TOLERANCE = 1e-4
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _fits_float32(x: Any) -> bool:
+    """A number (not a bool) that float32 holds: finite and |x| ≤ F32_MAX."""
+    if not _is_number(x):
+        return False
+    try:
+        return math.isfinite(x) and abs(x) <= F32_MAX
+    except OverflowError:  # an int beyond any float
+        return False
+
+
+def _number_problem(x: Any, *, plural: bool) -> tuple[str, str]:
+    """(message, kind) for a value `_fits_float32` rejects."""
+    want = "finite numbers" if plural else "a finite number"
+    if isinstance(x, bool):
+        return f"expected {want}, found {json.dumps(x)} (a JSON boolean)", "boolean"
+    if _is_number(x) and not (isinstance(x, float) and not math.isfinite(x)):
+        return (
+            f"expected {want} within float32 range (|x| ≤ {F32_MAX:.7g}), found {x!r}, "
+            "which would become inf in training",
+            "float32",
+        )
+    return f"expected {want}, found {x!r}", "finite"
+
+
+def _has_bool(values: Iterable[Any]) -> bool:
+    """True if any value is a bool (numpy turns `[1, true]` into `[1, 1]` without a word)."""
+    return bool in set(map(type, values))
+
+
+def _rows_have_bool(rows: list[Any], arr: np.ndarray) -> bool:
+    """`_has_bool` over the rows of a 2-D array, scanning only rows holding a 0 or a 1 (what a
+    boolean became in `arr`), so observations that are never exactly 0 or 1 cost nothing."""
+    suspects = np.flatnonzero(((arr == 0) | (arr == 1)).any(axis=1))
+    return _has_bool(chain.from_iterable(rows[k] for k in suspects.tolist()))
 
 
 def _parse_timestamp(value: Any) -> datetime | None:
@@ -160,8 +219,9 @@ class _Parser:
         self.log = log
         self.spec = spec
         self.obs_size = None if spec is None else spec.obs_size
-        self.prev_time: datetime | None = None
-        self.prev_episode: int | None = None
+        self.times: list[tuple[int, str, datetime]] = []  # (episode, as written, parsed)
+        self.ids: dict[int, int] = {}  # episode_id -> first episode with it
+        self.contents: dict[bytes, int] = {}  # digest of the steps -> first episode with them
 
     def _expect(self) -> str:
         if self.spec is not None:
@@ -172,11 +232,15 @@ class _Parser:
         if not isinstance(raw, list):
             self.log.add(f"expected a JSON list of episodes, found {type(raw).__name__}")
             return []
+        if not raw:
+            self.log.add("the file holds no episodes (an empty list)")
+            return []
         out = []
         for i, rec in enumerate(raw):
             ep = self.episode(i, rec)
             if ep is not None:
                 out.append(ep)
+        self._check_times()
         return out
 
     def episode(self, i: int, rec: Any) -> Episode | None:
@@ -193,8 +257,25 @@ class _Parser:
             if name in rec and not _is_int(rec[name]):
                 log.add(f"expected an integer, found {rec[name]!r}", episode=i, field=name)
                 ok = False
-        if "score" in rec and not (_is_number(rec["score"]) and math.isfinite(rec["score"])):
-            log.add(f"expected a finite number, found {rec['score']!r}", episode=i, field="score")
+        if _is_int(rec.get("seed_used")) and rec["seed_used"] < 0:
+            log.add(
+                f"expected a seed ≥ 0 (Gymnasium's reset(seed=…) rejects negative seeds, so "
+                f"the episode cannot be replayed), found {rec['seed_used']}",
+                episode=i,
+                field="seed_used",
+            )
+            ok = False
+        if _is_int(rec.get("episode_id")):
+            first = self.ids.setdefault(rec["episode_id"], i)
+            if first != i:
+                log.warn(
+                    f"episode_id {rec['episode_id']} is also episode {first}'s; ids should be "
+                    "unique (episodes are identified by their position in the file)",
+                    episode=i,
+                    field="episode_id",
+                )
+        if "score" in rec and not _fits_float32(rec["score"]):
+            log.add(_number_problem(rec["score"], plural=False)[0], episode=i, field="score")
             ok = False
         if "timestamp" in rec:
             ok &= self.timestamp(i, rec["timestamp"])
@@ -219,9 +300,33 @@ class _Parser:
         arrays = self.steps(i, steps) if steps else None
         if not ok or arrays is None:
             return None
-        return Episode(
+        episode = Episode(
             rec["episode_id"], rec["timestamp"], rec["seed_used"], float(rec["score"]), *arrays
         )
+        self._check_content(i, episode)
+        return episode
+
+    def _check_content(self, i: int, ep: Episode) -> None:
+        """Warnings about a valid episode: score vs rewards, a second copy of an episode."""
+        total = math.fsum(ep.rewards.tolist())
+        if not math.isclose(ep.score, total, rel_tol=SCORE_TOLERANCE, abs_tol=SCORE_TOLERANCE):
+            self.log.warn(
+                f"score {ep.score!r} is not the sum of the step rewards ({total!r}, tolerance "
+                f"{SCORE_TOLERANCE:g}); hbm reports the score as the person's return",
+                episode=i,
+                field="score",
+            )
+        h = hashlib.blake2b(digest_size=16)
+        for a in (ep.observations, ep.actions, ep.rewards, ep.next_observations, ep.dones):
+            h.update(np.ascontiguousarray(a).tobytes())
+        first = self.contents.setdefault(h.digest(), i)
+        if first != i:
+            self.log.warn(
+                f"same steps as episode {first} (the episode was saved twice?); a duplicate "
+                "counts twice in training and can land in both train and test",
+                episode=i,
+                field="steps",
+            )
 
     def timestamp(self, i: int, value: Any) -> bool:
         t = _parse_timestamp(value)
@@ -230,28 +335,25 @@ class _Parser:
                 f"expected an ISO 8601 time string, found {value!r}", episode=i, field="timestamp"
             )
             return False
-        if self.prev_time is not None:
-            try:
-                backwards = t < self.prev_time
-            except TypeError:
-                self.log.add(
-                    f"{value!r} mixes time-zone-aware and naive timestamps with episode "
-                    f"{self.prev_episode}",
-                    episode=i,
-                    field="timestamp",
-                )
-                return False
-            if backwards:
-                self.log.add(
-                    f"{value!r} is earlier than episode {self.prev_episode} "
-                    f"({self.prev_time.isoformat()}); timestamps must not go backwards",
-                    episode=i,
-                    field="timestamp",
-                )
-                self.prev_time, self.prev_episode = t, i
-                return False
-        self.prev_time, self.prev_episode = t, i
+        self.times.append((i, value, t))
         return True
+
+    def _check_times(self) -> None:
+        """Warn where the clock went back; naive and aware times compare as `comparable_times`
+        says. Not an error: a DST change or an NTP correction between episodes does it, and
+        sessions are counted in file order anyway."""
+        times = comparable_times([t for _, _, t in self.times])
+        for (j, _, _), (i, value, _), prev, t in zip(
+            self.times, self.times[1:], times, times[1:], strict=False
+        ):
+            if t < prev:
+                self.log.warn(
+                    f"{value!r} is earlier than episode {j}'s start ({prev.isoformat()}): the "
+                    "clock went back (DST, NTP?) or episodes are out of order; sessions are "
+                    "counted in file order",
+                    episode=i,
+                    field="timestamp",
+                )
 
     def steps(self, i: int, steps: list[Any]) -> tuple[np.ndarray, ...] | None:
         """Arrays of the steps: a vectorised fast path, and a per-step diagnosis if it fails."""
@@ -260,12 +362,16 @@ class _Parser:
             if isinstance(first, list) and first:
                 self.obs_size = len(first)
         try:
-            obs = np.array([s["observation"] for s in steps])
-            nxt = np.array([s["next_observation"] for s in steps])
-            act = np.array([s["action"] for s in steps])
-            rew = np.array([s["reward"] for s in steps])
+            obs_rows = [s["observation"] for s in steps]
+            nxt_rows = [s["next_observation"] for s in steps]
+            act_list = [s["action"] for s in steps]
+            rew_list = [s["reward"] for s in steps]
+            obs = np.array(obs_rows)
+            nxt = np.array(nxt_rows)
+            act = np.array(act_list)
+            rew = np.array(rew_list)
             done = np.array([s["done"] for s in steps])
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
             self._diagnose(i, steps)
             return None
         good = (
@@ -280,11 +386,15 @@ class _Parser:
             and rew.ndim == 1
             and done.dtype.kind == "b"
             and done.ndim == 1
-            and np.isfinite(obs).all()
-            and np.isfinite(nxt).all()
-            and np.isfinite(rew).all()
+            and bool((np.abs(obs) <= F32_MAX).all())  # also False for NaN and inf
+            and bool((np.abs(nxt) <= F32_MAX).all())
+            and bool((np.abs(rew) <= F32_MAX).all())
             and act.min() >= 0
             and (self.spec is None or act.max() < self.spec.num_actions)
+            and not _has_bool(act_list)
+            and not _has_bool(rew_list)
+            and not _rows_have_bool(obs_rows, obs)
+            and not _rows_have_bool(nxt_rows, nxt)
         )
         if not good:
             self._diagnose(i, steps)
@@ -317,7 +427,15 @@ class _Parser:
                     self._check_vector(i, j, name, s[name])
             if "action" in s:
                 a = s["action"]
-                if not _is_int(a):
+                if isinstance(a, bool):
+                    log.add(
+                        f"expected an integer action, found {json.dumps(a)} (a JSON boolean)",
+                        episode=i,
+                        step=j,
+                        field="action",
+                        kind="boolean",
+                    )
+                elif not _is_int(a):
                     log.add(
                         f"expected an integer action, found {a!r}",
                         episode=i,
@@ -332,13 +450,9 @@ class _Parser:
                         f"{self.spec.env_id if self.spec else 'any game'}",
                         episode=i, step=j, field="action", kind="range",
                     )  # fmt: skip
-            if "reward" in s and not (_is_number(s["reward"]) and math.isfinite(s["reward"])):
-                log.add(
-                    f"expected a finite number, found {s['reward']!r}",
-                    episode=i,
-                    step=j,
-                    field="reward",
-                )
+            if "reward" in s and not _fits_float32(s["reward"]):
+                message, kind = _number_problem(s["reward"], plural=False)
+                log.add(message, episode=i, step=j, field="reward", kind=kind)
             if "done" in s and not isinstance(s["done"], bool):
                 log.add(
                     f"expected true or false, found {s['done']!r}", episode=i, step=j, field="done"
@@ -365,38 +479,59 @@ class _Parser:
                 field=name,
                 kind="size",
             )
-        bad = [x for x in v if not (_is_number(x) and math.isfinite(x))]
+        bad = [x for x in v if not _fits_float32(x)]
         if bad:
-            log.add(
-                f"expected finite numbers, found {bad[0]!r}",
-                episode=i,
-                step=j,
-                field=name,
-                kind="finite",
-            )
+            message, kind = _number_problem(bad[0], plural=True)
+            log.add(message, episode=i, step=j, field=name, kind=kind)
 
 
 def parse_episodes(
     raw: Any, *, env: str | EnvSpec | None = None, source: str = "<memory>"
 ) -> tuple[list[Episode], list[Problem]]:
-    """Episodes from already-parsed recorder JSON, and every problem found (empty if valid)."""
+    """Episodes from already-parsed recorder JSON, and every problem found (errors and warnings;
+    empty if the data is clean). Only episodes without errors are returned."""
     log = ProblemLog(source)
     spec = None if env is None else get_env_spec(env)
     episodes = _Parser(log, spec).episodes(raw)
     return episodes, log.finish()
 
 
-def _read(path: Path | str, env: str | EnvSpec | None) -> tuple[list[Episode], list[Problem]]:
+class _Loaded(NamedTuple):
+    raw: Any  # the parsed JSON, unknown fields included
+    episodes: list[Episode]
+    problems: list[Problem]  # errors and warnings
+    content_hash: str  # of exactly the bytes parsed
+
+
+def _load(path: Path | str, env: str | EnvSpec | None) -> _Loaded:
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such episode file")
-    spec = get_env_spec(env) if env is not None else infer_env(path)
     log = ProblemLog(str(path))
-    raw = _read_json(path, log)
+    try:
+        data, digest = read_bytes_hashed(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such episode file") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        log.add(f"cannot be read: {exc.strerror or exc}")
+        return _Loaded(None, [], log.finish(), "")
+    spec = get_env_spec(env) if env is not None else infer_env(path)
+    raw = _decode_json(path, data, log)
     if log:
-        return [], log.finish()
+        return _Loaded(None, [], log.finish(), digest)
     episodes = _Parser(log, spec).episodes(raw)
-    return episodes, log.finish()
+    return _Loaded(raw, episodes, log.finish(), digest)
+
+
+def _raise_or_warn(loaded: _Loaded, path: Path | str) -> None:
+    """Raise `EpisodeFormatError` for errors; log warnings (they never stop a load)."""
+    bad = errors(loaded.problems)
+    if bad:
+        raise EpisodeFormatError(bad)
+    warned = warnings_of(loaded.problems)
+    if warned:
+        logger.warning(
+            "%s: %d warning%s, first: %s (run `hbm-data check` for all)",
+            path, len(warned), "s" * (len(warned) > 1), warned[0],
+        )  # fmt: skip
 
 
 def load_episodes(path: Path | str, *, env: str | EnvSpec | None = None) -> list[Episode]:
@@ -404,42 +539,36 @@ def load_episodes(path: Path | str, *, env: str | EnvSpec | None = None) -> list
 
     The game (for observation size and action range) is `env`, else the sidecar's or the file
     name's (`<subject>_data_<env>.json`); for other names only internal consistency is checked.
-    Raises `EpisodeFormatError` naming the first problem (all of them in `.problems`).
+    Raises `EpisodeFormatError` naming the first error (all of them in `.problems`); warnings
+    are logged, not raised.
     """
-    episodes, problems = _read(path, env)
-    if problems:
-        raise EpisodeFormatError(problems)
-    logger.debug("loaded %d episodes from %s", len(episodes), path)
-    return episodes
+    loaded = _load(path, env)
+    _raise_or_warn(loaded, path)
+    logger.debug("loaded %d episodes from %s", len(loaded.episodes), path)
+    return loaded.episodes
+
+
+def load_records(path: Path | str, *, env: str | EnvSpec | None = None) -> list[dict[str, Any]]:
+    """The episode records of a valid file as raw JSON objects, fields hbm does not know kept.
+
+    What a program that rewrites a file (the recorder) must start from, so it loses nothing;
+    raises `EpisodeFormatError` like `load_episodes` when the file does not validate.
+    """
+    loaded = _load(path, env)
+    _raise_or_warn(loaded, path)
+    return list(loaded.raw)
 
 
 def check_file(path: Path | str, *, env: str | EnvSpec | None = None) -> list[Problem]:
-    """Every problem in an episode file (empty when it is valid); a missing file is one problem."""
+    """Every problem in an episode file, errors and warnings (`Problem.severity`); empty when
+    it is clean. A missing file is one error."""
     try:
-        return _read(path, env)[1]
+        return _load(path, env).problems
     except FileNotFoundError:
         return [Problem(str(path), "no such file")]
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Temp file in the same directory, then `os.replace`: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp's 0600 is too strict
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def encode_episodes(

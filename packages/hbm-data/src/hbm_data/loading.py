@@ -11,9 +11,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .envs import get_env_spec
-from .episodes import Episode, load_episodes, read_sidecar
+from .episodes import Episode, _load, _raise_or_warn, read_sidecar
+from .paths import check_subject, find_episode_file
 from .paths import data_dir as default_data_dir
-from .paths import find_episode_file
 from .sessions import compute_session_run_ids, normalize_session_run_features
 from .simulate import DEFAULT_SUBJECTS, ensure_default_file
 from .splits import split_by_session
@@ -49,6 +49,9 @@ class DatasetMetadata:
     subject: str
     simulated: bool
     source_file: str
+    #: `file_content_hash` of the exact bytes loaded ("sha256:<hex>"): key caches by it, so an
+    #: edited recording (episodes appended or cut) is new data under the same subject name.
+    content_hash: str
     obs_size: int
     input_size: int  # obs_size + 2 when use_cl_info
     num_actions: int
@@ -156,10 +159,15 @@ def load_human_data(
     """Train/test arrays of one subject playing one game, split by whole episodes per session.
 
     The file is `<data_dir>/<subject>_data_<env>.json[.gz]` (`data_dir` defaults to
-    `$HBM_DATA_DIR` or the per-user data dir). The default simulated subjects (`sim01`,
-    `sim02`) are generated there on first use. With `use_cl_info`, each observation gets the
-    episode's session and run CL features appended (`input_size = obs_size + 2`).
+    `$HBM_DATA_DIR` or the per-user data dir). The default simulated subjects (`sim01` to
+    `sim04`) are generated there on first use (needs `hbm-data[simulate]`). With `use_cl_info`,
+    each observation gets the episode's session and run CL features appended
+    (`input_size = obs_size + 2`). `metadata.content_hash` identifies the file's content.
+
+    `subject` is a string, kept exactly: "007" is the file `007_data_<env>.json`. An int (what
+    YAML makes of an unquoted `subject: 007`, i.e. 7) is refused rather than guessed at.
     """
+    check_subject(subject)
     spec = get_env_spec(env_name)
     directory = default_data_dir() if data_dir is None else Path(data_dir)
     path = find_episode_file(spec.name, subject, directory)
@@ -172,7 +180,9 @@ def load_human_data(
                 f"{path}: no data for subject {subject!r} in {spec.name}; files for this game in "
                 f"{directory}: {found or 'none'} (default subjects: {', '.join(DEFAULT_SUBJECTS)})"
             )
-    episodes = load_episodes(path, env=spec)
+    loaded = _load(path, spec)
+    _raise_or_warn(loaded, path)
+    episodes = loaded.episodes
     if not episodes:
         raise EpisodeFormatError([Problem(str(path), "the file holds no episodes")])
     sessions, runs = compute_session_run_ids([e.timestamp for e in episodes], gap_minutes)
@@ -187,6 +197,7 @@ def load_human_data(
         subject=subject,
         simulated=is_simulated(path, subject),
         source_file=str(path),
+        content_hash=loaded.content_hash,
         obs_size=spec.obs_size,
         input_size=train_obs.shape[1],
         num_actions=spec.num_actions,

@@ -20,6 +20,25 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("hbm"))
 
 
+def check_subject(subject: object) -> str:
+    """`subject` itself if it names a subject file, else a TypeError/ValueError saying why.
+
+    Subject ids are strings everywhere ("0123" and "007" stay those strings): a number here
+    has already lost its leading zeros, so it is refused with the fix (quote it).
+    """
+    if not isinstance(subject, str):
+        raise TypeError(
+            f"subject must be a string such as 'sub07' or '007', got {type(subject).__name__} "
+            f'{subject!r} (in YAML, quote it: subject: "007")'
+        )
+    if not subject or subject != subject.strip() or any(c in subject for c in "/\\\0"):
+        raise ValueError(
+            f"subject must be a non-empty name without slashes or surrounding spaces (it names "
+            f"the file <subject>_data_<env>.json), got {subject!r}"
+        )
+    return subject
+
+
 def episode_file_name(env_name: str, subject: str, *, compressed: bool = False) -> str:
     return f"{subject}_data_{env_name}.json" + (".gz" if compressed else "")
 

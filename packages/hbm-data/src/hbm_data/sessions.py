@@ -8,6 +8,24 @@ from datetime import datetime
 import numpy as np
 
 
+def comparable_times(timestamps: Sequence[str | datetime]) -> list[datetime]:
+    """Start times that can be subtracted and compared, in the order given.
+
+    A file whose times are all naive (the lab's old recorder: local time, no offset) or all
+    time-zone-aware (this recorder: local time with its UTC offset) is taken as written; aware
+    times compare as instants, so a DST change between sittings is no jump. A file that mixes
+    both (old recordings, then new ones appended) has its naive times read in the UTC offset of
+    its first aware time: the same lab machine, most likely. The rule never looks at the timezone
+    of the machine reading the file, so sessions, and so splits, are the same everywhere.
+    Raises ValueError for a string that is not ISO 8601.
+    """
+    times = [t if isinstance(t, datetime) else datetime.fromisoformat(t) for t in timestamps]
+    zone = next((t.tzinfo for t in times if t.tzinfo is not None), None)
+    if zone is None:
+        return times
+    return [t if t.tzinfo is not None else t.replace(tzinfo=zone) for t in times]
+
+
 def compute_session_run_ids(
     timestamps: Sequence[str | datetime], gap_minutes: float = 30
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -15,8 +33,10 @@ def compute_session_run_ids(
 
     A new session starts when an episode begins at least `gap_minutes` after the previous one
     (the lab loader's rule: ≥, file order, no sorting); runs count 0, 1, ... within a session.
+    A clock that went back (negative gap) stays in the session. Naive and aware times mix as
+    `comparable_times` says.
     """
-    times = [t if isinstance(t, datetime) else datetime.fromisoformat(t) for t in timestamps]
+    times = comparable_times(timestamps)
     sessions = np.zeros(len(times), dtype=np.int64)
     runs = np.zeros(len(times), dtype=np.int64)
     gap = gap_minutes * 60.0

@@ -7,6 +7,12 @@ screen a reaction time late and imprecisely, hold keys for a few frames at least
 lapse (freeze on the current key) or press the wrong key, and get better over sessions.
 Timestamps follow a person's schedule: a few sittings days apart, several runs per sitting,
 a few seconds' pause between runs, each episode lasting `steps / fps` seconds.
+
+A subject is a profile (a style of play: reaction time, how long keys are held, how readily
+keys change, lapses, wrong keys, how fast skill grows) plus a seed (the person's luck).
+`SIMULATED_PROFILES` holds four distinct styles, `sim01` to `sim04`; `profile.with_seed(s)` is
+another person with the same style. Stepping the games needs `hbm-data[simulate]` (gymnasium,
+with Box2D for LunarLander).
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ import logging
 import math
 import zlib
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -26,6 +33,7 @@ import numpy as np
 from . import __version__
 from .envs import EnvSpec, get_env_spec
 from .episodes import Episode, write_episodes, write_sidecar
+from .extras import MissingExtraError, require
 from .paths import data_dir as default_data_dir
 from .paths import find_episode_file
 
@@ -34,7 +42,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SubjectProfile:
-    """How one simulated person plays and learns. Skill is in [0, 1] (1 = the controller)."""
+    """How one simulated person plays and learns. Skill is in [0, 1] (1 = the controller).
+
+    "Clumsy" is `1 - skill`: every imperfection shrinks as the person learns. The defaults of
+    the style fields are sim01's, the first simulated player's, so older profiles are unchanged.
+    """
 
     name: str
     seed: int
@@ -47,20 +59,63 @@ class SubjectProfile:
     n_sessions: int
     episodes_per_session: tuple[int, int]  # inclusive range
     first_session: datetime
+    style: str = ""  # how this person plays, in a few words (README, sidecar)
+    min_hold_frames: int = 0  # a new key is held at least this many extra frames...
+    hold_jitter_frames: int = 1  # ...plus up to this many more...
+    clumsy_hold_frames: float = 3.0  # ...plus up to this many more × clumsy
+    deadband: float = 0.02  # how wrong things must look before a key is pressed, at full skill
+    clumsy_deadband: float = 0.1  # added × clumsy
+    wrong_key_rate: float = 0.08  # chance per decision of a random key, × clumsy
+    perception_noise: float = 1.0  # scales the game's perceptual noise (× clumsy)
+
+    def with_seed(self, seed: int, name: str | None = None) -> SubjectProfile:
+        """Another person with the same style: same profile, other seed (so other luck, other
+        sittings). Named `<name>-seed<seed>` unless `name` is given."""
+        return replace(self, seed=seed, name=name or f"{self.name}-seed{seed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe fields (the sidecar records them)."""
+        d = asdict(self)
+        d["first_session"] = self.first_session.isoformat()
+        d["episodes_per_session"] = list(self.episodes_per_session)
+        return d
 
 
-DEFAULT_SUBJECTS: dict[str, SubjectProfile] = {
+SIMULATED_PROFILES: Mapping[str, SubjectProfile] = MappingProxyType({
     "sim01": SubjectProfile(
         "sim01", seed=1, initial_skill=0.15, final_skill=0.85, learning_rate=0.45,
         reaction_time=0.18, extra_reaction_time=0.25, lapses_per_minute=12.0, n_sessions=6,
         episodes_per_session=(7, 13), first_session=datetime(2025, 3, 3, 10, 12, 5),
+        style="steady: average reactions and key holds, improves steadily over six sittings",
     ),
     "sim02": SubjectProfile(
         "sim02", seed=2, initial_skill=0.3, final_skill=0.95, learning_rate=0.7,
         reaction_time=0.15, extra_reaction_time=0.3, lapses_per_minute=8.0, n_sessions=4,
         episodes_per_session=(10, 17), first_session=datetime(2025, 3, 10, 14, 40, 31),
+        style="fast learner: quick reactions, near-perfect after two of four sittings",
     ),
-}  # fmt: skip
+    "sim03": SubjectProfile(
+        "sim03", seed=3, initial_skill=0.2, final_skill=0.8, learning_rate=0.5,
+        reaction_time=0.12, extra_reaction_time=0.15, lapses_per_minute=4.0, n_sessions=5,
+        episodes_per_session=(8, 14), first_session=datetime(2025, 3, 5, 19, 3, 47),
+        style="twitchy: fastest reactions, taps keys for a frame or two and switches often, "
+        "jittery aim and more wrong keys",
+        min_hold_frames=0, hold_jitter_frames=0, clumsy_hold_frames=1.0, deadband=0.002,
+        clumsy_deadband=0.01, wrong_key_rate=0.15, perception_noise=1.5,
+    ),
+    "sim04": SubjectProfile(
+        "sim04", seed=4, initial_skill=0.1, final_skill=0.95, learning_rate=0.35,
+        reaction_time=0.18, extra_reaction_time=0.4, lapses_per_minute=3.0, n_sessions=6,
+        episodes_per_session=(7, 11), first_session=datetime(2025, 3, 4, 9, 31, 12),
+        style="cautious: slow to react at first, holds keys long and changes them rarely, "
+        "few mistakes, learns slowly",
+        min_hold_frames=1, hold_jitter_frames=1, clumsy_hold_frames=5.0, deadband=0.02,
+        clumsy_deadband=0.05, wrong_key_rate=0.02, perception_noise=0.7,
+    ),
+})  # fmt: skip
+
+#: Subjects generated on first use by `load_human_data` (and `hbm-data simulate` by default).
+DEFAULT_SUBJECTS: Mapping[str, SubjectProfile] = SIMULATED_PROFILES
 
 # ----------------------------------------------------------------------------- controllers
 # Each maps a (perceived) observation to the key the competent player would hold: an action,
@@ -84,7 +139,9 @@ def _acrobot(obs: np.ndarray, deadband: float) -> int | None:
 
 
 def _lunarlander_factory() -> Callable[[np.ndarray, float], int | None]:
-    from gymnasium.envs.box2d.lunar_lander import heuristic
+    heuristic = _box2d_import(lambda: require(
+        "gymnasium.envs.box2d.lunar_lander", "simulate", "simulating LunarLander"
+    ).heuristic)  # fmt: skip
 
     class _Discrete:  # what `heuristic` reads from the env
         class unwrapped:
@@ -130,11 +187,14 @@ class _Player:
         clumsy = 1.0 - skill
         rt = profile.reaction_time + clumsy * profile.extra_reaction_time
         self.delay = max(1, round(rt * spec.fps))
-        self.noise = np.asarray(controller.noise) * clumsy
-        self.deadband = 0.02 + 0.1 * clumsy
+        self.noise = np.asarray(controller.noise) * clumsy * profile.perception_noise
+        self.deadband = profile.deadband + profile.clumsy_deadband * clumsy
         self.lapse_prob = profile.lapses_per_minute * clumsy / (60.0 * spec.fps)
-        self.wrong_key_prob = 0.08 * clumsy
-        self.max_extra_hold = 1 + round(3 * clumsy)
+        self.wrong_key_prob = profile.wrong_key_rate * clumsy
+        self.min_hold = profile.min_hold_frames
+        self.max_extra_hold = profile.hold_jitter_frames + round(
+            profile.clumsy_hold_frames * clumsy
+        )
         self.key_actions = sorted(set(spec.keys.values()))
         self.seen: deque[np.ndarray] = deque(maxlen=self.delay + 1)
         self.held: int | None = None
@@ -157,15 +217,30 @@ class _Player:
                 want = self.key_actions[int(rng.integers(len(self.key_actions)))]
             if want != self.held:
                 self.held = want
-                self.hold_left = int(rng.integers(0, self.max_extra_hold + 1))
+                lo = self.min_hold
+                self.hold_left = int(rng.integers(lo, lo + self.max_extra_hold + 1))
         return self.spec.noop_action if self.held is None else self.held
 
 
-def _profile(subject: str | SubjectProfile) -> SubjectProfile:
+def _box2d_import(load: Callable[[], Any]) -> Any:
+    """`load()`, turning Gymnasium's "Box2D is not installed" into the extra to install."""
+    try:
+        return load()
+    except MissingExtraError:
+        raise
+    except Exception as exc:
+        if type(exc).__name__ != "DependencyNotInstalled" and not isinstance(exc, ImportError):
+            raise
+        raise MissingExtraError("LunarLander", "simulate", "Box2D", str(exc)) from exc
+
+
+def profile_for(subject: str | SubjectProfile) -> SubjectProfile:
+    """The profile of a subject: a `SubjectProfile` as is, a name in `SIMULATED_PROFILES`, or
+    for any other name a reproducible person drawn from the name (sim01-like style)."""
     if isinstance(subject, SubjectProfile):
         return subject
-    if subject in DEFAULT_SUBJECTS:
-        return DEFAULT_SUBJECTS[subject]
+    if subject in SIMULATED_PROFILES:
+        return SIMULATED_PROFILES[subject]
     # any other name: a reproducible person drawn from the name
     seed = zlib.crc32(subject.encode())
     r = np.random.default_rng(seed)
@@ -206,14 +281,16 @@ def simulate_subject(
 ) -> list[Episode]:
     """Episodes of a simulated person playing `env_name`, exactly as the recorder would log them.
 
-    `subject` is a default subject (`sim01`, `sim02`), any other name (a reproducible person
-    drawn from the name) or a `SubjectProfile`. Same arguments → identical episodes. Episodes
-    use seeds 0, 1, 2, ... like the recorder; `max_episode_steps` caps long episodes.
+    `subject` is a name in `SIMULATED_PROFILES` (`sim01` ... `sim04`), any other name (a
+    reproducible person drawn from the name) or a `SubjectProfile`; `seed` overrides the
+    profile's (same style, another person). Same arguments → identical episodes. Episodes use
+    seeds 0, 1, 2, ... like the recorder; `max_episode_steps` caps long episodes.
+    Needs `hbm-data[simulate]`.
     """
-    import gymnasium as gym
+    gym = require("gymnasium", "simulate", "simulating players")
 
     spec = get_env_spec(env_name)
-    profile = _profile(subject)
+    profile = profile_for(subject)
     if n_sessions is not None:
         profile = replace(profile, n_sessions=n_sessions)
     if episodes_per_session is not None:
@@ -230,7 +307,7 @@ def simulate_subject(
     kwargs: dict[str, Any] = {}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
-    env = gym.make(spec.env_id, **kwargs)
+    env = _box2d_import(lambda: gym.make(spec.env_id, **kwargs))
     episodes: list[Episode] = []
     clock = start_time or profile.first_session
     try:
@@ -300,7 +377,7 @@ def write_simulated_subject(
     plain recorder format. Returns the episode file's path.
     """
     spec = get_env_spec(env_name)
-    profile = _profile(subject)
+    profile = profile_for(subject)
     if path is None:
         directory = default_data_dir() if data_dir is None else Path(data_dir)
         path = directory / f"{profile.name}_data_{spec.name}.json"
@@ -316,6 +393,8 @@ def write_simulated_subject(
             "simulated": True,
             "note": "simulated player generated by hbm_data.simulate, not a person",
             "generator": f"hbm_data {__version__}",
+            "style": profile.style,
+            "profile": profile.to_dict(),
             "options": {k: str(v) for k, v in sorted(kwargs.items())},
         },
     )
@@ -323,7 +402,11 @@ def write_simulated_subject(
 
 
 def ensure_default_file(env_name: str, subject: str, directory: Path | str | None = None) -> Path:
-    """The default subject's file, generated on first use (safe if several processes race)."""
+    """The default subject's file, generated on first use (safe if several processes race).
+
+    Generating needs `hbm-data[simulate]`; without it, `MissingExtraError` says so and names the
+    file that could be copied in instead.
+    """
     spec = get_env_spec(env_name)
     if subject not in DEFAULT_SUBJECTS:
         raise ValueError(f"{subject!r} is not a default subject ({', '.join(DEFAULT_SUBJECTS)})")
@@ -331,4 +414,12 @@ def ensure_default_file(env_name: str, subject: str, directory: Path | str | Non
     if path.exists():
         return path
     logger.info("generating simulated subject %s for %s in %s", subject, spec.name, path.parent)
-    return write_simulated_subject(spec.name, subject, path=path)
+    try:
+        return write_simulated_subject(spec.name, subject, path=path)
+    except MissingExtraError as exc:
+        raise MissingExtraError(
+            f"{path} does not exist yet; generating the simulated subject {subject} for it",
+            exc.extra,
+            exc.missing,
+            exc.detail,
+        ) from exc

@@ -1,14 +1,23 @@
-"""Problems found in an episode file, each naming the file, episode, step and field."""
+"""Problems found in an episode file, each naming the file, episode, step and field.
+
+A problem is an `"error"` (the file cannot be used: `load_episodes` raises, `hbm-data check`
+exits 1) or a `"warning"` (probably a mistake, but nothing downstream fails on it: duplicate
+episode ids, an episode recorded twice, a score that is not the sum of the rewards, a clock
+that went back between episodes). Warnings are reported, never fatal.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 #: Steps reported per (episode, field, kind of problem) before the rest are summarised, so a file
 #: recorded for the wrong game yields a readable list rather than one line per step.
 MAX_STEPS_PER_PROBLEM = 3
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,11 @@ class Problem:
     episode: int | None = None
     step: int | None = None
     field: str | None = None
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         where = [self.file]
@@ -29,19 +43,46 @@ class Problem:
             where.append(f"step {self.step}")
         if self.field is not None:
             where.append(f"field {self.field!r}")
-        return ", ".join(where) + f": {self.message}"
+        tag = "warning: " if self.severity == "warning" else ""
+        return ", ".join(where) + f": {tag}{self.message}"
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems that make a file unusable (warnings left out)."""
+    return [p for p in problems if p.is_error]
+
+
+def warnings_of(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems reported as warnings."""
+    return [p for p in problems if not p.is_error]
 
 
 class EpisodeFormatError(ValueError):
-    """An episode file that cannot be used; `problems` lists everything found, first one first."""
+    """An episode file that cannot be used; `problems` lists everything found, first one first.
+
+    Pickles with all its problems (it crosses process and Slurm boundaries): `file`, and each
+    problem's episode, step and field survive `pickle.loads(pickle.dumps(err))`.
+    """
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        if not problems:
-            raise ValueError("EpisodeFormatError needs at least one problem")
+        if not problems or isinstance(problems, str | bytes):
+            raise ValueError(
+                f"EpisodeFormatError needs a non-empty sequence of Problem, got {problems!r}"
+            )
         self.problems = tuple(problems)
         more = len(self.problems) - 1
         suffix = f" (and {more} more problem{'s' * (more > 1)}; run `hbm-data check`)" * (more > 0)
         super().__init__(str(self.problems[0]) + suffix)
+
+    @property
+    def file(self) -> str:
+        """The file of the first problem (every problem of one load names the same file)."""
+        return self.problems[0].file
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds from `args` (the message), i.e. EpisodeFormatError("msg"): the
+        # characters of the message would become the problems. Rebuild from the problems.
+        return type(self), (self.problems,), dict(self.__dict__)
 
 
 class ProblemLog:
@@ -50,7 +91,7 @@ class ProblemLog:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
-        self._step_counts: Counter[tuple[int | None, str | None, str]] = Counter()
+        self._step_counts: Counter[tuple[int | None, str | None, str, Severity]] = Counter()
 
     def add(
         self,
@@ -60,18 +101,30 @@ class ProblemLog:
         step: int | None = None,
         field: str | None = None,
         kind: str | None = None,
+        severity: Severity = "error",
     ) -> None:
         if step is not None:
-            key = (episode, field, kind or message)
+            key = (episode, field, kind or message, severity)
             self._step_counts[key] += 1
             if self._step_counts[key] > MAX_STEPS_PER_PROBLEM:
                 return
-        self.problems.append(Problem(self.file, message, episode, step, field))
+        self.problems.append(Problem(self.file, message, episode, step, field, severity))
+
+    def warn(
+        self,
+        message: str,
+        *,
+        episode: int | None = None,
+        step: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        """A problem that is reported but does not make the file unusable."""
+        self.add(message, episode=episode, step=step, field=field, severity="warning")
 
     def finish(self) -> list[Problem]:
         """All problems, with one summary line per repeated per-step problem."""
         out = list(self.problems)
-        for (episode, field, kind), n in self._step_counts.items():
+        for (episode, field, kind, severity), n in self._step_counts.items():
             if n > MAX_STEPS_PER_PROBLEM:
                 out.append(
                     Problem(
@@ -80,9 +133,13 @@ class ProblemLog:
                         episode,
                         None,
                         field,
+                        severity,
                     )
                 )
         return out
+
+    def has_errors(self) -> bool:
+        return any(p.is_error for p in self.problems)
 
     def __bool__(self) -> bool:
         return bool(self.problems)
