@@ -10,10 +10,11 @@ import pytest
 README = Path(__file__).parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run(capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_python_blocks_run(capsys: pytest.CaptureFixture[str], simulate_extra: None) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
     out = capsys.readouterr().out
     assert "CartPole-v1 sim01 simulated 6 sessions" in out
+    assert "sim03-seed7 twitchy 2 episodes" in out

@@ -12,7 +12,8 @@ import pytest
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-pygame = pytest.importorskip("pygame")
+pygame = pytest.importorskip("pygame", reason='needs the extra: pip install "hbm-data[record]"')
+pytest.importorskip("gymnasium", reason='needs the extra: pip install "hbm-data[record]"')
 
 from hbm_data import EpisodeFormatError, check_file, load_episodes  # noqa: E402
 from hbm_data.recorder import record  # noqa: E402
@@ -61,6 +62,7 @@ def test_records_resumes_and_quits(tmp_path: Path) -> None:
     eps = load_episodes(path)
     assert [e.seed_used for e in eps] == [0, 1, 2] and [e.episode_id for e in eps] == [0, 1, 2]
     assert eps[2].start_time >= eps[1].start_time
+    assert all(e.start_time.utcoffset() is not None for e in eps)  # the UTC offset is written
 
 
 def test_crash_mid_episode_keeps_saved_episodes(tmp_path: Path) -> None:

@@ -70,3 +70,18 @@ def test_split_invariants() -> None:
 def test_split_rejects_bad_pct() -> None:
     with pytest.raises(ValueError, match="holdout_pct"):
         split_by_session([0, 0], 1.0, np.random.default_rng(0))
+
+
+def test_aware_times_compare_as_instants_and_mix_with_naive() -> None:
+    from hbm_data import comparable_times
+
+    # DST ends between two runs: 02:50 summer time, then 02:10 winter time is 20 min later
+    dst = ["2025-10-26T02:50:00+02:00", "2025-10-26T02:10:00+01:00"]
+    assert compute_session_run_ids(dst)[0].tolist() == [0, 0]
+    # old naive recordings, then aware ones: naive read in the first aware offset
+    mixed = ["2025-01-06T10:00:00", "2025-01-06T10:05:00+01:00", "2025-01-06T09:50:00+00:00"]
+    times = comparable_times(mixed)
+    assert [t.utcoffset() for t in times] == [timedelta(hours=1), timedelta(hours=1), timedelta(0)]
+    assert compute_session_run_ids(mixed)[0].tolist() == [0, 0, 1]  # 09:50Z = 10:50+01
+    naive = comparable_times(["2025-01-06T10:00:00"])
+    assert naive[0].tzinfo is None  # all-naive files are read as written

@@ -17,6 +17,7 @@ with Box2D for LunarLander).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import zlib
@@ -139,9 +140,8 @@ def _acrobot(obs: np.ndarray, deadband: float) -> int | None:
 
 
 def _lunarlander_factory() -> Callable[[np.ndarray, float], int | None]:
-    heuristic = _box2d_import(lambda: require(
-        "gymnasium.envs.box2d.lunar_lander", "simulate", "simulating LunarLander"
-    ).heuristic)  # fmt: skip
+    lander = _box2d_import(lambda: importlib.import_module("gymnasium.envs.box2d.lunar_lander"))
+    heuristic = lander.heuristic
 
     class _Discrete:  # what `heuristic` reads from the env
         class unwrapped:
@@ -231,7 +231,7 @@ def _box2d_import(load: Callable[[], Any]) -> Any:
     except Exception as exc:
         if type(exc).__name__ != "DependencyNotInstalled" and not isinstance(exc, ImportError):
             raise
-        raise MissingExtraError("LunarLander", "simulate", "Box2D", str(exc)) from exc
+        raise MissingExtraError("simulating LunarLander", "simulate", "Box2D", str(exc)) from exc
 
 
 def profile_for(subject: str | SubjectProfile) -> SubjectProfile:
