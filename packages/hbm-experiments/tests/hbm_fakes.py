@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pydantic
 from hbm_experiments.tasks import GAExperiment, SGDExperiment
 
 
@@ -31,8 +32,8 @@ def fake_result(exp: Any) -> dict[str, Any]:
         "method": exp.method,
         "algorithm": exp.algorithm,
         "model_kind": exp.model_kind,
-        "dataset": exp.data.dataset,
-        "subject": exp.data.subject,
+        "dataset": exp.dataset,
+        "subject": exp.subject,
         "simulated": True,
         "use_cl_info": exp.data.use_cl_info,
         "seed": exp.seed,
@@ -63,13 +64,31 @@ def fake_result(exp: Any) -> dict[str, Any]:
     }
 
 
+def _with_budget(data: Any, budget: dict[str, Any]) -> Any:
+    """The fakes never train: a config without a budget gets a nominal one (real experiments
+    refuse a config without one)."""
+    if isinstance(data, dict) and "training" not in data:
+        return {**data, "training": budget}
+    return data
+
+
 class CountingGA(GAExperiment):
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _nominal_budget(cls, data: Any) -> Any:
+        return _with_budget(data, {"max_generations": 1})
+
     def _run_in(self, folder: Path) -> dict[str, Any]:
         _count(self)
         return fake_result(self)
 
 
 class CountingSGD(SGDExperiment):
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _nominal_budget(cls, data: Any) -> Any:
+        return _with_budget(data, {"max_epochs": 1})
+
     def _run_in(self, folder: Path) -> dict[str, Any]:
         _count(self)
         return fake_result(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -109,16 +110,23 @@ def test_status_collect_report(
 
 
 def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path) -> None:
+    import pickle
+
+    import submitit
+
     root = tmp_path / "cache"
     method = root / "hbm_experiments.tasks.GAExperiment.run,1"
-    for i, seed in enumerate((3, 4, 5)):
+    for i, seed in enumerate((3, 4, 5, 6)):
         uid = method / f"seed={seed}-abc{i}"
         uid.mkdir(parents=True)
         (uid / "uid.yaml").write_text(f"seed: {seed}\n")
         (uid / "config.yaml").write_text(f"seed: {seed}\nmethod: ga_feedforward\n")
-        (uid / "job.pkl").write_bytes(b"")
         logs = method / "logs" / "me" / f"77_{i}"
         logs.mkdir(parents=True)
+        job: Any = submitit.SlurmJob(folder=logs, job_id=f"77_{i}")
+        if seed == 6:  # a `cluster="local"` job: its id is a process id, never asked of sacct
+            job = submitit.local.local.LocalJob(folder=logs, job_id="77_3")
+        (uid / "job.pkl").write_bytes(pickle.dumps(job))
         (uid / "submitit").symlink_to(logs)
     calls: list[list[str]] = []
 
@@ -128,7 +136,7 @@ def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path) -> None:
 
     records = find_experiments(root, job_state_fn=states)
     assert calls == [["77_0", "77_1", "77_2"]]
-    assert [r.status for r in records] == ["running", "pending", "TIMEOUT"]
+    assert [r.status for r in records] == ["running", "pending", "TIMEOUT", "running"]
     assert "77_2" in format_status_table(records)
 
 

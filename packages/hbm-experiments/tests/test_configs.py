@@ -34,7 +34,8 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
             "method": "adam_trainable",
             "seed": 4,
             "experiment_number": 12,
-            "data": {"dataset": "acrobot", "use_cl_info": True, "holdout_pct": 0.2},
+            "dataset": "acrobot",
+            "data": {"use_cl_info": True, "holdout_pct": 0.2},
             "model": {"hidden_size": 16, "rank": 2},
             "optimizer": {"learning_rate": 0.003},
             "training": {"max_epochs": None, "max_steps": 50, "batch_size": 8},
@@ -54,12 +55,16 @@ def test_yaml_with_dotted_keys_infra_and_overrides(tmp_path: Path) -> None:
         "method: ga_reservoir\n"
         "model.hidden_size: 12\n"
         "optimizer:\n  population_size: 10\n"
+        "training.max_optim_time: 30\n"
         "infra:\n  cluster: local\n  timeout_min: 30\n"
     )
-    exp = load_experiment_config(path, ["model.hidden_size=20", "optimizer.sigma_init=1e-3"])
+    exp = load_experiment_config(
+        path, ["model.hidden_size=20", "optimizer.adaptive_sigma_init=1e-2"]
+    )
     assert exp.model.hidden_size == 20
     assert exp.optimizer.population_size == 10
-    assert exp.optimizer.sigma_init == pytest.approx(1e-3)
+    assert exp.optimizer.adaptive_sigma_init == pytest.approx(1e-2)
+    assert exp.training.max_optim_time == 30 and exp.training.max_generations is None
     assert exp.infra.cluster == "local" and exp.infra.timeout_min == 30
     assert exp.infra.folder is not None  # injected although the YAML gave a cluster only
 
@@ -98,9 +103,42 @@ def test_errors_name_file_and_key(tmp_path: Path) -> None:
         read_yaml(path)
 
 
+def test_old_names_are_accepted_with_a_warning() -> None:
+    old = {
+        "method": "ga_feedforward",
+        "data": {"dataset": "acrobot", "subject": "sim02", "use_cl_info": True},
+        "optimizer": {"sigma_init": 0.02, "sigma_noise": 0.003},
+        "training": {"max_time": 12},
+    }
+    with pytest.warns(DeprecationWarning) as caught:
+        exp = make_experiment(old)
+    words = " ".join(str(w.message) for w in caught)
+    for name in ("data.dataset", "data.subject", "sigma_init", "sigma_noise", "max_time"):
+        assert name in words
+    assert (exp.dataset, exp.subject, exp.data.use_cl_info) == ("acrobot", "sim02", True)
+    assert exp.optimizer.adaptive_sigma_init == 0.02  # type: ignore[union-attr]
+    assert exp.optimizer.adaptive_sigma_noise == 0.003  # type: ignore[union-attr]
+    assert exp.training.max_optim_time == 12
+    new = make_experiment(
+        {
+            "method": "ga_feedforward",
+            "dataset": "acrobot",
+            "subject": "sim02",
+            "data": {"use_cl_info": True},
+            "optimizer": {"adaptive_sigma_init": 0.02, "adaptive_sigma_noise": 0.003},
+            "training": {"max_optim_time": 12},
+        }
+    )
+    assert new.infra.uid() == exp.infra.uid()
+    with pytest.raises(ConfigError, match="give only max_optim_time"):
+        make_experiment({"training": {"max_time": 1, "max_optim_time": 2}})
+
+
 def test_saved_yaml_is_plain_and_complete(tmp_path: Path) -> None:
-    exp = make_experiment({"method": "cmaes_feedforward"})
+    exp = make_experiment({"method": "cmaes_feedforward", "training": {"max_generations": 100}})
     data = yaml.safe_load(save_experiment_config(exp, tmp_path / "x.yaml").read_text())
     assert data["optimizer"]["name"] == "cmaes"
     assert data["training"]["max_generations"] == 100
+    assert data["dataset"] == "cartpole" and data["subject"] == "sim01"
+    assert data["data"]["content_hash"].startswith("sha256:")
     assert "infra" not in data

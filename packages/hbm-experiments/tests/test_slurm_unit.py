@@ -15,6 +15,10 @@ import pytest
 from hbm_experiments import slurm
 from hbm_experiments.slurm import JobState, NodeResources, SlurmRequestError
 
+GENS = {"max_generations": 1}
+
+GENS = {"max_generations": 1}
+
 
 def _fake_tool(bindir: Path, name: str, body: str) -> None:
     """A shell script `name` that appends its argv to calls.log and runs `body`."""
@@ -329,8 +333,9 @@ def test_experiments_run_under_srun_by_default_without_changing_uids() -> None:
     from hbm_experiments import GAExperiment, SGDExperiment
 
     for cls in (GAExperiment, SGDExperiment):
-        plain = cls(seed=3)
-        on_slurm = cls(seed=3, infra={"cluster": "slurm", "timeout_min": 5})
+        budget = {"max_optim_time": 60}
+        plain = cls(seed=3, training=budget)
+        on_slurm = cls(seed=3, training=budget, infra={"cluster": "slurm", "timeout_min": 5})
         assert plain.infra.slurm_use_srun and on_slurm.infra.slurm_use_srun
         assert on_slurm.infra.version == plain.infra.version
         assert on_slurm.infra.uid_folder() == plain.infra.uid_folder()
@@ -344,11 +349,11 @@ def test_auto_cluster_is_local_when_no_controller_answers(fake_bin: Path) -> Non
     for tool in ("srun", "sbatch", "sacct", "sinfo"):
         _fake_tool(fake_bin, tool, "exit 1\n")
     _fake_tool(fake_bin, "scontrol", "echo 'Slurmctld(primary) at vm is DOWN'\n")
-    assert GAExperiment(infra={"cluster": "auto"}).infra.cluster == "local"
+    assert GAExperiment(training=GENS, infra={"cluster": "auto"}).infra.cluster == "local"
     assert DataPreprocessingTask(infra={"cluster": "auto"}).infra.cluster == "local"
     _fake_tool(fake_bin, "scontrol", "echo 'Slurmctld(primary) at vm is UP'\n")
-    assert GAExperiment(infra={"cluster": "auto"}).infra.cluster == "slurm"
-    assert GAExperiment(infra={"cluster": None}).infra.cluster is None
+    assert GAExperiment(training=GENS, infra={"cluster": "auto"}).infra.cluster == "slurm"
+    assert GAExperiment(training=GENS, infra={"cluster": None}).infra.cluster is None
 
 
 def _fake_cluster(bindir: Path) -> None:
@@ -363,7 +368,10 @@ def test_run_experiments_checks_the_request_before_submitting(fake_bin: Path) ->
     from hbm_experiments import GAExperiment, run_experiments
 
     _fake_cluster(fake_bin)
-    exps = [GAExperiment(seed=s, infra={"cluster": "slurm", "gpus_per_node": 1}) for s in (0, 1)]
+    exps = [
+        GAExperiment(seed=s, training=GENS, infra={"cluster": "slurm", "gpus_per_node": 1})
+        for s in (0, 1)
+    ]
     with pytest.raises(SlurmRequestError, match=r"GAExperiment\.infra\.gpus_per_node=1: no node"):
         run_experiments(exps)
     assert _calls(fake_bin, "sinfo") == ["sinfo -h -N -o %N|%P|%c|%m|%G|%l"]  # once per group
@@ -379,7 +387,15 @@ def test_cli_run_checks_the_config_files_infra(
 
     _fake_cluster(fake_bin)
     config = tmp_path / "ga.yaml"
-    config.write_text(yaml.safe_dump({"method": "ga_feedforward", "infra": {"cpus_per_task": 8}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "method": "ga_feedforward",
+                "training": {"max_generations": 1},
+                "infra": {"cpus_per_task": 8},
+            }
+        )
+    )
     assert hbm(["run", str(config), "--cluster", "auto", "--cache", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert f"{config}: infra.cpus_per_task=8: no node of default partition 'debug'" in err
@@ -398,6 +414,6 @@ def test_num_threads_applies_inside_the_run_and_is_restored(
     )
     before = torch.get_num_threads()
     target = 1 if before != 1 else 2
-    GAExperiment(num_threads=target)._run_in(Path("unused"))
+    GAExperiment(num_threads=target, training=GENS)._run_in(Path("unused"))
     assert seen == [target]
     assert torch.get_num_threads() == before

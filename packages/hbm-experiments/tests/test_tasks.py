@@ -19,9 +19,12 @@ from hbm_experiments import (
 from hbm_experiments.tasks import ERROR_FILE, RESULT_FILE
 from hbm_fakes import CountingGA, CountingSGD, executions
 
+GENS = {"max_generations": 1}
+EPOCHS = {"max_epochs": 1}
+
 
 def test_cache_folder_injected_from_env_even_with_cluster(hbm_env: Path) -> None:
-    exp = GAExperiment(seed=1, infra={"cluster": "local"})
+    exp = GAExperiment(seed=1, training=GENS, infra={"cluster": "local"})
     assert Path(exp.infra.folder) == hbm_env / "cache" == cache_root()
     assert exp.infra.cluster == "local"
     folder = exp.infra.uid_folder()
@@ -30,23 +33,36 @@ def test_cache_folder_injected_from_env_even_with_cluster(hbm_env: Path) -> None
 
 
 def test_excluded_fields_share_uid_seed_and_lr_do_not() -> None:
-    base = SGDExperiment(method="adam_feedforward")
+    base = SGDExperiment(method="adam_feedforward", training=EPOCHS)
     same = SGDExperiment(
         method="adam_feedforward",
         experiment_number=7,
         device="cuda",
         num_threads=3,
-        training={"log_every": 13, "checkpoint_every": 2},
+        training={
+            **EPOCHS,
+            "log_every": 13,
+            "checkpoint_every": 2,
+            "loss_eval_interval_seconds": 5,
+            "ckpt_and_behav_eval_interval_seconds": 7,
+        },
         infra={"cluster": "local", "timeout_min": 5, "cpus_per_task": 2},
     )
     assert base.infra.uid() == same.infra.uid()
-    assert SGDExperiment(method="adam_feedforward", seed=1).infra.uid() != base.infra.uid()
-    lr = SGDExperiment(method="adam_feedforward", optimizer={"learning_rate": 0.5})
-    assert lr.infra.uid() != base.infra.uid()
-    # writing the default explicitly is the same config
-    assert SGDExperiment(method="adam_feedforward", training={"max_epochs": 20}).infra.uid() == (
-        base.infra.uid()
+    assert (
+        SGDExperiment(method="adam_feedforward", seed=1, training=EPOCHS).infra.uid()
+        != base.infra.uid()
     )
+    lr = SGDExperiment(method="adam_feedforward", optimizer={"learning_rate": 0.5}, training=EPOCHS)
+    assert lr.infra.uid() != base.infra.uid()
+    # writing a default explicitly is the same config
+    explicit = SGDExperiment(method="adam_feedforward", training={**EPOCHS, "eval_every": 10})
+    assert explicit.infra.uid() == base.infra.uid()
+    # a budget the method does not use never enters its uid
+    both = SGDExperiment(method="adam_feedforward", training={**EPOCHS, "max_generations": 7})
+    assert both.infra.uid() == base.infra.uid() and both.training.max_generations is None
+    ga = GAExperiment(training=GENS)
+    assert GAExperiment(training={**GENS, "max_epochs": 9}).infra.uid() == ga.infra.uid()
 
 
 def test_second_run_executes_nothing(counter: Path) -> None:
@@ -81,11 +97,16 @@ def test_failure_is_not_a_result_and_retry_reruns(counter: Path, hbm_env: Path) 
 
 def test_class_checks_method_and_budget() -> None:
     with pytest.raises(ValueError, match="SGDExperiment"):
-        GAExperiment(method="sgd_feedforward")
-    with pytest.raises(ValueError, match="max_generations"):
+        GAExperiment(method="sgd_feedforward", training=EPOCHS)
+    with pytest.raises(ValueError, match=r"no budget .* training\.max_generations"):
         GAExperiment(training={"max_generations": None})
-    assert type(make_experiment({"method": "cmaes_reservoir"})).__name__ == "CMAESExperiment"
-    assert type(make_experiment({"method": "adam_trainable"})).__name__ == "SGDExperiment"
+    with pytest.raises(ValueError, match="no budget"):  # a budget GA does not use is none
+        GAExperiment(training={"max_epochs": 5})
+    cmaes = make_experiment({"method": "cmaes_reservoir", "training": GENS})
+    assert type(cmaes).__name__ == "CMAESExperiment"
+    adam = make_experiment({"method": "adam_trainable", "training": {"max_optim_time": 5}})
+    assert type(adam).__name__ == "SGDExperiment"
+    assert adam.training.max_epochs is None and adam.training.max_steps is None
 
 
 def test_seed_array_in_order_and_only_missing_submitted(counter: Path) -> None:
@@ -115,11 +136,13 @@ def test_sweep_local_cluster_array(counter: Path) -> None:
 def test_sweep_rejects_unknown_parameter() -> None:
     with pytest.raises(ValueError, match=r"model\.hiden_size"):
         HyperparameterSweep(
-            base_config=GAExperiment(), param_name="model.hiden_size", param_values=[1]
+            base_config=GAExperiment(training=GENS), param_name="model.hiden_size", param_values=[1]
         )
     with pytest.raises(ValueError, match="hidden_size"):
         HyperparameterSweep(
-            base_config=GAExperiment(), param_name="model.hidden_size", param_values=[0]
+            base_config=GAExperiment(training=GENS),
+            param_name="model.hidden_size",
+            param_values=[0],
         )
 
 
@@ -152,8 +175,9 @@ def test_data_task_cached_in_ram_and_on_disk(shared_data_dir: Path) -> None:
 
 
 def test_resume_with_changed_sources_warns(caplog: pytest.LogCaptureFixture) -> None:
-    """A requeued job imports the (editable) sources anew: a resume that runs other code than
-    the start did is told, not silently mixed into one result."""
+    """A job restarted in-process imports the (editable) sources anew: a resume that runs other
+    code than the start did is told, not silently mixed into one result. (Jobs on a cluster run
+    exca's code snapshot instead.)"""
     from hbm_experiments.tasks import CHECKPOINT_FILE, CODE_FILE, code_fingerprint
 
     config = {
@@ -166,10 +190,12 @@ def test_resume_with_changed_sources_warns(caplog: pytest.LogCaptureFixture) -> 
     folder = GAExperiment(**config).infra.uid_folder()
     assert folder is not None and (folder / CHECKPOINT_FILE).exists()
     assert (folder / CODE_FILE).read_text().strip() == code_fingerprint()
-    again = GAExperiment(**config, infra={"mode": "force"}).run()  # resumes the checkpoint
+    GAExperiment(**config).infra.clear_job()  # as if killed: the checkpoint stays
+    again = GAExperiment(**config).run()  # resumes the checkpoint
     assert "changed hbm sources" not in caplog.text
-    assert again["history"] == first["history"] and again["metrics"] == first["metrics"]
+    assert again["metrics"] == first["metrics"]
+    GAExperiment(**config).infra.clear_job()
     (folder / CODE_FILE).write_text("0123456789abcdef\n")  # as if started by other code
-    GAExperiment(**config, infra={"mode": "force"}).run()
+    GAExperiment(**config).run()
     assert "resuming from checkpoint.pt with changed hbm sources" in caplog.text
     assert "training started with 0123456789abcdef" in caplog.text

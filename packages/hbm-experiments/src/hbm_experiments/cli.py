@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .configs import ConfigError, _parse_value
+from .configs import ENVIRONMENTS, ConfigError, _parse_value
 from .demo import DEMO_ENVS
 
 PROG = "hbm"
@@ -29,8 +29,12 @@ def _infra(args: argparse.Namespace) -> dict[str, Any]:
 
         # "auto": Slurm only when a controller answers (submitit's auto only looks for srun)
         infra["cluster"] = None if args.cluster == "none" else resolve_cluster(args.cluster)
+    if getattr(args, "retry", False) and getattr(args, "force", False):
+        raise ConfigError("--retry and --force: pick one (--force recomputes everything)")
     if getattr(args, "retry", False):
         infra["mode"] = "retry"
+    if getattr(args, "force", False):
+        infra["mode"] = "force"
     return infra
 
 
@@ -90,6 +94,11 @@ def _add_run_opts(p: argparse.ArgumentParser) -> None:
         help="exca infra field, e.g. --infra timeout_min=60 --infra slurm_partition=gpu",
     )
     p.add_argument("--retry", action="store_true", help="rerun experiments that failed")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute from scratch, even completed experiments (their checkpoints are dropped)",
+    )
     _add_common(p)
 
 
@@ -138,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--envs",
         nargs="+",
         default=list(DEMO_ENVS),
-        choices=["cartpole", "mountaincar", "acrobot", "lunarlander"],
+        choices=list(ENVIRONMENTS),
     )
     p.add_argument("--budget", choices=["default", "tiny"], default="default")
     p.add_argument("--cluster", choices=["none", "local", "slurm", "auto"])
@@ -187,13 +196,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the merged infra (config file, --cluster/--infra, class defaults): a request no node can
     # satisfy fails now, naming the file, instead of pending or failing at sbatch
     check_infra(exp.infra, source=f"{args.config}: infra")
-    cached = exp.infra.status() == "completed"
+    cached = exp.infra.mode != "force" and exp.infra.status() == "completed"
     t0 = time.perf_counter()
     result = exp.run()
     print(
         f"{exp.method} on {result['dataset']}/{result['subject']} seed {exp.seed}"
         f"{' (from cache)' if cached else ''} in {time.perf_counter() - t0:.1f}s"
     )
+    resumed = result.get("resumed") if not cached else None
+    if resumed:
+        print(
+            f"  resumed from {resumed['unit']} {resumed['from']} "
+            f"(checkpoint of {resumed['checkpoint_time']})"
+        )
     print("  " + _summary(result))
     print(f"  folder: {exp.infra.uid_folder()}")
     return 0
@@ -204,16 +219,17 @@ def _cmd_many(args: argparse.Namespace, kind: str) -> int:
     from .tasks import load_experiment_config
 
     infra = _infra(args)
-    retry = infra.pop("mode", None) == "retry"
+    mode = infra.pop("mode", None)
+    retry, force = mode == "retry", mode == "force"
     base = load_experiment_config(args.config, args.overrides, **infra)
     if kind == "sweep":
         values = [_parse_value(v) for v in args.values]
         sweep = HyperparameterSweep(base_config=base, param_name=args.param, param_values=values)
-        results = sweep.run(retry=retry)
+        results = sweep.run(retry=retry, force=force)
         labels = [f"{args.param}={v}" for v in values]
     else:
         seeds = args.seeds if args.seeds is not None else list(range(args.num_seeds))
-        results = run_multiple_seeds(base, seeds, retry=retry)
+        results = run_multiple_seeds(base, seeds, retry=retry, force=force)
         labels = [f"seed={s}" for s in seeds]
     for label, r in zip(labels, results, strict=True):
         print(f"{label}: {_summary(r)}")

@@ -7,14 +7,17 @@ anything is submitted, with the dotted path of the bad key in the message.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
 import yaml
+from hbm_data import ENVIRONMENTS as _DATA_ENVIRONMENTS
+
+from .files import atomic_write_text
 
 __all__ = [
     "ALGORITHMS",
@@ -42,7 +45,8 @@ Algorithm = Literal["ga", "es", "cmaes", "sgd", "adam"]
 ModelKind = Literal["feedforward", "reservoir", "trainable"]
 
 ALGORITHMS: tuple[str, ...] = ("ga", "es", "cmaes", "sgd", "adam")
-ENVIRONMENTS: tuple[str, ...] = ("cartpole", "mountaincar", "acrobot", "lunarlander")
+ENVIRONMENTS: tuple[str, ...] = tuple(_DATA_ENVIRONMENTS)
+"""The games, from hbm-data's registry (one list for configs, CLI and demo)."""
 # Suffix of a method name -> model kind. "recurrent" is the guide's name for a recurrent net whose
 # recurrent weights are learned too (the "trainable" kind); "reservoir" keeps them fixed.
 _MODEL_SUFFIXES: dict[str, ModelKind] = {
@@ -76,14 +80,45 @@ class _Strict(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
 
-class DataConfig(_Strict):
-    """Which person's data, and how it is split (the split seed is not the training seed)."""
+def _renamed(data: Any, names: Mapping[str, str], where: str, *, stacklevel: int = 6) -> Any:
+    """Accept the 0.1 spelling of renamed fields for one version, with a DeprecationWarning."""
+    if not isinstance(data, Mapping) or not any(old in data for old in names):
+        return data
+    out = dict(data)
+    for old, new in names.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ValueError(f"{where}{old} and {where}{new} are the same field: give only {new}")
+        warnings.warn(
+            f"{where}{old} is deprecated: write {where}{new} (the design guide's name)",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        out[new] = out.pop(old)
+    return out
 
-    dataset: Literal["cartpole", "mountaincar", "acrobot", "lunarlander"] = "cartpole"
-    subject: str = "sim01"
+
+def _known_dataset(name: str) -> str:
+    """Environment short names come from hbm-data's registry (`hbm_data.ENVIRONMENTS`)."""
+    if name not in _DATA_ENVIRONMENTS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(ENVIRONMENTS)}")
+    return name
+
+
+Dataset = Annotated[str, pydantic.AfterValidator(_known_dataset)]
+
+
+class DataConfig(_Strict):
+    """How the person's data is split (the split seed is not the training seed). Which game
+    and which person are the experiment's top-level `dataset` and `subject`."""
+
     use_cl_info: bool = False
     holdout_pct: float = pydantic.Field(default=0.1, gt=0.0, lt=1.0)
     split_seed: int = 42
+    content_hash: str | None = None
+    """sha256 of the subject's episode file, filled from the file when an experiment is made:
+    the data's content, not the subject's name, keys the cache (see `hbm_experiments.data`)."""
 
 
 class ModelConfig(_Strict):
@@ -97,15 +132,20 @@ class ModelConfig(_Strict):
 
 class GAConfig(_Strict):
     """Truncation selection of the best `selection_fraction`, one elite, then mutation with
-    per-parameter sigmas starting at `sigma_init` (self-adapted with rate `sigma_noise` when
-    `adaptive`)."""
+    per-parameter sigmas starting at `adaptive_sigma_init` (self-adapted with rate
+    `adaptive_sigma_noise` when `adaptive`). Defaults are hbm-ne's and the lab's."""
 
     name: Literal["ga"] = "ga"
     population_size: int = pydantic.Field(default=50, ge=2)
-    sigma_init: float = pydantic.Field(default=1e-2, gt=0)
-    sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
+    adaptive_sigma_init: float = pydantic.Field(default=1e-3, gt=0)
+    adaptive_sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
     selection_fraction: float = pydantic.Field(default=0.5, gt=0, lt=1)
     adaptive: bool = True
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        return _renamed(data, _SIGMA_NAMES, "optimizer.")
 
 
 class ESConfig(_Strict):
@@ -113,29 +153,42 @@ class ESConfig(_Strict):
 
     name: Literal["es"] = "es"
     population_size: int = pydantic.Field(default=50, ge=2)
-    sigma_init: float = pydantic.Field(default=1e-2, gt=0)
-    sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
+    adaptive_sigma_init: float = pydantic.Field(default=1e-3, gt=0)
+    adaptive_sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
     adaptive: bool = True
     temperature: float = pydantic.Field(default=1.0, gt=0)
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        return _renamed(data, _SIGMA_NAMES, "optimizer.")
+
 
 class CMAESConfig(_Strict):
-    """CMA-ES; `sigma_init` is the initial step size (sigma0), parents are the best half."""
+    """CMA-ES; `sigma0` is the initial step size (hbm-ne's default), parents the best half."""
 
     name: Literal["cmaes"] = "cmaes"
     population_size: int = pydantic.Field(default=50, ge=2)
-    sigma_init: float = pydantic.Field(default=1e-2, gt=0)
+    sigma0: float = pydantic.Field(default=0.1, gt=0)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        return _renamed(data, {"sigma_init": "sigma0"}, "optimizer.")
 
 
 class SGDConfig(_Strict):
     name: Literal["sgd"] = "sgd"
-    learning_rate: float = pydantic.Field(default=1e-2, gt=0)
+    learning_rate: float = pydantic.Field(default=1e-3, gt=0)
+    """hbm-dl's and the lab's default."""
 
 
 class AdamConfig(_Strict):
     name: Literal["adam"] = "adam"
     learning_rate: float = pydantic.Field(default=1e-3, gt=0)
 
+
+_SIGMA_NAMES = {"sigma_init": "adaptive_sigma_init", "sigma_noise": "adaptive_sigma_noise"}
 
 OptimizerConfig = Annotated[
     GAConfig | ESConfig | CMAESConfig | SGDConfig | AdamConfig,
@@ -149,51 +202,68 @@ _OPTIMIZER_CLASSES: dict[str, type[_Strict]] = {
     "adam": AdamConfig,
 }
 
+NE_BUDGETS = ("max_generations", "max_optim_time")
+SGD_BUDGETS = ("max_epochs", "max_steps", "max_optim_time")
+
 
 class TrainingConfig(_Strict):
-    """Budgets and cadences. Generation/step/epoch budgets are reproducible; time budgets are not.
+    """Budgets and cadences (the design guide's names).
 
-    Neuroevolution stops at `max_generations` or `max_time`; gradient descent at `max_epochs`,
-    `max_steps` or `max_time`, whichever comes first. Set a budget to null to drop it.
+    Neuroevolution stops at `max_generations` or `max_optim_time` (seconds, summed over resumed
+    runs), gradient descent at `max_epochs`, `max_steps` or `max_optim_time`, whichever comes
+    first. A budget left unset is no limit; at least one that the method uses must be set
+    (`max_optim_time` alone is a pure time budget). Budgets the method does not use are
+    dropped, so they never change its uid. Count budgets are reproducible, time budgets not.
 
-    `log_every` and `checkpoint_every` only change how often progress is logged and a checkpoint
-    written, never the result, so they are excluded from the cache uid.
+    Cadences only change how often something is logged, evaluated or saved, never the trained
+    model, so they are excluded from the cache uid: `log_every`, `checkpoint_every`,
+    `loss_eval_interval_seconds`, `ckpt_and_behav_eval_interval_seconds`.
     """
 
-    _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = ("log_every", "checkpoint_every")
+    _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = (
+        "log_every",
+        "checkpoint_every",
+        "loss_eval_interval_seconds",
+        "ckpt_and_behav_eval_interval_seconds",
+    )
 
-    max_generations: int | None = pydantic.Field(default=100, ge=1)
+    max_generations: int | None = pydantic.Field(default=None, ge=1)
     max_steps: int | None = pydantic.Field(default=None, ge=1)
-    max_epochs: int | None = pydantic.Field(default=20, ge=1)
-    max_time: float | None = pydantic.Field(default=None, gt=0)
+    max_epochs: int | None = pydantic.Field(default=None, ge=1)
+    max_optim_time: float | None = pydantic.Field(default=None, gt=0)
+    """Seconds of training, summed over every process of a resumed run."""
     eval_every: int = pydantic.Field(default=10, ge=1)
     """Test evaluation every N generations (neuroevolution) or optimizer steps (SGD/Adam)."""
+    loss_eval_interval_seconds: float | None = pydantic.Field(default=None, gt=0)
+    """Also evaluate when this many seconds passed since the last evaluation (the lab's)."""
     batch_size: int | None = pydantic.Field(default=None, ge=1)
-    """Minibatch size (SGD: samples or episodes; NE: samples per fitness evaluation, None = all)."""
+    """Minibatch size (SGD: samples or episodes, default 32; NE: samples per fitness
+    evaluation, None = all)."""
     behaviour_repeats: int = pydantic.Field(default=1, ge=1)
     """Matched-seed rollouts per held-out human episode."""
     log_every: int = pydantic.Field(default=1, ge=1)
     """Progress line every N generations (neuroevolution) or evaluations (SGD/Adam)."""
     checkpoint_every: int = pydantic.Field(default=50, ge=1)
-    """Checkpoint every N generations / optimizer steps (and every few minutes)."""
+    """Checkpoint every N generations / optimizer steps."""
+    ckpt_and_behav_eval_interval_seconds: float = pydantic.Field(default=300.0, gt=0)
+    """Also checkpoint when this many seconds passed since the last checkpoint (the lab's)."""
 
-    @pydantic.model_validator(mode="after")
-    def _has_budget(self) -> TrainingConfig:
-        if all(
-            v is None
-            for v in (self.max_generations, self.max_steps, self.max_epochs, self.max_time)
-        ):
-            raise ValueError(
-                "no training budget: set one of max_generations, max_steps, max_epochs, max_time"
-            )
-        return self
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        return _renamed(data, {"max_time": "max_optim_time"}, "training.")
+
+    def budgets(self, algorithm: str) -> tuple[str, ...]:
+        """The budget fields `algorithm` uses."""
+        return NE_BUDGETS if algorithm in ("ga", "es", "cmaes") else SGD_BUDGETS
 
 
 _SCHEMA_CACHE: dict[type, dict[str, Any]] = {}
 
 
 class ExperimentConfig(_Strict):
-    """One experiment: a method trained on one person's data with one seed.
+    """One experiment: a method trained on one person's data with one seed (the design
+    guide's shape: `dataset`, `method`, `subject`, `seed` at the top level).
 
     `experiment_number` (a label), `device` and `num_threads` cannot change a result on CPU, so
     they are excluded from the cache uid: two configs that differ only there share a result.
@@ -205,9 +275,14 @@ class ExperimentConfig(_Strict):
         "num_threads",
     )
 
-    method: str = "ga_feedforward"
-    seed: int = 0
     experiment_number: int = 0
+    dataset: Dataset = "cartpole"
+    method: str = "ga_feedforward"
+    subject: str = "sim01"
+    """The person (or simulated player: `sim01`…); their file is
+    `<subject>_data_<dataset>.json` in the data folder. The guide's default `sub01` is a real
+    person whose recording is not shipped, so hbm's default is a simulated player."""
+    seed: int = 0
     device: str = "cpu"
     num_threads: int | None = pydantic.Field(default=None, ge=1)
     """torch intra-op threads inside the run (in the Slurm job too; restored afterwards when the
@@ -223,10 +298,25 @@ class ExperimentConfig(_Strict):
 
     @pydantic.model_validator(mode="before")
     @classmethod
-    def _optimizer_from_method(cls, data: Any) -> Any:
-        """Fill the optimizer's `name` from the method, so YAML files need not repeat it."""
+    def _guide_shape(cls, data: Any) -> Any:
+        """Fill the optimizer's `name` from the method (YAML files need not repeat it), and move
+        0.1's `data.dataset` / `data.subject` to the top level (deprecated)."""
         if not isinstance(data, Mapping):
             return data
+        sub = data.get("data")
+        if isinstance(sub, Mapping) and ("dataset" in sub or "subject" in sub):
+            moved = {k: sub[k] for k in ("dataset", "subject") if k in sub}
+            for key in moved:
+                if key in data:
+                    raise ValueError(f"{key} and data.{key} are the same field: give only {key}")
+                warnings.warn(
+                    f"data.{key} is deprecated: write {key} at the top level (the design guide's"
+                    " shape)",
+                    DeprecationWarning,
+                    stacklevel=5,
+                )
+            rest = {k: v for k, v in sub.items() if k not in moved}
+            data = {**data, **moved, "data": rest}
         method = data.get("method")
         if not isinstance(method, str) or method not in METHODS:
             return data
@@ -244,6 +334,30 @@ class ExperimentConfig(_Strict):
         parse_method(v)
         return v
 
+    @pydantic.field_validator("subject", mode="before")
+    @classmethod
+    def _subject_is_a_name(cls, v: Any) -> Any:
+        """Subject ids are names: `42` (a YAML int) is subject "42". Leading zeros are kept by
+        the YAML reader (`007` stays "007"); a bool is a mistake, not a name."""
+        if isinstance(v, bool):
+            raise ValueError(f"subject must be a name like 'sim01' or '007', got {v!r}")
+        return str(v) if isinstance(v, int) else v
+
+    @pydantic.field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        """A torch device string ("cpu", "cuda", "cuda:1", "mps"); checked here because the
+        device is not in the uid, so a run that fails on a bad name must not get that far."""
+        import torch
+
+        try:
+            torch.device(v)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(
+                f"not a torch device: {v!r} (expected e.g. 'cpu', 'cuda', 'cuda:0'): {exc}"
+            ) from None
+        return v
+
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
         algo, kind = parse_method(self.method)
@@ -257,6 +371,21 @@ class ExperimentConfig(_Strict):
                 f"model.kind={self.model.kind!r} does not match method {self.method!r} "
                 f"(expected {kind!r})"
             )
+        t = self.training
+        used = t.budgets(algo)
+        if all(getattr(t, b) is None for b in used):
+            raise ValueError(
+                f"training: no budget for method {self.method!r}: set one of "
+                f"{', '.join('training.' + b for b in used)} (max_optim_time alone is a pure "
+                "time budget, in seconds)"
+            )
+        unused = {
+            b: None
+            for b in ("max_generations", "max_steps", "max_epochs")
+            if b not in used and getattr(t, b) is not None
+        }
+        if unused:  # e.g. a shared base config: a budget the method ignores stays out of its uid
+            self.training = t.model_copy(update=unused)
         return self
 
     @classmethod
@@ -282,21 +411,6 @@ class ExperimentConfig(_Strict):
 # YAML and overrides
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` through a temp file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
     """`{"a.b": 1}` -> `{"a": {"b": 1}}` (YAML files may use dotted keys, as exca writes them)."""
     out: dict[str, Any] = {}
@@ -317,7 +431,17 @@ def _expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML (libyaml when present: ~10x faster) in which digits with a leading zero stay
+    text: `subject: 007` is subject "007", not 7 (YAML 1.1 octal) or 83 (`0123`)."""
+
+
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
+_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:str", _LEADING_ZERO, list("-+0"))
+# the implicit resolvers are tried in order: put ours before the int resolver
+for _first in "-+0":
+    _resolvers = _YamlLoader.yaml_implicit_resolvers.get(_first, [])
+    _resolvers.sort(key=lambda r: r[0] != "tag:yaml.org,2002:str")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -343,13 +467,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def _parse_value(text: str) -> Any:
     """Override values are YAML scalars: `64` -> int, `1e-3` -> float, `null` -> None."""
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError:
         return text
     if isinstance(value, str) and value.lower() in ("none",):
         return None
-    # YAML 1.1 reads "1e-3" as a string; accept the usual float spellings.
-    if isinstance(value, str):
+    # YAML 1.1 reads "1e-3" as a string; accept the usual float spellings (not ids like 007).
+    if isinstance(value, str) and not _LEADING_ZERO.match(value):
         try:
             return float(value)
         except ValueError:

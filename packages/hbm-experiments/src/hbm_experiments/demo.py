@@ -17,7 +17,7 @@ DEMO_ENVS: tuple[str, ...] = ("cartpole", "lunarlander")
 DEMO_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
         "ga": {
-            "optimizer": {"population_size": 64, "sigma_init": 0.05},
+            "optimizer": {"population_size": 64, "adaptive_sigma_init": 0.05},
             "training": {"max_generations": 120, "eval_every": 10, "log_every": 10},
         },
         "adam": {
@@ -59,7 +59,9 @@ def demo_experiments(
                 cfg = {
                     "method": f"{algo}_feedforward",
                     "seed": seed,
-                    "data": {"dataset": env, "subject": subject, "use_cl_info": cl},
+                    "dataset": env,
+                    "subject": subject,
+                    "data": {"use_cl_info": cl},
                     "model": b["model"],
                     **b[algo],
                 }

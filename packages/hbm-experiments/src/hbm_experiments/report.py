@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .configs import atomic_write_text
+from .files import atomic_save, atomic_write_text
 from .status import ExperimentRecord, describe, flat_config, format_table
 
 __all__ = ["collect_rows", "comparison_rows", "make_report", "write_csv"]
@@ -152,14 +150,7 @@ def _markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
 
 
 def _bars(ax: Any, methods: list[str], values: dict[tuple[str, str], tuple[float, float]]) -> None:

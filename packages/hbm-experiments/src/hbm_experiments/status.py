@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .configs import read_yaml
+from .files import CHECKPOINT_FILE, ERROR_FILE, MODEL_FILE, RESULT_FILE, RUN_CONTEXT_FILE
+from .infra import cache_root
 from .slurm import job_states  # one batched sacct query; {} without Slurm
-from .tasks import ERROR_FILE, MODEL_FILE, RESULT_FILE, cache_root
 
 __all__ = [
     "ExperimentRecord",
@@ -71,6 +72,64 @@ def _job_id(folder: Path) -> str | None:
     return None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _checkpoint_position(folder: Path) -> str | None:
+    """`generation 25` / `step 300` of the training checkpoint, if there is one."""
+    path = folder / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    try:
+        import torch
+
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt checkpoint is reported, not fatal to the listing
+        return f"unreadable checkpoint: {type(exc).__name__}"
+    for key in ("generation", "step"):
+        if isinstance(blob, dict) and isinstance(blob.get(key), int):
+            return f"{key} {blob[key]}"
+    return "checkpoint"
+
+
+def _process_state(folder: Path) -> str | None:
+    """State of a run that exca does not know yet: in this process, a `local` job, or killed.
+
+    `run_context.json` names the host and pid of the run; on this host a live pid is a run
+    still going, a dead one a run that was interrupted (with its checkpoint position).
+    """
+    try:
+        ctx = json.loads((folder / RUN_CONTEXT_FILE).read_text())
+        pid, host = int(ctx["pid"]), str(ctx["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if host != os.uname().nodename:
+        return f"running? (on {host})"
+    if _pid_alive(pid):
+        return "running"
+    position = _checkpoint_position(folder)
+    return f"interrupted ({position})" if position else "interrupted"
+
+
+def _is_slurm_job(folder: Path) -> bool:
+    """Whether the job exca saved is a Slurm job (a local job's id is a process id)."""
+    import pickle
+
+    try:
+        with (folder / "job.pkl").open("rb") as f:
+            job = pickle.load(f)
+    except Exception:
+        return False
+    return type(job).__name__ == "SlurmJob"
+
+
 def _read_record(folder: Path, task: str, version: str, load_result: bool) -> ExperimentRecord:
     # uid.yaml (non-default fields only) is enough for the table; config.yaml (every field) is
     # read when results are wanted too, for `hbm collect`.
@@ -99,9 +158,12 @@ def _read_record(folder: Path, task: str, version: str, load_result: bool) -> Ex
         rec.error = error_file.read_text(errors="replace")
     elif has_job:
         rec.job_id = _job_id(folder)
-        rec.status = "submitted" if rec.job_id else "running"
+        if rec.job_id and _is_slurm_job(folder):
+            rec.status = "submitted"  # its Slurm state comes from one batched sacct call
+        else:
+            rec.status = _process_state(folder) or "running"
     else:
-        rec.status = "not submitted"
+        rec.status = _process_state(folder) or "not submitted"
     if rec.job_id is None:
         rec.job_id = _job_id(folder)
     return rec
@@ -158,9 +220,11 @@ def describe(rec: ExperimentRecord) -> dict[str, Any]:
     defaults |= {"CMAESExperiment": "cmaes_feedforward", "SGDExperiment": "sgd_feedforward"}
     return {
         "method": c.get("method", defaults.get(rec.task, "?")),
-        "dataset": data.get("dataset", "cartpole"),
-        "subject": data.get("subject", "sim01"),
+        "dataset": c.get("dataset", "cartpole"),
+        "subject": c.get("subject", "sim01"),
         "cl": "yes" if data.get("use_cl_info") else "no",
+        # the episode file's content the experiment ran on (sha256, first 8 hex digits)
+        "data": str(data.get("content_hash") or "-").rpartition(":")[2][:8],
         "seed": c.get("seed", 0),
         "status": rec.status,
         "job": rec.job_id or "-",

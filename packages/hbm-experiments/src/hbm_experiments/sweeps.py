@@ -49,16 +49,21 @@ def run_experiments(
     experiments: Sequence[Experiment],
     *,
     retry: bool = False,
+    force: bool = False,
     max_workers: int = 256,
 ) -> list[dict[str, Any]]:
     """Run experiments as one job array per task class; results in input order.
 
-    Finished experiments are not resubmitted; with `retry`, failed ones are. Duplicates (same uid)
-    run once. Each group's Slurm request is checked first (`slurm.check_infra`): one that no node
-    can satisfy raises `SlurmRequestError` before anything is submitted.
+    Finished experiments are not resubmitted; with `retry`, failed ones are; with `force`,
+    every one is recomputed from scratch (checkpoints dropped). Duplicates (same uid) run once.
+    Each group's Slurm request is checked first (`slurm.check_infra`): one that no node can
+    satisfy raises `SlurmRequestError` before anything is submitted.
     Raises `ExperimentsFailed` after every experiment has finished if any failed.
     """
-    exps = [with_infra(e, mode="retry") if retry else e for e in experiments]
+    if retry and force:
+        raise ValueError("retry and force: pick one (force recomputes everything)")
+    mode = "force" if force else "retry" if retry else "cached"
+    exps = [with_infra(e, mode=mode) if mode != "cached" else e for e in experiments]
     by_class: dict[type, list[Experiment]] = {}
     seen: set[str] = set()
     for e in exps:
@@ -71,7 +76,12 @@ def run_experiments(
         # a request no node can ever satisfy fails here, before anything is submitted
         check_infra(group[0].infra, source=f"{cls.__name__}.infra")
     for group in by_class.values():
-        opener = with_infra(group[0], mode="retry" if retry else "cached")
+        for e in group:
+            if force:  # exca clears only the jobs it knows; a killed run left files too
+                e.infra.discard_training_files()
+            else:  # a failure that another device or resource request caused is rerun
+                e.infra.clear_if_failed_elsewhere()
+        opener = with_infra(group[0], mode=mode)
         try:
             with opener.infra.job_array(max_workers=max_workers) as array:
                 array.extend(group)
@@ -91,7 +101,7 @@ def run_experiments(
 
 
 def run_multiple_seeds(
-    base_config: Experiment, seeds: Iterable[int], *, retry: bool = False
+    base_config: Experiment, seeds: Iterable[int], *, retry: bool = False, force: bool = False
 ) -> list[dict[str, Any]]:
     """The same experiment for each seed, as one job array; results in the order of `seeds`."""
     data = experiment_to_dict(base_config)
@@ -100,7 +110,7 @@ def run_multiple_seeds(
         make_experiment({**data, "seed": int(s), "infra": infra}, cls=type(base_config))
         for s in seeds
     ]
-    return run_experiments(exps, retry=retry)
+    return run_experiments(exps, retry=retry, force=force)
 
 
 class HyperparameterSweep(pydantic.BaseModel):
@@ -155,6 +165,25 @@ class HyperparameterSweep(pydantic.BaseModel):
                 raise ConfigError(format_validation_error(exc, "sweep")) from None
         return out
 
-    def run(self, *, retry: bool = False) -> list[dict[str, Any]]:
-        """Run (or read from the cache) every value; results in the order of `param_values`."""
-        return run_experiments(self.experiments(), retry=retry)
+    def run(self, *, retry: bool = False, force: bool = False) -> list[dict[str, Any]]:
+        """Run (or read from the cache) every value; results in the order of `param_values`,
+        each with the guide's `param_name` and `param_value`."""
+        results = run_experiments(self.experiments(), retry=retry, force=force)
+        return [
+            {**r, "param_name": self.param_name, "param_value": v}
+            for r, v in zip(results, self.param_values, strict=True)
+        ]
+
+    def run_sweep(
+        self, param_values: Sequence[Any] | None = None, *, retry: bool = False, force: bool = False
+    ) -> list[dict[str, Any]]:
+        """The guide's call (§4.2): `sweep.run_sweep(sweep.param_values)`, or other values of
+        the same parameter. One job array (not exca's MapInfra: see the module docstring)."""
+        if param_values is None or list(param_values) == self.param_values:
+            return self.run(retry=retry, force=force)
+        other = HyperparameterSweep(
+            base_config=self.base_config,
+            param_name=self.param_name,
+            param_values=list(param_values),
+        )
+        return other.run(retry=retry, force=force)

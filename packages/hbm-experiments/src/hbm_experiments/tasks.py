@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-import exca
 import pydantic
 import torch
 
@@ -41,10 +39,19 @@ from .configs import (
     OptimizerConfig,
     SGDConfig,
     apply_overrides,
-    atomic_write_text,
     format_validation_error,
     read_yaml,
 )
+from .data import DataPreprocessingTask, content_hash, data_dir_setting
+from .files import (
+    CHECKPOINT_FILE,
+    ERROR_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    atomic_save,
+    atomic_write_text,
+)
+from .infra import ExperimentInfra, cache_root, with_default_folder
 
 __all__ = [
     "EXPERIMENT_CLASSES",
@@ -65,19 +72,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENT_VERSION = "1"
-DATA_VERSION = "1"
-RESULT_FILE = "result.json"
-ERROR_FILE = "error.txt"
-MODEL_FILE = "model.pt"
-CHECKPOINT_FILE = "checkpoint.pt"
+EXPERIMENT_VERSION = "2"
 CODE_FILE = "code.txt"
 _CODE_PACKAGES = ("hbm_data", "hbm_ne", "hbm_dl", "hbm_experiments")
-
-
-def cache_root() -> Path:
-    """The exca cache root: `$HBM_CACHE`, else `./results/exca_cache` (made absolute)."""
-    return Path(os.environ.get("HBM_CACHE") or "results/exca_cache").expanduser().absolute()
 
 
 def code_fingerprint() -> str:
@@ -123,76 +120,6 @@ def _check_code(folder: Path) -> None:
         )
 
 
-def _with_default_folder(data: Any) -> Any:
-    """Pattern C of exca-notes §3.1: add the folder before exca validates the infra.
-
-    Also turns `cluster="auto"` into "slurm" only when a Slurm controller answers, else "local"
-    (`slurm.resolve_cluster`): submitit's own "auto" picks Slurm whenever `srun` is on PATH.
-    """
-    if not isinstance(data, Mapping):
-        return data
-    infra = data.get("infra")
-    if infra is None:
-        infra = {}
-    elif isinstance(infra, exca.TaskInfra):
-        infra = {k: getattr(infra, k) for k in infra.model_fields_set}
-    if not isinstance(infra, Mapping):
-        return data
-    changes: dict[str, Any] = {}
-    if infra.get("folder") is None:
-        changes["folder"] = cache_root()
-    if infra.get("cluster") == "auto":
-        from .slurm import resolve_cluster
-
-        changes["cluster"] = resolve_cluster("auto")
-    return {**data, "infra": {**infra, **changes}} if changes else data
-
-
-# ----------------------------------------------------------------------------------------------
-# Data
-
-
-class DataPreprocessingTask(pydantic.BaseModel):
-    """One person's split data (`hbm_data.HumanData`), cached on disk and in RAM per instance.
-
-    `data_dir` (where the raw files are) is excluded from the uid: the subject name identifies the
-    data.
-    """
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-    _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = ("data_dir",)
-
-    dataset: str = "cartpole"
-    subject: str = "sim01"
-    use_cl_info: bool = False
-    holdout_pct: float = 0.1
-    split_seed: int = 42
-    data_dir: str | None = None
-    infra: exca.TaskInfra = exca.TaskInfra(version=DATA_VERSION, keep_in_ram=True)
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _default_folder(cls, data: Any) -> Any:
-        return _with_default_folder(data)
-
-    @infra.apply
-    def load(self) -> Any:
-        """-> `hbm_data.HumanData` (train/test arrays and metadata)."""
-        from hbm_data import load_human_data
-
-        logger.info(
-            "loading %s data of %s (use_cl_info=%s)", self.dataset, self.subject, self.use_cl_info
-        )
-        return load_human_data(
-            self.dataset,
-            self.subject,
-            use_cl_info=self.use_cl_info,
-            holdout_pct=self.holdout_pct,
-            seed=self.split_seed,
-            data_dir=self.data_dir,
-        )
-
-
 # ----------------------------------------------------------------------------------------------
 # Experiments
 
@@ -205,16 +132,50 @@ class TrainOutput(NamedTuple):
 
 
 class Experiment(ExperimentConfig):
-    """Base of the cached experiment tasks; use a subclass (or `make_experiment`)."""
+    """Base of the cached experiment tasks; use a subclass (or `make_experiment`).
 
+    Subclass to change how a method trains: override `_train` (never `run`, which exca
+    caches), and set `infra_version = "2"` when the subclass's results differ from its
+    parent's for the same config (the guide's §3.3 redeclared infra cannot work on exca 0.6:
+    see docs/guide-departures.md).
+    """
+
+    _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = (
+        *ExperimentConfig._exclude_from_cls_uid,
+        "max_requeues",
+    )
     _algorithms: ClassVar[tuple[str, ...]] = ()
+    infra_version: ClassVar[str] = EXPERIMENT_VERSION
+    """The cache version of this class's results (exca's `infra.version`; in the cache path)."""
     # srun: Slurm's time-limit warning (`slurm.requeue_infra`) reaches job steps only
-    infra: exca.TaskInfra = exca.TaskInfra(version=EXPERIMENT_VERSION, slurm_use_srun=True)
+    infra: ExperimentInfra = ExperimentInfra(version=EXPERIMENT_VERSION, slurm_use_srun=True)
+    max_requeues: int = pydantic.Field(default=10, ge=0)
+    """Times a Slurm job that reaches its time limit is requeued (resuming its checkpoint)
+    before it fails; the guide's `infra.max_num_timeout` sets it."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
     def _default_folder(cls, data: Any) -> Any:
-        return _with_default_folder(data)
+        data = with_default_folder(data)
+        if not isinstance(data, Mapping) or not isinstance(data.get("infra") or {}, Mapping):
+            return data
+        infra = dict(data.get("infra") or {})
+        if "max_num_timeout" in infra:  # the guide's name; exca 0.6 has no such field
+            if "max_requeues" in data:
+                raise ValueError("infra.max_num_timeout and max_requeues: give only max_requeues")
+            data = {**data, "max_requeues": infra.pop("max_num_timeout"), "infra": infra}
+        if cls.infra_version != EXPERIMENT_VERSION and "version" not in infra:
+            data = {**data, "infra": {**infra, "version": cls.infra_version}}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _data_content(self) -> Experiment:
+        """Key the experiment by the episode file's content (the data module says why)."""
+        if self.data.content_hash is None:
+            digest = content_hash(self.dataset, self.subject, data_dir_setting())
+            # a copy: the default DataConfig instance is shared by every experiment
+            self.data = self.data.model_copy(update={"content_hash": digest})
+        return self
 
     @pydantic.model_validator(mode="after")
     def _algorithm_of_class(self) -> Experiment:
@@ -224,17 +185,6 @@ class Experiment(ExperimentConfig):
                 f"(it runs {', '.join(self._algorithms)}); use "
                 f"{experiment_class(self.method).__name__} or make_experiment()"
             )
-        t = self.training
-        budgets = (
-            ("max_generations", "max_time")
-            if self.algorithm in ("ga", "es", "cmaes")
-            else ("max_epochs", "max_steps", "max_time")
-        )
-        if all(getattr(t, b) is None for b in budgets):
-            raise ValueError(
-                f"training: method {self.method!r} needs one of {', '.join(budgets)} "
-                "(the other budgets do not apply to it)"
-            )
         return self
 
     @infra.apply
@@ -243,11 +193,13 @@ class Experiment(ExperimentConfig):
         folder = self.infra.uid_folder(create=True)
         assert folder is not None  # the folder is always injected
         (folder / RESULT_FILE).unlink(missing_ok=True)  # a forced rerun must not look finished
+        self.infra.write_configs_now()  # `hbm status` lists a run while it goes, or if killed
+        self.infra.write_run_context(folder)
         from .slurm import requeue_on_timeout  # no-op outside a Slurm job
 
         try:
             # near the time limit (in data loading too): requeue, resume from the checkpoint
-            with requeue_on_timeout():
+            with requeue_on_timeout(max_requeues=self.max_requeues):
                 result = self._run_in(folder)
         except Exception:
             atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
@@ -283,15 +235,19 @@ class Experiment(ExperimentConfig):
         )
 
     def data_task(self) -> DataPreprocessingTask:
+        """The cached data this experiment trains on; a retry or a forced run of the
+        experiment retries a failed data task too (its uid is the file's content)."""
         d = self.data
+        mode = "retry" if self.infra.mode in ("retry", "force") else "cached"
         return DataPreprocessingTask(
-            dataset=d.dataset,
-            subject=d.subject,
+            dataset=self.dataset,
+            subject=self.subject,
             use_cl_info=d.use_cl_info,
             holdout_pct=d.holdout_pct,
             split_seed=d.split_seed,
-            data_dir=os.environ.get("HBM_DATA_DIR") or None,
-            infra={"folder": self.infra.folder},  # type: ignore[arg-type]
+            content_hash=d.content_hash,
+            data_dir=data_dir_setting(),
+            infra={"folder": self.infra.folder, "mode": mode},  # type: ignore[arg-type]
         )
 
     def _progress(self, unit: str, budget: int | None) -> Callable[[Any], None]:
@@ -299,9 +255,9 @@ class Experiment(ExperimentConfig):
         its loss, and the time left under a time budget. Accepts hbm-ne `Progress` objects and
         hbm-dl history rows."""
         every = self.training.log_every
-        max_time = self.training.max_time
+        max_time = self.training.max_optim_time
         calls = [0]
-        name = f"{self.method} {self.data.dataset} seed={self.seed}"
+        name = f"{self.method} {self.dataset} seed={self.seed}"
 
         def report(progress: Any) -> None:
             calls[0] += 1
@@ -356,12 +312,10 @@ class Experiment(ExperimentConfig):
         train_time = time.perf_counter() - t0
         policy = trained.policy.to(device).eval()
         spec = model_spec(policy, self.model_kind, self.model.rank)
-        tmp = folder / f".{MODEL_FILE}.tmp"
-        torch.save(
-            {"spec": spec, "state_dict": {k: v.cpu() for k, v in policy.state_dict().items()}},
-            tmp,
+        state = {k: v.cpu() for k, v in policy.state_dict().items()}
+        atomic_save(
+            folder / MODEL_FILE, lambda f: torch.save({"spec": spec, "state_dict": state}, f)
         )
-        os.replace(tmp, folder / MODEL_FILE)
         evaluation = evaluate_policy(
             policy,
             data,
@@ -377,6 +331,7 @@ class Experiment(ExperimentConfig):
             "dataset": meta.env_name,
             "subject": meta.subject,
             "simulated": bool(meta.simulated),
+            "data_content_hash": meta.content_hash,
             "use_cl_info": bool(meta.use_cl_info),
             "seed": self.seed,
             "num_params": int(sum(p.numel() for p in policy.parameters())),
@@ -415,9 +370,13 @@ class _NEExperiment(Experiment):
         opt = self.optimizer
         assert isinstance(opt, GAConfig | ESConfig | CMAESConfig)
         gen = torch.Generator(device=device).manual_seed(self.seed)
-        mutation: dict[str, Any] = {"sigma_init": opt.sigma_init, "generator": gen}
+        mutation: dict[str, Any] = {"generator": gen}
         if isinstance(opt, GAConfig | ESConfig):
-            mutation |= {"adaptive": opt.adaptive, "tau": opt.sigma_noise}
+            mutation |= {
+                "sigma_init": opt.adaptive_sigma_init,
+                "adaptive": opt.adaptive,
+                "tau": opt.adaptive_sigma_noise,
+            }
         else:
             mutation["adaptive"] = False  # CMA-ES owns the step size
         pop: Any
@@ -447,7 +406,7 @@ class _NEExperiment(Experiment):
         elif isinstance(opt, ESConfig):
             algorithm = hbm_ne.ES(pop, temperature=opt.temperature, generator=gen)
         else:
-            algorithm = hbm_ne.CMAES(pop, sigma0=opt.sigma_init, generator=gen)
+            algorithm = hbm_ne.CMAES(pop, sigma0=opt.sigma0, generator=gen)
         train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
         t = self.training
         result = hbm_ne.train_supervised(
@@ -456,7 +415,7 @@ class _NEExperiment(Experiment):
             test,
             algorithm,
             max_generations=t.max_generations,
-            max_time=t.max_time,
+            max_time=t.max_optim_time,
             eval_every=t.eval_every,
             batch_size=t.batch_size,
             checkpoint_path=checkpoint_path,
@@ -528,7 +487,7 @@ class SGDExperiment(Experiment):
             batch_size=t.batch_size or 32,
             max_epochs=t.max_epochs,
             max_steps=t.max_steps,
-            max_time=t.max_time,
+            max_time=t.max_optim_time,
             eval_every=t.eval_every,
             checkpoint_path=checkpoint_path,
             checkpoint_every_steps=t.checkpoint_every,

@@ -1,0 +1,198 @@
+"""One person's data as a cached task, keyed by what the episode file contains.
+
+The subject's name does not identify the data: a recording grows by sessions, or gets cut. So
+the task's uid (and the uid of every experiment built on it) holds the sha256 of the episode
+file (`content_hash`), computed when the config is made; the job checks the file still has
+that content before it trains, and refuses otherwise. Editing a recording changes what runs;
+an unchanged file still hits the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import exca
+import pydantic
+
+from .infra import with_default_folder
+
+__all__ = [
+    "DATA_VERSION",
+    "DataChangedError",
+    "DataPreprocessingTask",
+    "MetadataView",
+    "MissingRecordingError",
+    "PreprocessedData",
+    "episode_file",
+]
+
+logger = logging.getLogger(__name__)
+
+DATA_VERSION = "2"
+
+
+class MissingRecordingError(FileNotFoundError, ValueError):
+    """No episode file for the subject: a missing file, and a bad config value (so pydantic
+    reports it as the config's error, naming the subject)."""
+
+
+class DataChangedError(RuntimeError):
+    """The episode file no longer holds the content the experiment was configured with."""
+
+
+def data_dir_setting() -> str | None:
+    """`$HBM_DATA_DIR` when set (the data task's `data_dir`), else None (hbm-data's default)."""
+    return os.environ.get("HBM_DATA_DIR") or None
+
+
+def episode_file(dataset: str, subject: str, data_dir: str | Path | None = None) -> Path:
+    """The subject's episode file; the simulated default subjects are generated on first use.
+
+    A missing recording fails here, before anything is submitted, saying how to get one.
+    """
+    from hbm_data import DEFAULT_SUBJECTS
+    from hbm_data.paths import data_dir as default_dir
+    from hbm_data.paths import find_episode_file
+
+    directory = Path(data_dir) if data_dir is not None else default_dir()
+    path = find_episode_file(dataset, subject, directory)
+    if path.exists():
+        return path
+    if subject in DEFAULT_SUBJECTS:
+        from hbm_data.simulate import ensure_default_file
+
+        return Path(ensure_default_file(dataset, subject, directory))
+    found = sorted(p.name for p in directory.glob(f"*_data_{dataset}.json*"))
+    raise MissingRecordingError(
+        f"{path}: no recording of subject {subject!r} playing {dataset} "
+        f"(files for this game in {directory}: {', '.join(found) or 'none'}). "
+        f"Record one with `hbm-data record {dataset} --subject {subject}` "
+        f"(or put the file there, or set HBM_DATA_DIR), or use a simulated subject: "
+        f"{', '.join(DEFAULT_SUBJECTS)}."
+    )
+
+
+def content_hash(dataset: str, subject: str, data_dir: str | Path | None = None) -> str:
+    """sha256 of the subject's episode file (memoised per file version by hbm-data)."""
+    from hbm_data import file_content_hash
+
+    return str(file_content_hash(episode_file(dataset, subject, data_dir)))
+
+
+class DataPreprocessingTask(pydantic.BaseModel):
+    """One person's split data (`hbm_data.HumanData`), cached on disk and in RAM per instance.
+
+    `data_dir` (where the raw files are) is excluded from the uid; `content_hash` (filled from
+    the file when not given) is in it: the content identifies the data, not its path.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = ("data_dir",)
+
+    dataset: str = "cartpole"
+    subject: str = "sim01"
+    use_cl_info: bool = False
+    holdout_pct: float = 0.1
+    split_seed: int = 42
+    content_hash: str | None = None
+    """sha256 of the episode file; None: read from the file when the task is made."""
+    data_dir: str | None = None
+    infra: exca.TaskInfra = exca.TaskInfra(version=DATA_VERSION, keep_in_ram=True)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _default_folder(cls, data: Any) -> Any:
+        return with_default_folder(data)
+
+    @pydantic.model_validator(mode="after")
+    def _hash_of_file(self) -> DataPreprocessingTask:
+        if self.content_hash is None:
+            self.content_hash = content_hash(self.dataset, self.subject, self.data_dir)
+        return self
+
+    @infra.apply
+    def load(self) -> Any:
+        """-> `hbm_data.HumanData` (train/test arrays and metadata)."""
+        from hbm_data import load_human_data
+
+        logger.info(
+            "loading %s data of %s (use_cl_info=%s)", self.dataset, self.subject, self.use_cl_info
+        )
+        data = load_human_data(
+            self.dataset,
+            self.subject,
+            use_cl_info=self.use_cl_info,
+            holdout_pct=self.holdout_pct,
+            seed=self.split_seed,
+            data_dir=self.data_dir,
+        )
+        found = data.metadata.content_hash
+        if found != self.content_hash:
+            raise DataChangedError(
+                f"{data.metadata.source_file}: the file changed since this experiment was "
+                f"configured (content {found}, expected {self.content_hash}); make the "
+                f"experiment again from its config to run it on the current file"
+            )
+        return data
+
+    def load_preprocessed(self) -> PreprocessedData:
+        """The guide's name for `load()` (exca-integration-guide §4.3): the same cached data,
+        indexable as the guide does (`data["train_obs"]`, `data["metadata"]["input_size"]`)."""
+        return PreprocessedData(self.load())
+
+
+class _ItemsAndAttributes(Mapping[str, Any]):
+    """Read-only view of an object by item (`view["name"]`) and by attribute (`view.name`)."""
+
+    def __init__(self, obj: Any, names: Sequence[str]) -> None:
+        self._obj = obj
+        self._names = tuple(names)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names:
+            raise KeyError(f"{key!r}; keys: {', '.join(self._names)}")
+        return getattr(self._obj, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._obj, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._obj!r})"
+
+
+class MetadataView(_ItemsAndAttributes):
+    """`hbm_data.DatasetMetadata` by item too: its fields and its derived sizes."""
+
+    def __init__(self, metadata: Any) -> None:
+        names = [f.name for f in dataclasses.fields(metadata)]
+        names += ["train_episode_lengths", "test_episode_lengths", "n_train", "n_test"]
+        super().__init__(metadata, names)
+
+
+class PreprocessedData(_ItemsAndAttributes):
+    """`hbm_data.HumanData` as the guide indexes it: `train_obs`, `train_act`, `test_obs`,
+    `test_act` (numpy arrays) and `metadata` (a `MetadataView`), by item or attribute."""
+
+    def __init__(self, data: Any) -> None:
+        super().__init__(data, data._fields)
+        self.human_data = data
+        """The `HumanData` itself, for code that wants the tuple."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        return MetadataView(value) if key == "metadata" else value
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._obj, name)
+        return MetadataView(value) if name == "metadata" else value

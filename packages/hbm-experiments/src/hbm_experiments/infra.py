@@ -1,0 +1,182 @@
+"""The exca infra of hbm's tasks: where the cache is, and what `force`/a cached failure mean.
+
+Two things exca 0.6 leaves to its users (exca-notes §4.13 and §3.8):
+
+- `mode="force"` clears exca's job but not the files the task wrote itself, so a forced rerun
+  would resume from the old training checkpoint. `ExperimentInfra.clear_job` removes them when
+  the mode is `force` (a `retry` keeps the checkpoint: a resumed retry reaches the same result).
+- A failure is cached under the uid, and fields excluded from the uid (device, thread count,
+  cluster resources) cannot change the uid: `device: banana` fails, then `device: cpu` would
+  replay the banana error forever. Each run records those fields (`run_context.json`); a
+  cached failure is replayed only to a caller whose fields match, any other gets a fresh run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import exca
+
+from .files import (
+    CHECKPOINT_FILE,
+    ERROR_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    RUN_CONTEXT_FILE,
+    atomic_write_text,
+)
+
+__all__ = ["ExperimentInfra", "cache_root", "with_default_folder"]
+
+logger = logging.getLogger(__name__)
+
+# infra fields that decide where and with what a job runs (never what it computes)
+_CONTEXT_INFRA_FIELDS = (
+    "cluster",
+    "timeout_min",
+    "nodes",
+    "tasks_per_node",
+    "cpus_per_task",
+    "gpus_per_node",
+    "mem_gb",
+    "slurm_constraint",
+    "slurm_partition",
+    "slurm_account",
+    "slurm_qos",
+    "conda_env",
+)
+# uid-excluded fields of the task that cannot cause a failure (labels)
+_LABELS = ("experiment_number",)
+
+
+def cache_root() -> Path:
+    """The exca cache root: `$HBM_CACHE`, else `./results/exca_cache` (made absolute)."""
+    return Path(os.environ.get("HBM_CACHE") or "results/exca_cache").expanduser().absolute()
+
+
+def with_default_folder(data: Any) -> Any:
+    """Pattern C of exca-notes §3.1: add the folder before exca validates the infra.
+
+    Also turns `cluster="auto"` into "slurm" only when a Slurm controller answers, else "local"
+    (`slurm.resolve_cluster`): submitit's own "auto" picks Slurm whenever `srun` is on PATH.
+    """
+    if not isinstance(data, Mapping):
+        return data
+    infra = data.get("infra")
+    if infra is None:
+        infra = {}
+    elif isinstance(infra, exca.TaskInfra):
+        infra = {k: getattr(infra, k) for k in infra.model_fields_set}
+    if not isinstance(infra, Mapping):
+        return data
+    changes: dict[str, Any] = {}
+    if infra.get("folder") is None:
+        changes["folder"] = cache_root()
+    if infra.get("cluster") == "auto":
+        from .slurm import resolve_cluster
+
+        changes["cluster"] = resolve_cluster("auto")
+    return {**data, "infra": {**infra, **changes}} if changes else data
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+class ExperimentInfra(exca.TaskInfra):
+    """`exca.TaskInfra` that makes `force` start from scratch and never serves a failure to
+    a caller whose uid-excluded fields differ from those of the failed run."""
+
+    def run_context(self) -> dict[str, Any]:
+        """The uid-excluded fields of this task and its infra: what a failure may depend on
+        though the uid does not."""
+        obj = self._obj
+        excluded = getattr(type(obj), "_exclude_from_cls_uid", ())
+        if callable(excluded):  # exca also accepts a method; ours are tuples
+            excluded = ()
+        context = {
+            name: _plain(getattr(obj, name))
+            for name in excluded
+            if name not in _LABELS and hasattr(obj, name)
+        }
+        context |= {f"infra.{k}": _plain(getattr(self, k)) for k in _CONTEXT_INFRA_FIELDS}
+        return context
+
+    def write_configs_now(self) -> None:
+        """exca writes `uid.yaml`/`config.yaml` only once the job is saved, which for an
+        in-process run is after it ended (and then tidies `config.yaml` away before saving,
+        relying on a write that it marks as done). Written at the start of the run, `hbm status`
+        sees a run while it is going, or after it was killed; the mark is reset so that exca's
+        own write still happens."""
+        self._check_configs(write=True)
+        exca.base._fast_state(self).checked_configs = False
+
+    def write_run_context(self, folder: Path) -> None:
+        """Called by the task when its run starts (in the job's process)."""
+        record = {"context": self.run_context(), "pid": os.getpid(), "host": os.uname().nodename}
+        atomic_write_text(folder / RUN_CONTEXT_FILE, json.dumps(record, indent=1) + "\n")
+
+    def _failed_elsewhere(self) -> str | None:
+        """Which uid-excluded field differs from the run that failed, if any."""
+        folder = self.uid_folder()
+        if folder is None:
+            return None
+        try:
+            stored = json.loads((folder / RUN_CONTEXT_FILE).read_text())["context"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # no record: exca's rule (replay the failure; --retry reruns it)
+        now = self.run_context()
+        diffs = [
+            f"{k}={stored.get(k)!r} then, {now.get(k)!r} now"
+            for k in sorted(set(stored) | set(now))
+            if stored.get(k) != now.get(k)
+        ]
+        return "; ".join(diffs) or None
+
+    def clear_if_failed_elsewhere(self) -> bool:
+        """Clear a cached failure that another device/thread count/resource request caused."""
+        if self.mode == "read-only" or self.status() != "failed":
+            return False
+        diff = self._failed_elsewhere()
+        if diff is None:
+            return False
+        logger.warning(
+            "%s: the cached failure ran with other settings (%s): running again", self.uid(), diff
+        )
+        self.clear_job()
+        return True
+
+    def discard_training_files(self) -> None:
+        """What `force` recomputes from: no checkpoint, no model, no result, no error."""
+        folder = self.uid_folder()
+        if folder is None:
+            return
+        for name in (CHECKPOINT_FILE, MODEL_FILE, RESULT_FILE, ERROR_FILE, RUN_CONTEXT_FILE):
+            (folder / name).unlink(missing_ok=True)
+
+    def job(self) -> Any:
+        if self._effective_mode == "force":
+            self.discard_training_files()  # also when exca has no job to clear (a killed run)
+        else:
+            self.clear_if_failed_elsewhere()
+        return super().job()
+
+    def clear_job(self) -> None:
+        folder = self.uid_folder()
+        had_job = folder is not None and (folder / "job.pkl").exists()
+        super().clear_job()
+        # exca also calls clear_job right after an in-process run (to tidy up before saving the
+        # job): with no job to clear, the run's own files are the new ones and must stay
+        if folder is None or not had_job:
+            return
+        # exca removes only its own files; "force" means from scratch, so the task's go too
+        if self.mode == "force":
+            self.discard_training_files()
+            return
+        for name in (ERROR_FILE, RESULT_FILE, RUN_CONTEXT_FILE):
+            (folder / name).unlink(missing_ok=True)
