@@ -63,14 +63,16 @@ def test_next_write_removes_temp_files_orphaned_by_a_kill(tmp_path: Path) -> Non
     ancient = tmp_path / f".{target.name}.x7q2.tmp"  # another naming scheme, an hour old
     foreign = tmp_path / f".{target.name}.otherhost.1.abcd.tmp"  # another host, just now
     live = tmp_path / f".{target.name}.{host}.{os.getpid()}.busy.tmp"  # a writer at work
+    slow = tmp_path / f".{target.name}.{host}.{os.getpid()}.slow.tmp"  # still at work, 2 h on
     unrelated = tmp_path / ".other.json.x.tmp"
-    for p in (killed, ancient, foreign, live, unrelated):
+    for p in (killed, ancient, foreign, live, slow, unrelated):
         p.write_bytes(b"half a file")
     old = time.time() - 2 * files_mod.ORPHAN_AGE_SECONDS
     os.utime(ancient, (old, old))
+    os.utime(slow, (old, old))
     atomic_write_bytes(target, b"[]")
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == sorted([target.name, foreign.name, live.name, unrelated.name])
+    assert left == sorted([target.name, foreign.name, live.name, slow.name, unrelated.name])
 
 
 def test_interrupted_write_leaves_no_temp_file(

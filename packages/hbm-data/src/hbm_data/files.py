@@ -32,6 +32,10 @@ HASH_PREFIX = "sha256:"
 #: no single write of an episode file takes anywhere near an hour.
 ORPHAN_AGE_SECONDS = 3600.0
 
+#: A temp file of a live process of this host is left alone for this long: its pid may have
+#: been reused by another process after the writer died, so it cannot stay forever.
+LIVE_WRITER_AGE_SECONDS = 24 * 3600.0
+
 _umask_lock = threading.Lock()
 
 
@@ -71,8 +75,9 @@ def _remove_orphans(path: Path) -> None:
 
     A temp file is orphaned when its writer (host and pid are in its name) is a dead process of
     this host, or when it is older than `ORPHAN_AGE_SECONDS` (another host's, whose pid cannot
-    be checked from here, or an older naming scheme). A live writer's temp file is never removed,
-    so two processes (or cluster nodes on a shared filesystem) writing one file stay safe.
+    be checked from here, or an older naming scheme), or `LIVE_WRITER_AGE_SECONDS` (a live pid of
+    this host, possibly reused). So two processes, or cluster nodes on a shared filesystem,
+    writing one file never remove each other's temp file mid-write.
     """
     prefix = _tmp_prefix(path)
     host = _host_tag()
@@ -86,14 +91,16 @@ def _remove_orphans(path: Path) -> None:
         m = re.fullmatch(
             re.escape(prefix) + r"(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\..*\.tmp", name
         )
-        orphaned = False
-        if m is not None and m["host"] == host:
-            orphaned = not _pid_alive(int(m["pid"]))
-        if not orphaned:
+        pid = int(m["pid"]) if m is not None and m["host"] == host else None  # ours: checkable
+        ours = pid is not None
+        if pid is not None and not _pid_alive(pid):
+            orphaned = True
+        else:
             try:
-                orphaned = now - tmp.stat().st_mtime > ORPHAN_AGE_SECONDS
+                age = now - tmp.stat().st_mtime
             except OSError:
                 continue
+            orphaned = age > (LIVE_WRITER_AGE_SECONDS if ours else ORPHAN_AGE_SECONDS)
         if orphaned:
             tmp.unlink(missing_ok=True)
 
