@@ -47,3 +47,20 @@ def test_pool_of_steps_has_no_episodes() -> None:
 def test_bad_input_names_the_field(obs, actions, lengths, message) -> None:
     with pytest.raises(ValueError, match=message):
         EpisodeData.from_arrays(obs, actions, lengths)
+
+
+def test_sessions_and_the_fields_shared_with_hbm_ne() -> None:
+    import dataclasses
+
+    data = EpisodeData.from_arrays(torch.zeros(6, 2), torch.zeros(6), [2, 2, 2], sessions=[0, 1, 0])
+    assert [f.name for f in dataclasses.fields(EpisodeData)] == [
+        "obs",
+        "actions",
+        "episode_lengths",
+        "sessions",
+    ]
+    assert data.sessions == (0, 1, 0) and data.num_steps == 6
+    assert data.sequences("session") == [[0, 2], [1]]
+    assert data.to("cpu").sessions == (0, 1, 0)
+    with pytest.raises(ValueError, match="one per episode"):
+        EpisodeData.from_arrays(torch.zeros(6, 2), torch.zeros(6), [3, 3], sessions=[0])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,8 +10,10 @@ from hbm_dl.metrics import (
     accuracy,
     confusion_matrix,
     cross_entropy,
+    f1_seed,
     macro_f1,
     macro_f1_from_confusion,
+    sample_actions,
     sampled_macro_f1,
 )
 
@@ -54,14 +57,36 @@ def test_sampled_f1_is_reproducible_and_samples() -> None:
     peaked = F.one_hot(actions, 3).float() * 50
     assert sampled_macro_f1(peaked, actions) == pytest.approx(1.0)
     uniform = torch.zeros(500, 3)
-    a = sampled_macro_f1(uniform, actions, generator=torch.Generator().manual_seed(1))
-    b = sampled_macro_f1(uniform, actions, generator=torch.Generator().manual_seed(1))
-    c = sampled_macro_f1(uniform, actions, generator=torch.Generator().manual_seed(2))
+    a = sampled_macro_f1(uniform, actions, seed=1)
+    b = sampled_macro_f1(uniform, actions, seed=1)
+    c = sampled_macro_f1(uniform, actions, seed=2)
     assert a == b and a != c
     assert a == pytest.approx(1 / 3, abs=0.05)  # random guessing among 3 balanced classes
-    one = sampled_macro_f1(
-        uniform, actions, num_samples=1, generator=torch.Generator().manual_seed(1)
-    )
+    one = sampled_macro_f1(uniform, actions, f1_samples=1, seed=1)
     assert one != a  # K trials are averaged
     mask = torch.zeros(500, dtype=torch.bool)
     assert math.isnan(sampled_macro_f1(uniform, actions, mask))
+
+
+def test_sampled_f1_follows_the_documented_algorithm() -> None:
+    """docs/interfaces.md: u [K, M] ~ U[0, 1) float64 from a CPU generator seeded
+    f1_seed(seed, step); action = #{j < A-1: cdf_j < u * cdf_{A-1}}; mean of K macro F1s."""
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(200, 4, generator=gen) * 2
+    actions = torch.randint(0, 4, (200,), generator=gen)
+    seed = f1_seed(7, 120)
+    assert seed == (7 * 0x9E3779B97F4A7C15 + 120 * 0xBF58476D1CE4E5B9) % 2**63
+    u = torch.rand(5, 200, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    cdf = np.cumsum(np.exp(logits.double().numpy()), axis=1)  # unnormalised: u is scaled
+    expected = (cdf[None, :, :-1] < (u.numpy() * cdf[:, -1])[..., None]).sum(-1)
+    drawn = sample_actions(logits, 5, seed)
+    assert drawn.shape == (5, 200)
+    # float64 softmax vs exp/cumsum here: equal but for draws within 1e-12 of a boundary
+    assert (drawn.numpy() != expected).sum() == 0
+    per_draw = [macro_f1(torch.from_numpy(expected[k]), actions, 4) for k in range(5)]
+    got = sampled_macro_f1(logits, actions, f1_samples=5, seed=seed)
+    assert got == pytest.approx(float(np.mean(per_draw)), abs=1e-12)
+    # the frequencies of the draws follow softmax(logits)
+    many = sample_actions(logits[:1].expand(20000, 4), 1, 0)[0]
+    freq = torch.bincount(many, minlength=4).double() / 20000
+    torch.testing.assert_close(freq, torch.softmax(logits[0].double(), 0), atol=0.015, rtol=0)

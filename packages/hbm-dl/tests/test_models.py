@@ -4,7 +4,13 @@ import math
 
 import pytest
 import torch
-from hbm_dl import FeedforwardMLP, RecurrentMLPReservoir, RecurrentMLPTrainable, is_recurrent
+from hbm_dl import (
+    FeedforwardMLP,
+    RecurrentMLP,
+    RecurrentMLPReservoir,
+    RecurrentMLPTrainable,
+    is_recurrent,
+)
 
 RECURRENT = [
     lambda **kw: RecurrentMLPReservoir(4, 12, 3, **kw),
@@ -94,11 +100,48 @@ def test_init_uses_only_the_given_generator(make) -> None:
     assert any(not torch.equal(a.state_dict()[k], c.state_dict()[k]) for k in a.state_dict())
 
 
-def test_default_init_scale() -> None:
-    m = FeedforwardMLP(16, 50, 2)
-    w = m.hidden[0].weight
-    assert w.abs().max() <= 1 / math.sqrt(16)
-    assert w.std() > 0.5 / math.sqrt(3 * 16)  # U(-b, b) has std b/sqrt(3)
+def test_default_init_is_normal_over_fan_in_and_uniform_is_an_option() -> None:
+    m = FeedforwardMLP(400, (300,), 200, generator=torch.Generator().manual_seed(0))
+    assert m.init == "normal"
+    for t, fan_in in ((m.hidden[0].weight, 400), (m.hidden[0].bias, 400), (m.output.weight, 300),
+                      (m.output.bias, 300)):  # fmt: skip
+        # N(0, 1/fan_in): std 1/sqrt(fan_in) (sampling error < 5 % with >= 200 values)
+        t = t.detach()
+        assert float(t.std()) == pytest.approx(fan_in**-0.5, rel=0.1)
+        assert float(t.abs().max()) > fan_in**-0.5  # not bounded like the uniform
+    u = FeedforwardMLP(400, (300,), 200, init="uniform")
+    w = u.hidden[0].weight.detach()
+    assert float(w.abs().max()) <= 400**-0.5
+    assert float(w.std()) == pytest.approx(400**-0.5 / math.sqrt(3), rel=0.05)
+    r = RecurrentMLPTrainable(300, 200, 100, init="uniform")
+    assert float(r.input.bias.detach().abs().max()) <= 300**-0.5
+    # the recurrence is not set by `init`: N(0, 1/H) factors in both cases
+    n = RecurrentMLPTrainable(300, 200, 100, generator=torch.Generator().manual_seed(5))
+    for model in (r, n):
+        assert float(model.recurrent_u.detach().std()) == pytest.approx(200**-0.5, rel=0.15)
+    with pytest.raises(ValueError, match="init must be one of"):
+        FeedforwardMLP(4, 8, 2, init="xavier")  # type: ignore[arg-type]
+
+
+def test_feedforward_hidden_sizes_spellings() -> None:
+    a = FeedforwardMLP(4, 8, 2).state_dict()
+    b = FeedforwardMLP(4, (8,), 2).state_dict()
+    c = FeedforwardMLP(4, hidden_sizes=[8], output_size=2).state_dict()
+    with pytest.warns(DeprecationWarning, match="hidden_sizes"):
+        d = FeedforwardMLP(input_size=4, hidden_size=8, output_size=2).state_dict()
+    for other in (b, c, d):
+        assert all(torch.equal(a[k], other[k]) for k in a)
+    assert FeedforwardMLP(4, (8, 6), 2).hidden_sizes == (8, 6)
+
+
+def test_recurrent_base_class_builds_either_kind() -> None:
+    res = RecurrentMLP(4, 12, 3, generator=torch.Generator().manual_seed(2))
+    same = RecurrentMLPReservoir(4, 12, 3, generator=torch.Generator().manual_seed(2))
+    assert res.kind == "reservoir" and res.rank is None
+    assert all(torch.equal(res.state_dict()[k], v) for k, v in same.state_dict().items())
+    tr = RecurrentMLP(4, 12, 3, kind="trainable", rank=2)
+    assert isinstance(RecurrentMLPTrainable(4, 12, 3), RecurrentMLP)
+    assert shapes(tr)["recurrent_u"] == (12, 2)
 
 
 @pytest.mark.parametrize("make", RECURRENT)

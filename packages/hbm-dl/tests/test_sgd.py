@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,11 @@ from hbm_dl import (
     CheckpointError,
     EpisodeData,
     FeedforwardMLP,
+    Progress,
     RecurrentMLPReservoir,
     RecurrentMLPTrainable,
+    checkpoint_info,
+    evaluate,
     optimize_sgd,
 )
 
@@ -146,23 +150,37 @@ def test_truncated_bptt() -> None:
 
 def test_history_and_callbacks() -> None:
     obs, actions, _ = teacher_data(320)
-    rows: list[dict[str, float]] = []
+    seen: list[Progress] = []
     result = optimize_sgd(
         FeedforwardMLP(4, 8, 3),
         (obs[:256], actions[:256]),
         (obs[256:], actions[256:]),
         max_steps=25,
         eval_every=10,
-        callbacks=[rows.append],
+        callbacks=[seen.append],
     )
     assert [r["step"] for r in result.history] == [0, 10, 20, 25]
-    assert rows == result.history
     assert all(tuple(r) == HISTORY_FIELDS for r in result.history)
+    # one Progress per step (0 = before training); evaluated ones carry the history rows
+    assert [p.step for p in seen] == list(range(26))
+    evaluated = [p for p in seen if p.evaluated]
+    assert [p.step for p in evaluated] == [0, 10, 20, 25]
+    for p, row in zip(evaluated, result.history, strict=True):
+        assert (p.train_loss, p.test_ce, p.test_f1, p.samples_seen) == (
+            row["train_loss"],
+            row["test_ce"],
+            row["test_f1"],
+            row["samples_seen"],
+        )
+    assert all(p.test_ce is None and p.test_f1 is None for p in seen if not p.evaluated)
+    assert seen[3].samples_seen == 3 * 32 and result.samples_seen == 25 * 32
     assert result.history[-1]["epoch"] == pytest.approx(25 / 8)
-    assert result.steps == 25 and result.stopped_by == "max_steps"
+    assert result.steps == 25 and result.stop_reason == "max_steps"
     elapsed = [r["elapsed"] for r in result.history]
-    assert elapsed == sorted(elapsed)
-    # Epoch budget: 3 epochs of ceil(256 / 32) = 8 steps, evaluated at each epoch end.
+    assert elapsed == sorted(elapsed) and result.elapsed >= elapsed[-1]
+    assert result["test_loss_history"] == [r["test_ce"] for r in result.history]
+    assert result["loss_history"] == [r["train_loss"] for r in result.history]
+    # Epoch budget: 3 epochs of ceil(250 / 32) = 8 steps, evaluated at each epoch end.
     result = optimize_sgd(
         FeedforwardMLP(4, 8, 3),
         (obs[:250], actions[:250]),
@@ -172,7 +190,93 @@ def test_history_and_callbacks() -> None:
     )
     assert [r["step"] for r in result.history] == [0, 8, 16, 24]
     assert [r["epoch"] for r in result.history] == [0, 1, 2, 3]
-    assert result.stopped_by == "max_epochs"
+    assert [r["samples_seen"] for r in result.history] == [0, 250, 500, 750]
+    assert result.stop_reason == "max_epochs"
+
+
+def test_callback_stops_the_run_and_it_resumes_exactly(tmp_path: Path) -> None:
+    obs, actions, _ = teacher_data(320)
+    train, test = (obs[:256], actions[:256]), (obs[256:], actions[256:])
+    kwargs = dict(max_steps=30, eval_every=10, seed=4, checkpoint_every_seconds=None)
+    straight = FeedforwardMLP(4, 8, 3)
+    ref = optimize_sgd(straight, train, test, **kwargs)  # type: ignore[arg-type]
+
+    path = tmp_path / "ckpt.pt"
+    stopped = optimize_sgd(
+        FeedforwardMLP(4, 8, 3),
+        train,
+        test,
+        checkpoint_path=path,
+        callbacks=[lambda p: p.step == 13],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    assert stopped.stop_reason == "callback" and stopped.steps == 13
+    # the last row always describes the returned model: a closing evaluation at step 13
+    assert [r["step"] for r in stopped.history] == [0, 10, 13]
+    assert checkpoint_info(path).step == 13  # final checkpoint written
+    model = FeedforwardMLP(4, 8, 3)
+    resumed = optimize_sgd(model, train, test, checkpoint_path=path, **kwargs)  # type: ignore[arg-type]
+    assert resumed.resumed_from == 13 and resumed.stop_reason == "max_steps"
+    assert without_elapsed(resumed.history) == without_elapsed(ref.history)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+
+
+def test_last_row_equals_evaluate_of_the_returned_model() -> None:
+    obs, actions, _ = teacher_data(400)
+    test = episodes(obs[300:], actions[300:], 20)
+    result = optimize_sgd(
+        RecurrentMLPTrainable(4, 16, 3),
+        episodes(obs[:300], actions[:300], 15),
+        test,
+        batch_size=4,
+        max_steps=7,
+        eval_every=5,
+        f1_samples=6,
+        seed=9,
+    )
+    last = result.history[-1]
+    assert last["step"] == 7
+    # the same function on the same inputs: exactly the row's values
+    again = evaluate(result.model, test, f1_samples=6, seed=9, step=last["step"])
+    assert (again["ce"], again["accuracy"], again["f1"]) == (
+        last["test_ce"],
+        last["test_accuracy"],
+        last["test_f1"],
+    )
+    other_step = evaluate(result.model, test, f1_samples=6, seed=9, step=6)
+    assert other_step["f1"] != last["test_f1"] and other_step["ce"] == last["test_ce"]
+
+
+def test_without_test_data_and_with_a_time_cadence() -> None:
+    obs, actions, _ = teacher_data(320)
+    result = optimize_sgd(
+        FeedforwardMLP(4, 8, 3), (obs, actions), None, max_steps=12, eval_every=None,
+        eval_every_seconds=1e-9,
+    )  # fmt: skip
+    assert [r["step"] for r in result.history] == list(range(13))
+    assert all(r["test_ce"] is None and r["test_f1"] is None for r in result.history)
+    assert result.test_loss_history == []
+
+
+def test_deprecated_names_still_work() -> None:
+    obs, actions, _ = teacher_data(100)
+    data = (obs, actions)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = optimize_sgd(
+            FeedforwardMLP(4, 8, 3), train=data, test=data, max_steps=2,
+            num_f1_samples=3, checkpoint_every_steps=5,
+        )  # fmt: skip
+    named = {str(w.message).split("(")[1].split("=")[0] for w in caught}
+    assert named == {"train", "test", "num_f1_samples", "checkpoint_every_steps"}
+    assert all(w.category is DeprecationWarning for w in caught)
+    assert result.steps == 2 and len(result.history) == 2
+    with pytest.warns(DeprecationWarning, match="stop_reason"):
+        assert result.stopped_by == "max_steps"
+    with pytest.warns(DeprecationWarning, match="f1_samples"):
+        old = evaluate(result.model, data, num_samples=3)
+    assert old["ce"] == evaluate(result.model, data)["ce"]
 
 
 def test_time_budget_stops() -> None:
@@ -180,7 +284,7 @@ def test_time_budget_stops() -> None:
     result = optimize_sgd(
         FeedforwardMLP(4, 8, 3), (obs, actions), (obs, actions), max_time=0.3, eval_every=None
     )
-    assert result.stopped_by == "max_time" and result.steps > 0
+    assert result.stop_reason == "max_time" and result.steps > 0
     assert result.history[-1]["elapsed"] >= 0.3
 
 
@@ -207,8 +311,8 @@ class Crash(Exception):
 
 
 def crash_at(step: int):
-    def callback(row: dict[str, float]) -> None:
-        if row["step"] >= step:
+    def callback(progress: Progress) -> None:
+        if progress.step >= step:
             raise Crash
 
     return callback
@@ -237,7 +341,7 @@ def test_resume_is_bitwise_identical(tmp_path: Path, kind: str, optimizer: str) 
         max_steps=40,
         eval_every=6,
         seed=11,
-        checkpoint_every_steps=7,
+        checkpoint_every=7,
         checkpoint_every_seconds=None,
     )
     straight = MODELS[kind](4, 3)
@@ -257,8 +361,14 @@ def test_resume_is_bitwise_identical(tmp_path: Path, kind: str, optimizer: str) 
         4,
         3,
     )
+    stored_elapsed = checkpoint_info(path).elapsed
     resumed = optimize_sgd(resumed_model, train, test, checkpoint_path=path, **kwargs)
+    assert ref.resumed_from is None and resumed.resumed_from == 21
+    assert resumed.checkpoint_time is not None
     assert without_elapsed(resumed.history) == without_elapsed(ref.history)
+    # time counts every process: the resumed run's clock starts at the checkpoint's
+    assert resumed.elapsed > stored_elapsed
+    assert resumed.history[-1]["elapsed"] > stored_elapsed
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed_model.state_dict()[key]), key
     # A finished run resumed to the same budget does no work and returns the same result.
@@ -301,7 +411,7 @@ def test_corrupt_or_foreign_checkpoint_is_refused_and_kept(tmp_path: Path) -> No
     good = tmp_path / "good.pt"
     optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=2, checkpoint_path=good)
     content = good.read_bytes()
-    with pytest.raises(CheckpointError, match=r"good\.pt.*fingerprint\.learning_rate"):
+    with pytest.raises(CheckpointError, match=r"good\.pt.*fingerprint\.hbm_dl\.learning_rate"):
         optimize_sgd(
             FeedforwardMLP(4, 8, 3),
             data,
@@ -310,7 +420,7 @@ def test_corrupt_or_foreign_checkpoint_is_refused_and_kept(tmp_path: Path) -> No
             learning_rate=0.1,
             checkpoint_path=good,
         )
-    with pytest.raises(CheckpointError, match=r"fingerprint\.model_shapes"):
+    with pytest.raises(CheckpointError, match=r"fingerprint\.hbm_dl\.model\.shapes"):
         optimize_sgd(FeedforwardMLP(4, 9, 3), data, data, max_steps=4, checkpoint_path=good)
     assert good.read_bytes() == content
     good.write_bytes(content[: len(content) // 2])  # truncated by a crash of something else
@@ -335,7 +445,7 @@ def test_bad_arguments_are_explained() -> None:
         optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=0)
     with pytest.raises(ValueError, match="recurrent models only"):
         optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=1, bptt_length=4)
-    with pytest.raises(TypeError, match="train must be EpisodeData"):
+    with pytest.raises(TypeError, match="train_data must be EpisodeData"):
         optimize_sgd(FeedforwardMLP(4, 8, 3), [obs, actions], data, max_steps=1)  # type: ignore[arg-type]
 
 
@@ -346,3 +456,61 @@ def test_feedforward_ignores_episode_boundaries() -> None:
     optimize_sgd(plain, (obs, actions), (obs, actions), max_steps=5)
     assert torch.equal(with_eps.output.weight, plain.output.weight)
     assert math.isfinite(float(plain.output.weight.detach().sum()))
+
+
+def test_foreign_checkpoint_is_refused_with_the_field_named(tmp_path: Path) -> None:
+    obs, actions, _ = teacher_data(100)
+    data = (obs, actions)
+    path = tmp_path / "ckpt.pt"
+    mine = {"config": {"data": {"subject": "sim01"}, "seed": 1}, "data_hash": "abc"}
+    optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=3, seed=1, fingerprint=mine,
+                 checkpoint_path=path)  # fmt: skip
+    content = path.read_bytes()
+    assert checkpoint_info(path).fingerprint["config"] == mine["config"]
+    with pytest.raises(CheckpointError, match=r"ckpt\.pt.*fingerprint\.hbm_dl\.seed is 1 in the"):
+        optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=6, seed=2, fingerprint=mine,
+                     checkpoint_path=path)  # fmt: skip
+    other = {"config": {"data": {"subject": "sim02"}, "seed": 1}, "data_hash": "abc"}
+    with pytest.raises(CheckpointError) as err:
+        optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=6, seed=1, fingerprint=other,
+                     checkpoint_path=path)  # fmt: skip
+    message = str(err.value)
+    assert "fingerprint.config.data.subject is 'sim01' in the checkpoint, 'sim02' now" in message
+    assert "hbm_dl" not in message  # only what differs is named
+    with pytest.raises(CheckpointError, match=r"fingerprint\.data_hash is 'abc'.*absent now"):
+        optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=6, seed=1,
+                     checkpoint_path=path)  # fmt: skip
+    with pytest.raises(ValueError, match="reserved"):
+        optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=1, fingerprint={"hbm_dl": 1})
+    with pytest.raises(TypeError, match="JSON"):
+        optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=1, fingerprint={"x": object()})
+    assert path.read_bytes() == content
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+    # the same run resumes: a larger budget continues from step 3
+    again = optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=6, seed=1,
+                         fingerprint=mine, checkpoint_path=path)  # fmt: skip
+    assert again.resumed_from == 3 and again.steps == 6
+
+
+def test_resume_false_starts_afresh_and_replaces_the_file(tmp_path: Path) -> None:
+    obs, actions, _ = teacher_data(100)
+    data = (obs, actions)
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"garbage of another program")
+    fresh = FeedforwardMLP(4, 8, 3)
+    ref = optimize_sgd(fresh, data, data, max_steps=4, seed=2)
+    model = FeedforwardMLP(4, 8, 3)
+    result = optimize_sgd(
+        model, data, data, max_steps=4, seed=2, checkpoint_path=path, resume=False,
+        checkpoint_every_seconds=None,
+    )  # fmt: skip
+    assert result.resumed_from is None
+    assert without_elapsed(result.history) == without_elapsed(ref.history)
+    assert checkpoint_info(path).step == 4
+    # a foreign run's checkpoint is replaced too, and the new one resumes normally
+    result = optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=2, seed=3,
+                          checkpoint_path=path, resume=False)  # fmt: skip
+    assert checkpoint_info(path).fingerprint["hbm_dl"]["seed"] == 3
+    again = optimize_sgd(FeedforwardMLP(4, 8, 3), data, data, max_steps=2, seed=3,
+                         checkpoint_path=path)  # fmt: skip
+    assert again.resumed_from == 2

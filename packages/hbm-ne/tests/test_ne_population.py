@@ -164,6 +164,33 @@ def test_same_seed_same_population_and_views_share_storage() -> None:
     assert abs(std - 0.1) < 0.005
 
 
+@pytest.mark.parametrize("init", ["normal", "uniform"])
+def test_init_is_the_rule_of_the_single_networks(init: str) -> None:
+    """docs/interfaces.md: "normal" N(0, 1/fan_in), "uniform" U(±1/√fan_in), weights and biases,
+    for feedforward and recurrent input/output layers (u, v ~ N(0, 1/H) either way)."""
+    ff = BatchedFeedforward(100, 3, 200, (50,), init=init, generator=gen())  # type: ignore[arg-type]
+    rec = BatchedRecurrent(100, 3, 200, 50, kind="trainable", init=init, generator=gen())  # type: ignore[arg-type]
+    expected = {"normal": 1.0, "uniform": 1 / 3**0.5}[init]
+    for views, name, fan_in in (
+        (ff.views(), "hidden.0.weight", 100),
+        (ff.views(), "hidden.0.bias", 100),
+        (ff.views(), "output.weight", 50),
+        (ff.views(), "output.bias", 50),
+        (rec.views(), "input.weight", 100),
+        (rec.views(), "input.bias", 100),
+        (rec.views(), "output.bias", 50),
+    ):
+        t = views[name]
+        # >= 600 draws: the sample std is within 10 % of the true one
+        assert t.std().item() == pytest.approx(expected * fan_in**-0.5, rel=0.1), name
+        bounded = t.abs().max().item() <= fan_in**-0.5
+        assert bounded == (init == "uniform"), name
+    assert rec.views()["recurrent_u"].std().item() == pytest.approx(50**-0.5, rel=0.1)
+    assert ff.init == init and rec.init == init
+    with pytest.raises(ValueError, match="init must be one of"):
+        BatchedFeedforward(4, 2, 3, init="xavier")  # type: ignore[arg-type]
+
+
 def test_select_reindexes_params_sigma_state_and_reservoir() -> None:
     pop = BatchedRecurrent(3, 2, 4, 5, shared_reservoir=False, generator=gen())
     assert pop.sigma is not None and pop.reservoir is not None

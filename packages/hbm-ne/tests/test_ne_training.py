@@ -13,9 +13,13 @@ from hbm_ne import (
     BatchedFeedforward,
     BatchedRecurrent,
     CheckpointError,
+    CheckpointInfo,
     EpisodeData,
     Progress,
+    RecurrentMLP,
     SupervisedFitness,
+    checkpoint_info,
+    evaluate,
     evolve,
     train_supervised,
 )
@@ -40,7 +44,9 @@ def test_resume_is_bitwise_identical(tmp_path: Path, kind: str) -> None:
     x, y, _ = teacher_data(300)
     data = (x[:200], y[:200])
     test = (x[200:], y[200:])
-    kw = dict(batch_size=64, eval_every=2, seed=3, checkpoint_every=None, checkpoint_interval=None)
+    kw = dict(
+        batch_size=64, eval_every=2, seed=3, checkpoint_every=None, checkpoint_every_seconds=None
+    )
 
     pop, algo = make(kind)
     full = train_supervised(pop, data, test, algo, max_generations=7, **kw)  # type: ignore[arg-type]
@@ -64,6 +70,9 @@ def test_resume_is_bitwise_identical(tmp_path: Path, kind: str) -> None:
     assert [r["generation"] for r in full.history] == [0, 2, 4, 6]
     assert full.generations == resumed.generations == 7
     assert torch.equal(full.best_params, resumed.best_params)
+    assert full.resumed_from is None and resumed.resumed_from == 4
+    assert resumed.checkpoint_time is not None and full.checkpoint_time is None
+    assert full.fitness_history == resumed.fitness_history and len(full.fitness_history) == 7
 
 
 def test_corrupt_or_foreign_checkpoint_raises_and_is_kept(tmp_path: Path) -> None:
@@ -84,9 +93,10 @@ def test_corrupt_or_foreign_checkpoint_raises_and_is_kept(tmp_path: Path) -> Non
     train_supervised(pop, (x, y), None, algo, max_generations=2, checkpoint_path=ckpt)
     before = ckpt.read_bytes()
     other = BatchedFeedforward(4, 2, 16, (9,), generator=gen())
-    with pytest.raises(CheckpointError, match="does not match"):
+    with pytest.raises(CheckpointError, match=r"fingerprint\.hbm_ne\.population\.hidden_sizes"):
         train_supervised(other, (x, y), None, GA(other), max_generations=3, checkpoint_path=ckpt)
     assert ckpt.read_bytes() == before
+    assert issubclass(CheckpointError, ValueError)
     assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -95,20 +105,31 @@ def test_budgets_callbacks_and_logging(caplog: pytest.LogCaptureFixture) -> None
     pop, algo = make()
     seen: list[Progress] = []
 
-    def stop_at_three(p: Progress) -> bool:
+    def stop_at_two(p: Progress) -> bool:
         seen.append(p)
-        return p.generation >= 3
+        return p.step >= 2
 
     with caplog.at_level(logging.INFO, logger="hbm_ne"):
         res = train_supervised(
-            pop, (x, y), (x, y), algo, max_generations=100, callbacks=[stop_at_three], eval_every=1
+            pop, (x, y), (x, y), algo, max_generations=100, callbacks=[stop_at_two], eval_every=1
         )
     assert res.stop_reason == "callback" and res.generations == 3
-    assert [p.generation for p in seen] == [1, 2, 3]
-    assert seen[0].evaluation is not None and "test_ce" in seen[0].evaluation
+    assert [p.step for p in seen] == [0, 1, 2]
+    assert all(p.evaluated and p.test_ce is not None for p in seen)
+    assert [p.samples_seen for p in seen] == [100 * 16, 200 * 16, 300 * 16]
+    assert [p.epoch for p in seen] == [1.0, 2.0, 3.0]
+    for p, row in zip(seen, res.history, strict=True):
+        assert (p.train_loss, p.test_ce, p.test_f1) == (
+            row["train_loss"],
+            row["test_ce"],
+            row["test_f1"],
+        )
     assert any("generation 0" in r.message for r in caplog.records)
     res = train_supervised(pop, (x, y), None, algo, max_time=0.3)
     assert res.stop_reason == "max_time" and res.elapsed >= 0.3
+    # the last row describes the returned model, although it is off the 10-generation schedule
+    assert res.history[-1]["generation"] == res.generations - 1
+    assert res.history[-1]["test_ce"] is None
     with pytest.raises(ValueError, match="budget"):
         train_supervised(pop, (x, y), None, algo)
     with pytest.raises(ValueError, match="features"):
@@ -214,12 +235,12 @@ class Killed(Exception):
 
 def test_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) -> None:
     x, y, _ = teacher_data(200)
-    kw = dict(batch_size=50, eval_every=3, seed=1, checkpoint_interval=None)
+    kw = dict(batch_size=50, eval_every=3, seed=1, checkpoint_every_seconds=None)
     pop, algo = make("ga")
     full = train_supervised(pop, (x, y), (x, y), algo, max_generations=9, **kw)  # type: ignore[arg-type]
 
     def kill_at_five(p: Progress) -> None:
-        if p.generation == 5:
+        if p.step == 4:  # after the fifth generation, before its checkpoint
             raise Killed
 
     ckpt = tmp_path / "ck.pt"
@@ -235,3 +256,140 @@ def test_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) ->
     assert torch.equal(pop.params, pop2.params)
     strip = lambda h: [{k: v for k, v in r.items() if k != "elapsed"} for r in h]  # noqa: E731
     assert strip(full.history) == strip(resumed.history)
+
+
+def test_foreign_checkpoint_is_refused_with_the_field_named(tmp_path: Path) -> None:
+    x, y, _ = teacher_data(100)
+    ckpt = tmp_path / "run.pt"
+    mine = {"config": {"data": {"subject": "sim01"}}, "data_hash": "abc"}
+    pop, algo = make()
+    train_supervised(pop, (x, y), None, algo, max_generations=2, seed=1, fingerprint=mine,
+                     checkpoint_path=ckpt)  # fmt: skip
+    before = ckpt.read_bytes()
+    assert checkpoint_info(ckpt).fingerprint["config"] == mine["config"]
+    pop, algo = make()
+    with pytest.raises(CheckpointError, match=r"run\.pt.*fingerprint\.hbm_ne\.seed is 1 in the"):
+        train_supervised(pop, (x, y), None, algo, max_generations=4, seed=2, fingerprint=mine,
+                         checkpoint_path=ckpt)  # fmt: skip
+    other = {"config": {"data": {"subject": "sim02"}}, "data_hash": "abc"}
+    with pytest.raises(CheckpointError) as err:
+        train_supervised(pop, (x, y), None, algo, max_generations=4, seed=1, fingerprint=other,
+                         checkpoint_path=ckpt)  # fmt: skip
+    assert "fingerprint.config.data.subject is 'sim01' in the checkpoint, 'sim02' now" in str(
+        err.value
+    )
+    with pytest.raises(CheckpointError, match=r"fingerprint\.hbm_ne\.train_data\.obs_sum"):
+        train_supervised(pop, (x + 1, y), None, algo, max_generations=4, seed=1,
+                         fingerprint=mine, checkpoint_path=ckpt)  # fmt: skip
+    pop2 = BatchedFeedforward(4, 2, 16, (8,), sigma_init=0.05, generator=gen(1))
+    with pytest.raises(CheckpointError, match=r"fingerprint\.hbm_ne\.algorithm\.survival"):
+        train_supervised(pop2, (x, y), None, GA(pop2, survival=0.25, seed=2), max_generations=4,
+                         seed=1, fingerprint=mine, checkpoint_path=ckpt)  # fmt: skip
+    assert ckpt.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
+    pop, algo = make()
+    again = train_supervised(pop, (x, y), None, algo, max_generations=4, seed=1,
+                             fingerprint=mine, checkpoint_path=ckpt)  # fmt: skip
+    assert again.resumed_from == 2 and again.generations == 4
+
+
+def test_resume_false_starts_afresh_and_replaces_the_checkpoint(tmp_path: Path) -> None:
+    x, y, _ = teacher_data(100)
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"something else")
+    pop, algo = make()
+    ref = train_supervised(pop, (x, y), (x, y), algo, max_generations=3, eval_every=1, seed=5)
+    pop, algo = make()
+    res = train_supervised(pop, (x, y), (x, y), algo, max_generations=3, eval_every=1, seed=5,
+                           checkpoint_path=ckpt, resume=False)  # fmt: skip
+    assert res.resumed_from is None and checkpoint_info(ckpt).step == 3
+    strip = lambda h: [{k: v for k, v in r.items() if k != "elapsed"} for r in h]  # noqa: E731
+    assert strip(res.history) == strip(ref.history)
+    pop, algo = make()
+    res = train_supervised(pop, (x, y), None, algo, max_generations=2, seed=6,
+                           checkpoint_path=ckpt, resume=False)  # fmt: skip
+    assert checkpoint_info(ckpt).fingerprint["hbm_ne"]["seed"] == 6
+
+
+def test_callback_stop_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    x, y, _ = teacher_data(200)
+    kw = dict(batch_size=50, eval_every=3, seed=2, checkpoint_every_seconds=None)
+    pop, algo = make()
+    full = train_supervised(pop, (x, y), (x, y), algo, max_generations=8, **kw)  # type: ignore[arg-type]
+    ckpt = tmp_path / "ck.pt"
+    pop1, algo1 = make()
+    stopped = train_supervised(pop1, (x, y), (x, y), algo1, max_generations=8, checkpoint_path=ckpt,
+                               callbacks=[lambda p: p.step == 4], **kw)  # type: ignore[arg-type]  # fmt: skip
+    assert stopped.stop_reason == "callback" and stopped.generations == 5
+    assert [r["generation"] for r in stopped.history] == [0, 3, 4]  # closing row: generation 4
+    assert checkpoint_info(ckpt).step == 5
+    before = checkpoint_info(ckpt).elapsed
+    pop2, algo2 = make()
+    resumed = train_supervised(pop2, (x, y), (x, y), algo2, max_generations=8,
+                               checkpoint_path=ckpt, **kw)  # type: ignore[arg-type]  # fmt: skip
+    assert resumed.resumed_from == 5 and resumed.stop_reason == "max_generations"
+    strip = lambda h: [{k: v for k, v in r.items() if k != "elapsed"} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    assert torch.equal(pop.params, pop2.params)
+    assert resumed.elapsed > before and resumed.history[-1]["elapsed"] > before  # all processes
+
+
+def test_the_design_guide_call_and_result_keys(tmp_path: Path) -> None:
+    x, y, _ = teacher_data(300)
+    for name in ("ga", "es", "cmaes"):
+        pop = BatchedFeedforward(4, 2, 16, (8,), sigma_init=0.05, generator=gen(1))
+        results = train_supervised(
+            population=pop,
+            train_data=(x[:200], y[:200]),
+            test_data=(x[200:], y[200:]),
+            optimizer=name,
+            max_time=0.5,
+            eval_interval=0.1,
+            checkpoint_path=tmp_path / f"{name}.pt",
+            logger=None,
+        )
+        assert results.stop_reason == "max_time"
+        assert len(results["fitness_history"]) == results["final_generation"] > 0
+        assert min(results["fitness_history"]) <= results["fitness_history"][0]
+        assert results["test_loss_history"][-1] == results.history[-1]["test_ce"]
+        assert results["checkpoint_path"] == tmp_path / f"{name}.pt"
+        results["checkpoint_path"] = str(results["checkpoint_path"])  # as the guide does
+        assert isinstance(results.checkpoint_path, str)
+        assert type(checkpoint_info(tmp_path / f"{name}.pt")) is CheckpointInfo
+    # section 6.3: train data only, positional
+    pop = BatchedFeedforward(4, 2, 8, (8,), generator=gen(2))
+    results = train_supervised(pop, (x, y), optimizer="ga", max_time=0.2)
+    assert results["fitness_history"][-1] == results.history[-1]["best_fitness"]
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train_supervised(pop, (x, y), optimizer="pso", max_generations=1)
+
+
+def test_deprecated_names_still_work() -> None:
+    x, y, _ = teacher_data(100)
+    pop, algo = make()
+    with pytest.warns(DeprecationWarning, match="optimizer="):
+        res = train_supervised(pop, (x, y), None, algorithm=algo, max_generations=2)
+    assert res.generations == 2
+    with pytest.warns(DeprecationWarning, match="checkpoint_every_seconds"):
+        train_supervised(pop, (x, y), None, algo, max_generations=1, checkpoint_interval=5.0)
+
+
+def test_last_row_equals_evaluate_of_the_returned_model() -> None:
+    x, y, _ = teacher_data(300)
+    lengths = [30] * 10
+    train = EpisodeData.from_arrays(x[:150], y[:150], lengths[:5])
+    test = EpisodeData.from_arrays(x[150:], y[150:], lengths[5:])
+    pop = BatchedRecurrent(4, 2, 8, 6, kind="trainable", sigma_init=0.05, generator=gen(4))
+    res = train_supervised(pop, train, test, "ga", max_generations=5, eval_every=3,
+                           f1_samples=4, seed=7)  # fmt: skip
+    last = res.history[-1]
+    assert last["generation"] == 4 and res.model is not None
+    m = evaluate(res.model, test, f1_samples=4, seed=7, step=4)
+    # the same function on the same inputs: exactly the row's values
+    assert (m["ce"], m["accuracy"], m["f1"]) == (
+        last["test_ce"],
+        last["test_accuracy"],
+        last["test_f1"],
+    )
+    assert evaluate(res.model, test, f1_samples=4, seed=7, step=3)["f1"] != last["test_f1"]
+    assert type(res.model) is RecurrentMLP and res.model.kind == "trainable"

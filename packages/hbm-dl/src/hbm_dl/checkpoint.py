@@ -1,71 +1,59 @@
-"""Atomic, validated checkpoint files.
+"""Atomic, validated checkpoint files (the helpers live in `hbm_dl._shared`, shared with hbm-ne).
 
 Written with `torch.save` to a temp file in the same directory, fsynced, then `os.replace`d, so a
-crash leaves either the old file or the new one. Read with `weights_only=True` (no pickled code);
-anything unreadable or foreign raises `CheckpointError` naming the file and never gets overwritten.
+crash leaves either the old file or the new one; the file gets the permissions the user's umask
+allows, and temp files orphaned by a kill mid-write are removed at the next write. Read with
+`weights_only=True` (no pickled code); anything unreadable, foreign or of another run raises
+`CheckpointError` naming the file (and the differing fingerprint fields) and is never modified.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import torch
+from hbm_dl._shared import (
+    CheckpointError,
+    CheckpointInfo,
+    atomic_write,
+    load_checkpoint_file,
+    read_checkpoint_info,
+    save_checkpoint_file,
+)
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "CheckpointInfo",
+    "atomic_write",
+    "checkpoint_info",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "hbm_dl.optimize_sgd"
+CHECKPOINT_VERSION = 2  # 2: fingerprint with the caller's part and hbm_dl's own, written_at
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read, or belongs to another run or another program."""
-
-
-def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
-    """Write `payload` to `path` atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(payload), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
+    """Write `payload` to `path` atomically (temp file + fsync + rename, umask permissions)."""
+    save_checkpoint_file(path, payload)
 
 
 def load_checkpoint(
-    path: str | Path, *, format_name: str, version: int, required: tuple[str, ...] = ()
+    path: str | os.PathLike[str],
+    *,
+    format_name: str = CHECKPOINT_FORMAT,
+    version: int = CHECKPOINT_VERSION,
+    required: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint` and check its `format` / `version` tags and
     `required` fields; tensors are loaded on CPU."""
-    path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc}); the file is corrupt "
-            f"or not a torch file. It was left untouched: move it away to start afresh."
-        ) from exc
-    if not isinstance(blob, dict) or blob.get("format") != format_name:
-        found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
-        raise CheckpointError(
-            f"{path}: field 'format' is {found!r}, expected {format_name!r} "
-            f"(not a checkpoint of this program; it was left untouched)"
-        )
-    if blob.get("version") != version:
-        raise CheckpointError(
-            f"{path}: field 'version' is {blob.get('version')!r}, expected {version}"
-        )
-    missing = [k for k in required if k not in blob]
-    if missing:
-        raise CheckpointError(f"{path}: missing fields {missing} (truncated or foreign checkpoint)")
-    return blob
+    return load_checkpoint_file(path, format_name=format_name, version=version, required=required)
+
+
+def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
+    """Step, write time, elapsed time and fingerprint of an `optimize_sgd` checkpoint."""
+    return read_checkpoint_info(path, format_name=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)

@@ -8,7 +8,7 @@ indexing op per tensor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,13 +42,19 @@ class PaddedEpisodes:
 class EpisodeData:
     """`obs [N, in]` float32, `actions [N]` int64, contiguous episodes in order.
 
-    `episode_lengths` None means a pool of independent steps (feedforward models only).
+    The same fields as hbm-ne's `EpisodeData` (docs/interfaces.md): `episode_lengths` None
+    means a pool of independent steps (feedforward models only); `sessions` optionally gives
+    each episode's session id (evaluation with `unit="session"` runs a session as one
+    sequence).
     """
 
     obs: Tensor
     actions: Tensor
     episode_lengths: tuple[int, ...] | None = None
-    _padded: dict[str, PaddedEpisodes] = field(default_factory=dict, repr=False, compare=False)
+    sessions: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_padded", {})  # cache, not a field
 
     @classmethod
     def from_arrays(
@@ -57,6 +63,7 @@ class EpisodeData:
         actions: ArrayLike,
         episode_lengths: Sequence[int] | None = None,
         *,
+        sessions: Sequence[int] | None = None,
         device: torch.device | str | None = None,
     ) -> EpisodeData:
         """Validate and convert to float32 observations and int64 actions on `device`."""
@@ -90,9 +97,23 @@ class EpisodeData:
                     f"EpisodeData: episode_lengths sum to {sum(lengths)}, "
                     f"expected N = {o.shape[0]} (the obs rows)"
                 )
-        return cls(o, a, lengths)
+        sess = None
+        if sessions is not None:
+            if lengths is None:
+                raise ValueError("EpisodeData: sessions needs episode_lengths")
+            sess = tuple(int(s) for s in sessions)
+            if len(sess) != len(lengths):
+                raise ValueError(
+                    f"EpisodeData: sessions has {len(sess)} entries, expected one per episode "
+                    f"({len(lengths)})"
+                )
+        return cls(o, a, lengths, sess)
 
     def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def num_steps(self) -> int:
         return int(self.obs.shape[0])
 
     @property
@@ -108,7 +129,24 @@ class EpisodeData:
         """The same data on `device` (self when already there)."""
         if self.obs.device == torch.device(device):
             return self
-        return EpisodeData(self.obs.to(device), self.actions.to(device), self.episode_lengths)
+        return EpisodeData(
+            self.obs.to(device), self.actions.to(device), self.episode_lengths, self.sessions
+        )
+
+    def sequences(self, unit: str = "episode") -> list[list[int]]:
+        """Episode indices of each sequence: one per episode, or one per session (in order of
+        first appearance)."""
+        if self.episode_lengths is None:
+            raise ValueError("these data have no episode_lengths: recurrent models need episodes")
+        if unit == "episode":
+            return [[i] for i in range(self.num_episodes)]
+        if unit != "session":
+            raise ValueError(f"unit must be 'episode' or 'session', got {unit!r}")
+        sessions = self.sessions if self.sessions is not None else (0,) * self.num_episodes
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(sessions):
+            groups.setdefault(s, []).append(i)
+        return list(groups.values())
 
     def padded(self) -> PaddedEpisodes:
         """All episodes padded to the longest (built once, cached)."""
@@ -117,7 +155,8 @@ class EpisodeData:
                 "EpisodeData has no episode boundaries; recurrent models need them: "
                 "EpisodeData.from_arrays(obs, actions, episode_lengths)"
             )
-        cached = self._padded.get("all")
+        cache: dict[str, PaddedEpisodes] = self._padded  # type: ignore[attr-defined]
+        cached = cache.get("all")
         if cached is not None:
             return cached
         lengths = torch.tensor(self.episode_lengths, dtype=torch.long, device=self.obs.device)
@@ -128,7 +167,7 @@ class EpisodeData:
         obs[mask] = self.obs  # row-major mask order = episodes in order, steps in order
         actions[mask] = self.actions
         padded = PaddedEpisodes(obs, actions, mask, lengths)
-        self._padded["all"] = padded
+        cache["all"] = padded
         return padded
 
 

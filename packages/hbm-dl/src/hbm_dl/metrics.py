@@ -1,7 +1,8 @@
 """Imitation metrics on logits: cross-entropy, accuracy, macro F1 of sampled actions, confusion.
 
-Macro F1 is computed on actions *sampled* from the policy (K trials, explicit generator), as the
-lab did: it measures the stochastic policy that is rolled out, not its argmax.
+Macro F1 is computed on actions *sampled* from the policy (`f1_samples` draws seeded by
+`f1_seed(seed, step)`, the algorithm shared with hbm-ne in `hbm_dl._shared`), as the lab did: it
+measures the stochastic policy that is rolled out, not its argmax.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hbm_dl._shared import f1_seed, macro_f1_from_confusion, sample_actions, sampled_macro_f1
+
 __all__ = [
     "accuracy",
     "confusion_matrix",
     "cross_entropy",
+    "f1_seed",
     "macro_f1",
     "macro_f1_from_confusion",
+    "sample_actions",
     "sampled_macro_f1",
 ]
 
@@ -69,48 +74,6 @@ def confusion_matrix(predicted: Tensor, actions: Tensor, num_classes: int) -> Te
     )
 
 
-def macro_f1_from_confusion(confusion: Tensor) -> Tensor:
-    """Macro F1 from `confusion [..., A, A]` (rows = truth); classes absent from both truth and
-    prediction score 0, as sklearn's `f1_score(average="macro", labels=range(A),
-    zero_division=0)`. Returns `[...]` float64."""
-    c = confusion.double()
-    tp = torch.diagonal(c, dim1=-2, dim2=-1)
-    denom = c.sum(dim=-1) + c.sum(dim=-2)  # = 2TP + FP + FN
-    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1.0), torch.zeros_like(tp))
-    return f1.mean(dim=-1)
-
-
 def macro_f1(predicted: Tensor, actions: Tensor, num_classes: int) -> float:
     """Macro F1 of `predicted [...]` against `actions [...]` over `range(num_classes)`."""
     return float(macro_f1_from_confusion(confusion_matrix(predicted, actions, num_classes)))
-
-
-def sampled_macro_f1(
-    logits: Tensor,
-    actions: Tensor,
-    mask: Tensor | None = None,
-    *,
-    num_samples: int = 10,
-    generator: torch.Generator | None = None,
-) -> float:
-    """Mean macro F1 over `num_samples` trials of one action sampled per valid step.
-
-    `logits [..., A]`, `actions [...]`, `mask [...]`. `generator` must live on the logits'
-    device; None uses a fresh seed-0 generator (reproducible, no global RNG).
-    """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    lg, ac = _flatten(logits, actions, mask)
-    num_classes = lg.shape[-1]
-    if ac.numel() == 0:
-        return float("nan")
-    if generator is None:
-        generator = torch.Generator(device=lg.device).manual_seed(0)
-    probs = torch.softmax(lg.float(), dim=-1)
-    samples = torch.multinomial(probs, num_samples, replacement=True, generator=generator)  # [M, K]
-    idx = ac[:, None] * num_classes + samples  # [M, K]
-    offsets = torch.arange(num_samples, device=lg.device) * (num_classes * num_classes)
-    counts = torch.bincount(
-        (idx + offsets).reshape(-1), minlength=num_samples * num_classes * num_classes
-    ).reshape(num_samples, num_classes, num_classes)
-    return float(macro_f1_from_confusion(counts).mean())

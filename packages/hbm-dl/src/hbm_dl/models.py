@@ -1,312 +1,36 @@
-"""Behaviour-cloning networks: a feedforward MLP and two single-layer tanh recurrent networks.
+"""Behaviour-cloning networks: a feedforward MLP and single-layer tanh recurrent networks.
 
-State-dict keys and shapes follow docs/interfaces.md, so members exported by hbm-ne load into
-these classes key-for-key (and back). Initialisation draws only from the `generator` given (a
-fixed seed-0 generator when None), never from torch's global RNG.
+The classes live in `hbm_dl._shared`, the file hbm-dl and hbm-ne hold word for word: a member
+exported by hbm-ne is an instance of the same code, with the same state-dict keys and shapes
+(docs/interfaces.md). Initialisation (`init="normal"`: N(0, 1/fan_in) weights and biases, or
+`"uniform"`: U(±1/√fan_in)) draws only from the `generator` given (a fixed seed-0 generator
+when None), never from torch's global RNG.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import warnings
-from collections.abc import Sequence
-from typing import cast
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from hbm_dl._shared import (
+    DEFAULT_INIT,
+    DEFAULT_INIT_SEED,
+    INITS,
+    FeedforwardMLP,
+    InitName,
+    RecurrentMLP,
+    RecurrentMLPReservoir,
+    RecurrentMLPTrainable,
+    is_recurrent,
+    scaled_to_spectral_radius,
+)
 
 __all__ = [
+    "DEFAULT_INIT",
     "DEFAULT_INIT_SEED",
+    "INITS",
     "FeedforwardMLP",
+    "InitName",
     "RecurrentMLP",
     "RecurrentMLPReservoir",
     "RecurrentMLPTrainable",
     "is_recurrent",
+    "scaled_to_spectral_radius",
 ]
-
-DEFAULT_INIT_SEED = 0
-"""Seed of the generator used when a model is built with `generator=None`."""
-
-Device = torch.device | str | None
-
-
-def is_recurrent(model: nn.Module) -> bool:
-    """The interface rule: a module is recurrent iff it has `forward_step`."""
-    return callable(getattr(model, "forward_step", None))
-
-
-def _init_generator(generator: torch.Generator | None) -> torch.Generator:
-    if generator is None:
-        return torch.Generator().manual_seed(DEFAULT_INIT_SEED)
-    return generator
-
-
-def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tensor:
-    """U(-bound, bound) drawn on the generator's device (so any generator works), float32 CPU."""
-    t = torch.empty(shape, device=gen.device).uniform_(-bound, bound, generator=gen)
-    return t.cpu()
-
-
-def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> Tensor:
-    t = torch.empty(shape, device=gen.device).normal_(0.0, std, generator=gen)
-    return t.cpu()
-
-
-def _linear(in_features: int, out_features: int, gen: torch.Generator, device: Device) -> nn.Linear:
-    """`nn.Linear` with PyTorch's default U(±1/√fan_in) init, drawn from `gen` (not global RNG)."""
-    layer = nn.utils.skip_init(nn.Linear, in_features, out_features, device="cpu")
-    bound = 1.0 / math.sqrt(in_features)
-    with torch.no_grad():
-        layer.weight.copy_(_uniform((out_features, in_features), bound, gen))
-        layer.bias.copy_(_uniform((out_features,), bound, gen))
-    return layer.to(device)
-
-
-def scaled_to_spectral_radius(w: Tensor, spectral_radius: float) -> Tensor:
-    """`w [H, H]` rescaled so that its largest |eigenvalue| is `spectral_radius`."""
-    radius = torch.linalg.eigvals(w.double().cpu()).abs().max().item()
-    if radius == 0.0:
-        raise ValueError("cannot rescale a matrix whose eigenvalues are all 0")
-    return w * (spectral_radius / radius)
-
-
-def _check_sizes(input_size: int, output_size: int | None, hidden: Sequence[int]) -> int:
-    if output_size is None:
-        raise TypeError("output_size is required (the number of actions)")
-    for name, value in (("input_size", input_size), ("output_size", output_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden sizes must be positive ints, got {list(hidden)!r}")
-    return output_size
-
-
-class FeedforwardMLP(nn.Module):
-    """MLP with tanh after each hidden layer and linear logits out.
-
-    Keys: `hidden.{i}.weight [H_i, H_{i-1}]`, `hidden.{i}.bias [H_i]`, `output.weight [out, H_L]`,
-    `output.bias [out]`. `hidden_size` is one width or a sequence of widths (one per layer).
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int | Sequence[int] = 50,
-        output_size: int | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        device: Device = None,
-    ) -> None:
-        super().__init__()
-        hidden = (hidden_size,) if isinstance(hidden_size, int) else tuple(hidden_size)
-        out = _check_sizes(input_size, output_size, hidden)
-        gen = _init_generator(generator)
-        sizes = (input_size, *hidden)
-        self.input_size = input_size
-        self.hidden_sizes = hidden
-        self.output_size = out
-        self.hidden = nn.ModuleList(
-            _linear(a, b, gen, device) for a, b in itertools.pairwise(sizes)
-        )
-        self.output = _linear(sizes[-1], out, gen, device)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """`x [..., in]` -> logits `[..., out]`."""
-        # F.linear on the parameters skips nn.Module call overhead (~4 µs a layer), which is a
-        # visible share of a batch-32 SGD step.
-        for layer in self.hidden:
-            linear = cast(nn.Linear, layer)
-            x = torch.tanh(F.linear(x, linear.weight, linear.bias))
-        return F.linear(x, self.output.weight, self.output.bias)
-
-    def get_probs(self, x: Tensor) -> Tensor:
-        """Action probabilities `[..., out]`."""
-        return torch.softmax(self.forward(x), dim=-1)
-
-
-class RecurrentMLP(nn.Module):
-    """One tanh recurrent layer with a linear readout.
-
-    `h_t = tanh(input(x_t) + h_{t-1} @ W_rec.T)`, `logits_t = output(h_t)`, `h_0 = 0`. Subclasses
-    decide how W_rec is stored (`recurrent_matrix`).
-    """
-
-    input: nn.Linear
-    output: nn.Linear
-    _zero_bias: Tensor
-
-    def __init__(
-        self, input_size: int, hidden_size: int, output_size: int | None, gen: torch.Generator
-    ) -> None:
-        super().__init__()
-        out = _check_sizes(input_size, output_size, (hidden_size,))
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.output_size = out
-        self.input = _linear(input_size, hidden_size, gen, None)
-        self.output = _linear(hidden_size, out, gen, None)
-        self.register_buffer("_zero_bias", torch.zeros(hidden_size), persistent=False)
-
-    def recurrent_matrix(self) -> Tensor:
-        """W_rec `[H, H]`."""
-        raise NotImplementedError
-
-    def initial_state(self, batch_size: int, device: Device = None) -> Tensor:
-        """Zero state `[B, H]`."""
-        w = self.input.weight
-        return torch.zeros(
-            batch_size,
-            self.hidden_size,
-            device=w.device if device is None else device,
-            dtype=w.dtype,
-        )
-
-    def forward_step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        """One step for rollouts: `x [B, in]`, `h [B, H]` -> (logits `[B, out]`, h `[B, H]`)."""
-        pre = torch.addmm(self.input.bias, x, self.input.weight.T)
-        h = torch.tanh(torch.addmm(pre, h, self.recurrent_matrix().T))
-        return F.linear(h, self.output.weight, self.output.bias), h
-
-    def forward(
-        self, x: Tensor, mask: Tensor | None = None, h0: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Whole sequences: `x [B, T, in]`, `mask [B, T]` (bool), `h0 [B, H]`.
-
-        Returns (logits `[B, T, out]`, h_T `[B, H]`). Padded steps (mask False) never change the
-        state, so h_T is the state after each sequence's last valid step; logits at padded steps
-        are unspecified (mask them out of any loss).
-        """
-        if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__}: x must be [B, T, {self.input_size}], got {tuple(x.shape)}"
-            )
-        b, t, _ = x.shape
-        if h0 is not None and h0.shape != (b, self.hidden_size):
-            raise ValueError(f"h0 must be [B, H] = {[b, self.hidden_size]}, got {list(h0.shape)}")
-        h = self.initial_state(b, x.device) if h0 is None else h0
-        w_rec = self.recurrent_matrix()
-        lengths = None
-        if mask is not None:
-            if mask.shape != (b, t):
-                raise ValueError(f"mask must be [B, T] = {[b, t]}, got {list(mask.shape)}")
-            mask = mask.bool()
-            lengths = mask.sum(dim=1)
-            prefix = torch.arange(t, device=mask.device) < lengths[:, None]
-            if not torch.equal(prefix, mask):
-                return self._forward_loop(x, mask, h, w_rec)
-        if t == 0:
-            return x.new_zeros(b, 0, self.output_size), h
-        hs = self._scan(x, h, w_rec)
-        logits = F.linear(hs, self.output.weight, self.output.bias)
-        if lengths is None:
-            return logits, hs[:, -1]
-        # Valid steps form a prefix: steps past each sequence's end do not influence the valid
-        # ones, so run unmasked (fast path) and read the state at the last valid step.
-        last = hs[torch.arange(b, device=hs.device), (lengths - 1).clamp(min=0)]
-        return logits, torch.where((lengths > 0)[:, None], last, h)
-
-    def _scan(self, x: Tensor, h: Tensor, w_rec: Tensor) -> Tensor:
-        """All states `[B, T, H]` of the unmasked recurrence (the fused kernel nn.RNN uses)."""
-        params = [self.input.weight, w_rec, self.input.bias, self._zero_bias]
-        args = (x, h.unsqueeze(0).contiguous(), params, True, 1, 0.0, self.training, False, True)
-        if x.device.type == "cpu":
-            hs: Tensor = torch._VF.rnn_tanh(*args)[0]  # type: ignore[attr-defined]
-            return hs
-        with warnings.catch_warnings():
-            # cuDNN wants its weights in one block; ours are separate parameters (and the
-            # recurrence may be computed from factors): one small copy per call is expected
-            warnings.filterwarnings("ignore", "RNN module weights are not part", UserWarning)
-            hs = torch._VF.rnn_tanh(*args)[0]  # type: ignore[attr-defined]
-        return hs
-
-    def _forward_loop(
-        self, x: Tensor, mask: Tensor, h: Tensor, w_rec: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """General masks (holes, left padding): a Python loop that holds state on masked steps."""
-        pre = F.linear(x, self.input.weight, self.input.bias)
-        w_t = w_rec.T
-        states = []
-        for step in range(x.shape[1]):
-            new = torch.tanh(torch.addmm(pre[:, step], h, w_t))
-            h = torch.where(mask[:, step, None], new, h)
-            states.append(h)
-        hs = torch.stack(states, dim=1)
-        return F.linear(hs, self.output.weight, self.output.bias), h
-
-    def get_probs(
-        self, x: Tensor, mask: Tensor | None = None, h0: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Probabilities `[B, T, out]` and h_T `[B, H]` (as `forward`)."""
-        logits, h = self.forward(x, mask, h0)
-        return torch.softmax(logits, dim=-1), h
-
-
-class RecurrentMLPReservoir(RecurrentMLP):
-    """Echo-state network: `recurrent_weight [H, H]` is a fixed random buffer, scaled to
-    `spectral_radius`; only the input layer and the readout are trained.
-    """
-
-    recurrent_weight: Tensor
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int = 50,
-        output_size: int | None = None,
-        *,
-        spectral_radius: float = 0.9,
-        generator: torch.Generator | None = None,
-        device: Device = None,
-    ) -> None:
-        gen = _init_generator(generator)
-        super().__init__(input_size, hidden_size, output_size, gen)
-        if spectral_radius <= 0:
-            raise ValueError(f"spectral_radius must be > 0, got {spectral_radius}")
-        self.spectral_radius = spectral_radius
-        w = _normal((hidden_size, hidden_size), 1.0 / math.sqrt(hidden_size), gen)
-        self.register_buffer("recurrent_weight", scaled_to_spectral_radius(w, spectral_radius))
-        self.to(device)
-
-    def recurrent_matrix(self) -> Tensor:
-        return self.recurrent_weight
-
-
-class RecurrentMLPTrainable(RecurrentMLP):
-    """Trainable recurrence: rank `r` factorisation W_rec = u vᵀ (`recurrent_u`, `recurrent_v`
-    `[H, r]`), or a full `recurrent_weight [H, H]` parameter with `rank=None`.
-
-    Low rank keeps the parameter count close to the reservoir's (+2H for rank 1) while letting
-    the memory itself be learned.
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int = 50,
-        output_size: int | None = None,
-        *,
-        rank: int | None = 1,
-        spectral_radius: float = 0.9,
-        generator: torch.Generator | None = None,
-        device: Device = None,
-    ) -> None:
-        gen = _init_generator(generator)
-        super().__init__(input_size, hidden_size, output_size, gen)
-        if rank is not None and not (isinstance(rank, int) and 1 <= rank <= hidden_size):
-            raise ValueError(f"rank must be None or an int in [1, {hidden_size}], got {rank!r}")
-        self.rank = rank
-        std = 1.0 / math.sqrt(hidden_size)
-        if rank is None:
-            w = _normal((hidden_size, hidden_size), std, gen)
-            self.recurrent_weight = nn.Parameter(scaled_to_spectral_radius(w, spectral_radius))
-        else:
-            self.recurrent_u = nn.Parameter(_normal((hidden_size, rank), std, gen))
-            self.recurrent_v = nn.Parameter(_normal((hidden_size, rank), std, gen))
-        self.to(device)
-
-    def recurrent_matrix(self) -> Tensor:
-        if self.rank is None:
-            return self.recurrent_weight
-        return self.recurrent_u @ self.recurrent_v.T

@@ -3,8 +3,11 @@
 Feedforward models train on shuffled single steps; recurrent models on minibatches of whole
 episodes, padded at the end with a masked loss (padding never changes the loss or gradients),
 optionally with truncated backprop through time. Shuffling uses its own CPU generator, evaluation
-a generator derived from (seed, step), so evaluating or checkpointing never changes training:
+draws seeded by (seed, step) (`f1_seed`), so evaluating or checkpointing never changes training:
 resuming from a checkpoint to the same budget gives bitwise the same model on CPU.
+
+The loop speaks the language hbm-ne's `train_supervised` speaks (docs/interfaces.md): the same
+budget, cadence, callback, fingerprint and result names, the same `Progress` record.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,36 +25,110 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hbm_dl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hbm_dl._shared import (
+    Callback,
+    Progress,
+    ResultMapping,
+    build_fingerprint,
+    check_fingerprint,
+    data_signature,
+    notify,
+    now_iso,
+)
+from hbm_dl._shared import evaluate as _evaluate
+from hbm_dl.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from hbm_dl.data import ArrayLike, EpisodeData, as_episode_data
-from hbm_dl.metrics import accuracy, cross_entropy, sampled_macro_f1
+from hbm_dl.metrics import cross_entropy
 from hbm_dl.models import is_recurrent
 
-__all__ = ["HISTORY_FIELDS", "SGDResult", "evaluate", "optimize_sgd"]
+__all__ = ["HISTORY_FIELDS", "Progress", "SGDResult", "evaluate", "optimize_sgd"]
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FIELDS = ("step", "epoch", "elapsed", "train_loss", "test_ce", "test_accuracy", "test_f1")
-CHECKPOINT_FORMAT = "hbm_dl.optimize_sgd"
-CHECKPOINT_VERSION = 1
-_EVAL_ROWS = 1 << 16  # feedforward evaluation chunk (rows)
-_EVAL_STEPS = 1 << 18  # recurrent evaluation chunk (episodes x padded steps)
+HISTORY_FIELDS = (
+    "step",
+    "epoch",
+    "elapsed",
+    "samples_seen",
+    "train_loss",
+    "test_ce",
+    "test_accuracy",
+    "test_f1",
+)
 _START_LOSS_STEPS = 8192  # steps used for the step-0 train loss
 
 Data = EpisodeData | tuple[ArrayLike, ArrayLike]
-Callback = Callable[[dict[str, float]], object]
 
 
 @dataclass
-class SGDResult:
-    """History (one row per evaluation, keys `HISTORY_FIELDS`) and the trained model (the same
-    object that was passed in, now on the training device)."""
+class SGDResult(ResultMapping):
+    """How an `optimize_sgd` run ended (field names shared with hbm-ne's `TrainResult`).
 
-    history: list[dict[str, float]]
+    `history`: one row per evaluation (keys `HISTORY_FIELDS`); its last row describes `model`
+    (the object passed in, trained, on the training device). `steps`: optimizer steps done;
+    `stop_reason`: "max_steps", "max_epochs", "max_time" or "callback"; `elapsed` and
+    `samples_seen` count every process of a resumed run; `resumed_from`: the step this process
+    resumed at (None: fresh start) and `checkpoint_time` when that checkpoint was written (ISO).
+    Read by key too, like the design guide's dicts: `result["loss_history"]`
+    (train loss per row), `result["test_loss_history"]` (test CE per row).
+    """
+
+    history: list[dict[str, Any]]
     model: nn.Module
     steps: int = 0
-    stopped_by: str = ""
+    stop_reason: str = ""
     checkpoint_path: Path | None = None
+    elapsed: float = 0.0
+    samples_seen: int = 0
+    resumed_from: int | None = None
+    checkpoint_time: str | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _mapping_keys = (
+        "history",
+        "model",
+        "steps",
+        "stop_reason",
+        "checkpoint_path",
+        "elapsed",
+        "samples_seen",
+        "resumed_from",
+        "checkpoint_time",
+        "fingerprint",
+        "loss_history",
+        "test_loss_history",
+        "f1_history",
+    )
+
+    @property
+    def stopped_by(self) -> str:
+        """Deprecated name of `stop_reason`."""
+        warnings.warn(
+            "SGDResult.stopped_by is deprecated: use stop_reason", DeprecationWarning, stacklevel=2
+        )
+        return self.stop_reason
+
+    @property
+    def loss_history(self) -> list[float]:
+        """`train_loss` of every history row."""
+        return [float(r["train_loss"]) for r in self.history]
+
+    @property
+    def test_loss_history(self) -> list[float]:
+        """`test_ce` of every evaluated history row."""
+        return [float(r["test_ce"]) for r in self.history if r.get("test_ce") is not None]
+
+    @property
+    def f1_history(self) -> list[float]:
+        """`test_f1` of every evaluated history row."""
+        return [float(r["test_f1"]) for r in self.history if r.get("test_f1") is not None]
 
 
 @dataclass
@@ -63,49 +141,47 @@ class _State:
     epoch_generator_state: Tensor | None = None  # shuffle generator before this epoch's draw
     pending_losses: list[Tensor] = field(default_factory=list)  # batch losses since last eval
     elapsed: float = 0.0
-    history: list[dict[str, float]] = field(default_factory=list)
+    samples_seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _eval_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """Evaluation sampling depends only on (seed, step): re-evaluating is reproducible."""
-    mixed = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9) % (1 << 63)
-    return torch.Generator(device=device).manual_seed(mixed)
-
-
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
-    data: EpisodeData,
+    data: Data,
     *,
-    num_samples: int = 10,
+    f1_samples: int = 10,
+    seed: int = 0,
+    step: int = 0,
+    unit: str = "episode",
+    num_samples: int | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """Cross-entropy, argmax accuracy and sampled macro F1 of `model` on all of `data`.
+    """`{"ce", "accuracy", "f1"}` of `model` on all of `data` (the shared `evaluate`: the same
+    function, seeding and result as `hbm_ne.evaluate`).
 
-    Recurrent models run each episode from a zero state (`data` needs episode boundaries).
+    Macro F1 is the mean over `f1_samples` draws seeded `f1_seed(seed, step)`; pass a run's
+    `seed` and a history row's `step` to reproduce that row. Recurrent models run each episode
+    (or session, `unit="session"`) from a zero state (`data` needs episode boundaries).
+    `num_samples` and `generator` are deprecated (use `f1_samples` and `seed`/`step`).
     """
-    if is_recurrent(model):
-        padded = data.padded()
-        lengths_cpu = padded.lengths.cpu()
-        t_max = max(int(lengths_cpu.max()), 1)
-        per_chunk = max(1, _EVAL_STEPS // t_max)
-        logits_parts, action_parts = [], []
-        for start in range(0, padded.obs.shape[0], per_chunk):
-            idx = torch.arange(start, min(start + per_chunk, padded.obs.shape[0]))
-            batch = padded.select(idx.to(padded.obs.device))
-            logits, _ = model(batch.obs, batch.mask)
-            logits_parts.append(logits[batch.mask])
-            action_parts.append(batch.actions[batch.mask])
-        logits = torch.cat(logits_parts)
-        actions = torch.cat(action_parts)
-    else:
-        logits = torch.cat([model(chunk) for chunk in data.obs.split(_EVAL_ROWS)])
-        actions = data.actions
-    return {
-        "ce": float(cross_entropy(logits, actions)),
-        "accuracy": accuracy(logits, actions),
-        "f1": sampled_macro_f1(logits, actions, num_samples=num_samples, generator=generator),
-    }
+    if num_samples is not None:
+        warnings.warn(
+            "evaluate(num_samples=) is deprecated: use f1_samples=", DeprecationWarning, 2
+        )
+        f1_samples = num_samples
+    if generator is not None:
+        warnings.warn(
+            "evaluate(generator=) is deprecated: use seed= and step= (the F1 draws are seeded "
+            "by f1_seed(seed, step))",
+            DeprecationWarning,
+            2,
+        )
+        draw = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
+        seed, step = int(draw.item()), 0
+    if not isinstance(data, EpisodeData):
+        first = next(iter(model.parameters()), None)
+        data = as_episode_data(data, first.device if first is not None else "cpu", "data")
+    return _evaluate(model, data, f1_samples=f1_samples, seed=seed, step=step, unit=unit)
 
 
 @torch.no_grad()
@@ -135,28 +211,21 @@ def _make_optimizer(
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
 
-def _fingerprint(
-    model: nn.Module,
-    train: EpisodeData,
-    test: EpisodeData,
-    recurrent: bool,
-    **settings: Any,
+def _own_fingerprint(
+    model: nn.Module, train: EpisodeData, test: EpisodeData | None, **settings: Any
 ) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed by this call (budgets may differ)."""
-
-    def data_sig(d: EpisodeData) -> list[Any]:
-        return [
-            list(d.obs.shape),
-            float(d.obs.cpu().double().sum()),  # on CPU: the same bits whatever the device
-            int(d.actions.sum()),
-            None if d.episode_lengths is None or not recurrent else list(d.episode_lengths),
-        ]
+    """hbm_dl's own part of the checkpoint fingerprint: what a checkpoint must match to be
+    resumed by this call (budgets and cadences may differ)."""
+    from hbm_dl import __version__
 
     return {
-        "model_class": type(model).__name__,
-        "model_shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
-        "train": data_sig(train),
-        "test": data_sig(test),
+        "version": __version__,
+        "model": {
+            "class": type(model).__name__,
+            "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+        },
+        "train_data": data_signature(train),
+        "test_data": None if test is None else data_signature(test),
         **settings,
     }
 
@@ -204,10 +273,16 @@ def _prepare_data(
     return d
 
 
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"optimize_sgd({old}=...) is deprecated: use {new}=", DeprecationWarning, stacklevel=3
+    )
+
+
 def optimize_sgd(
     model: nn.Module,
-    train: Data,
-    test: Data,
+    train_data: Data | None = None,
+    test_data: Data | None = None,
     *,
     optimizer: Literal["sgd", "adam"] = "sgd",
     learning_rate: float = 1e-3,
@@ -216,38 +291,74 @@ def optimize_sgd(
     max_steps: int | None = None,
     max_time: float | None = None,
     eval_every: int | None = 1000,
+    eval_every_seconds: float | None = None,
+    f1_samples: int = 10,
     bptt_length: int | None = None,
-    num_f1_samples: int = 10,
     checkpoint_path: str | Path | None = None,
-    checkpoint_every_steps: int | None = None,
-    checkpoint_every_seconds: float | None = 60.0,
+    checkpoint_every: int | None = None,
+    checkpoint_every_seconds: float | None = 300.0,
+    resume: bool = True,
+    fingerprint: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
     seed: int = 0,
     device: torch.device | str | None = None,
-    callbacks: Sequence[Callback] = (),
+    train: Data | None = None,
+    test: Data | None = None,
+    num_f1_samples: int | None = None,
+    checkpoint_every_steps: int | None = None,
 ) -> SGDResult:
-    """Train `model` to imitate `train` actions by minibatch SGD or Adam on cross-entropy.
+    """Train `model` to imitate `train_data` actions by minibatch SGD or Adam on cross-entropy.
 
-    Stops at whichever budget comes first (`max_epochs`, `max_steps` = optimizer updates,
-    `max_time` = seconds, summed over resumed runs; at least one is required). `batch_size` counts
-    steps (feedforward) or episodes (recurrent). Evaluates on `test` at step 0, every
-    `eval_every` steps (None: at the end of each epoch) and at the end, calling each callback
-    with the new history row (`train_loss` is the mean minibatch loss since the previous row;
-    at step 0, the loss on the first 8192 training steps). `bptt_length` truncates backprop
-    through time to chunks of that many steps (gradients are accumulated over the chunks: still
-    one update per minibatch).
+    Budgets: stops at whichever comes first of `max_epochs`, `max_steps` (optimizer updates) and
+    `max_time` (seconds, summed over every process of a resumed run); at least one is required.
+    `batch_size` counts steps (feedforward) or episodes (recurrent).
 
-    With `checkpoint_path`, saves everything needed to continue exactly (model, optimizer,
-    shuffle-generator state, counters, history) every `checkpoint_every_steps` steps and/or
-    `checkpoint_every_seconds`, and at the end; if the file exists, training resumes from it
-    (a larger budget continues the run). A corrupt or foreign file raises `CheckpointError`.
+    Evaluation (`hbm_dl.evaluate` on `test_data`: test CE, accuracy, macro F1 of
+    `f1_samples` sampled actions seeded `f1_seed(seed, step)`) gives a history row at step 0,
+    every `eval_every` steps (None: at each epoch end), whenever `eval_every_seconds` have passed
+    since the last row, and at the last step, so the last row always describes the returned
+    model. `train_loss` is the mean minibatch loss since the previous row (step 0: the loss on
+    the first 8192 training steps). `test_data=None` leaves the test columns None.
+
+    Callbacks get a `Progress` after step 0 and after every optimizer step (a device sync per
+    step on accelerators, only when callbacks are given); one returning True stops the run
+    (`stop_reason="callback"`, final checkpoint written). `bptt_length` truncates backprop
+    through time to chunks of that many steps (still one update per minibatch).
+
+    With `checkpoint_path`, saves everything needed to continue exactly every
+    `checkpoint_every` steps and/or `checkpoint_every_seconds`, and at the end. If the file
+    exists and `resume` is True, training resumes from it (a larger budget continues the run);
+    it must belong to this run: the stored fingerprint (the caller's JSON-able `fingerprint`
+    plus hbm_dl's own settings under "hbm_dl": version, seed, optimizer, learning rate, batch
+    size, bptt, f1_samples, model layout, data signatures) must equal this call's, else
+    `CheckpointError` names the differing fields and the file is left untouched. With
+    `resume=False` an existing file is ignored and replaced by the first new checkpoint.
+
+    Deprecated aliases: `train`, `test`, `num_f1_samples`, `checkpoint_every_steps`.
     """
+    if train is not None:
+        _deprecated("train", "train_data")
+        train_data = train
+    if test is not None:
+        _deprecated("test", "test_data")
+        test_data = test
+    if num_f1_samples is not None:
+        _deprecated("num_f1_samples", "f1_samples")
+        f1_samples = num_f1_samples
+    if checkpoint_every_steps is not None:
+        _deprecated("checkpoint_every_steps", "checkpoint_every")
+        checkpoint_every = checkpoint_every_steps
+    if train_data is None:
+        raise TypeError("optimize_sgd needs train_data")
     _check_arguments(
         max_epochs=max_epochs,
         max_steps=max_steps,
         max_time=max_time,
         eval_every=eval_every,
+        eval_every_seconds=eval_every_seconds,
+        f1_samples=f1_samples,
         bptt_length=bptt_length,
-        checkpoint_every_steps=checkpoint_every_steps,
+        checkpoint_every=checkpoint_every,
         checkpoint_every_seconds=checkpoint_every_seconds,
         batch_size=batch_size,
         learning_rate=learning_rate,
@@ -258,38 +369,56 @@ def optimize_sgd(
     device = torch.device(device)
     model.to(device)
     recurrent = is_recurrent(model)
-    train_data = _prepare_data(model, train, device, "train", recurrent)
-    test_data = _prepare_data(model, test, device, "test", recurrent)
-    if train_data.input_size != test_data.input_size:
+    train_set = _prepare_data(model, train_data, device, "train_data", recurrent)
+    test_set = (
+        None
+        if test_data is None
+        else _prepare_data(model, test_data, device, "test_data", recurrent)
+    )
+    if test_set is not None and train_set.input_size != test_set.input_size:
         raise ValueError(
-            f"train has {train_data.input_size} observation columns, test {test_data.input_size}"
+            f"train has {train_set.input_size} observation columns, test {test_set.input_size}"
         )
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, learning_rate, device)
     shuffle_gen = torch.Generator().manual_seed(seed)  # CPU: same order on every device
-    fingerprint = _fingerprint(
-        model,
-        train_data,
-        test_data,
-        recurrent,
-        optimizer=optimizer,
-        learning_rate=float(learning_rate),
-        batch_size=batch_size,
-        eval_every=eval_every,
-        bptt_length=bptt_length,
-        num_f1_samples=num_f1_samples,
-        seed=seed,
+    full_fingerprint = build_fingerprint(
+        fingerprint,
+        "hbm_dl",
+        _own_fingerprint(
+            model,
+            train_set,
+            test_set,
+            seed=seed,
+            optimizer=optimizer,
+            learning_rate=float(learning_rate),
+            batch_size=batch_size,
+            bptt_length=bptt_length,
+            f1_samples=f1_samples,
+        ),
     )
 
     state = _State()
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    resumed_from: int | None = None
+    checkpoint_time: str | None = None
     if ckpt is not None and ckpt.exists():
-        state = _resume(ckpt, fingerprint, model, opt, shuffle_gen, device)
-        logger.info("resumed %s at step %d (epoch %d)", ckpt, state.step, state.epoch)
+        if resume:
+            state, checkpoint_time = _resume(
+                ckpt, full_fingerprint, model, opt, shuffle_gen, device
+            )
+            resumed_from = state.step
+            logger.info(
+                "resumed from step %d (checkpoint of %s): %s", state.step, checkpoint_time, ckpt
+            )
+        else:
+            logger.info(
+                "resume=False: ignoring %s; it is replaced by the first new checkpoint", ckpt
+            )
 
     start_step = state.step
-    num_items = train_data.num_episodes if recurrent else len(train_data)
+    num_items = train_set.num_episodes if recurrent else len(train_set)
     batches_per_epoch = math.ceil(num_items / batch_size)
     t_start = time.perf_counter()
     elapsed_before = state.elapsed
@@ -297,35 +426,56 @@ def optimize_sgd(
     def elapsed() -> float:
         return elapsed_before + (time.perf_counter() - t_start)
 
-    def record(train_loss: float) -> None:
-        gen = _eval_generator(seed, state.step, device)
-        metrics = evaluate(model, test_data, num_samples=num_f1_samples, generator=gen)
-        row = {
+    def epoch() -> float:
+        return state.epoch + state.batch_in_epoch / batches_per_epoch
+
+    def make_row(train_loss: float) -> dict[str, Any]:
+        row: dict[str, Any] = {
             "step": state.step,
-            "epoch": state.epoch + state.batch_in_epoch / batches_per_epoch,
+            "epoch": epoch(),
             "elapsed": elapsed(),
+            "samples_seen": state.samples_seen,
             "train_loss": train_loss,
-            "test_ce": metrics["ce"],
-            "test_accuracy": metrics["accuracy"],
-            "test_f1": metrics["f1"],
+            "test_ce": None,
+            "test_accuracy": None,
+            "test_f1": None,
         }
-        state.history.append(row)
+        if test_set is not None:
+            metrics = _evaluate(model, test_set, f1_samples=f1_samples, seed=seed, step=state.step)
+            row["test_ce"] = metrics["ce"]
+            row["test_accuracy"] = metrics["accuracy"]
+            row["test_f1"] = metrics["f1"]
+        tests = ""
+        if test_set is not None:
+            tests = (
+                f" test_ce {row['test_ce']:.4f} test_acc {row['test_accuracy']:.3f}"
+                f" test_f1 {row['test_f1']:.3f}"
+            )
         logger.info(
-            "step %d epoch %.2f train_loss %.4f test_ce %.4f test_acc %.3f test_f1 %.3f",
+            "step %d epoch %.2f train_loss %.4f%s",
             row["step"],
             row["epoch"],
             row["train_loss"],
-            row["test_ce"],
-            row["test_accuracy"],
-            row["test_f1"],
+            tests,
         )
-        for callback in callbacks:
-            callback(dict(row))
+        return row
 
-    def flush_losses() -> float:
-        mean = float(torch.stack(state.pending_losses).mean())
-        state.pending_losses = []
-        return mean
+    def pending_mean() -> float:
+        return float(torch.stack(state.pending_losses).mean())
+
+    def from_row(row: Mapping[str, Any]) -> Progress:
+        return Progress(
+            step=int(row["step"]),
+            epoch=float(row["epoch"]),
+            samples_seen=int(row["samples_seen"]),
+            elapsed=float(row["elapsed"]),
+            train_loss=float(row["train_loss"]),
+            test_ce=row["test_ce"],
+            test_f1=row["test_f1"],
+            test_accuracy=row["test_accuracy"],
+            evaluated=True,
+            resumed_from=resumed_from,
+        )
 
     def save() -> None:
         assert ckpt is not None
@@ -335,7 +485,8 @@ def optimize_sgd(
             {
                 "format": CHECKPOINT_FORMAT,
                 "version": CHECKPOINT_VERSION,
-                "fingerprint": fingerprint,
+                "written_at": now_iso(),
+                "fingerprint": full_fingerprint,
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "shuffle_generator": shuffle_gen.get_state(),
@@ -347,14 +498,12 @@ def optimize_sgd(
                     torch.stack(state.pending_losses).cpu() if state.pending_losses else None
                 ),
                 "elapsed": state.elapsed,
+                "samples_seen": state.samples_seen,
                 "history": state.history,
             },
         )
 
-    if not state.history:
-        record(_initial_train_loss(model, train_data, recurrent))
-
-    def stop_reason() -> str:
+    def budget_reason() -> str:
         if max_steps is not None and state.step >= max_steps:
             return "max_steps"
         if max_epochs is not None and state.epoch >= max_epochs:
@@ -363,10 +512,21 @@ def optimize_sgd(
             return "max_time"
         return ""
 
+    reason = ""
+    last_eval = time.perf_counter()
+    if not state.history:
+        row0 = make_row(_initial_train_loss(model, train_set, recurrent))
+        state.history.append(row0)
+        if callbacks and notify(callbacks, from_row(row0)):
+            reason = "callback"
+    # A closing row (the last step, off the evaluation schedule) is returned but kept out of
+    # the checkpoint, so that a longer budget resumed from it continues exactly.
+    closing: dict[str, Any] | None = None
+
     step_fn = _recurrent_steps if recurrent else _feedforward_steps
-    steps = step_fn(model, train_data, batch_size, bptt_length, device)
+    steps = step_fn(model, train_set, batch_size, bptt_length, device)
     last_save = time.perf_counter()
-    reason = stop_reason()
+    reason = reason or budget_reason()
     while not reason:
         if state.batch_in_epoch == 0:
             state.epoch_generator_state = shuffle_gen.get_state()
@@ -374,24 +534,55 @@ def optimize_sgd(
             assert state.epoch_generator_state is not None
             shuffle_gen.set_state(state.epoch_generator_state)
         perm = torch.randperm(num_items, generator=shuffle_gen)
-        for loss in steps(perm, state.batch_in_epoch):
+        for loss, num_samples in steps(perm, state.batch_in_epoch):
             state.pending_losses.append(loss)
             opt.step()
             state.step += 1
+            state.samples_seen += num_samples
             state.batch_in_epoch += 1
             if state.batch_in_epoch == batches_per_epoch:
                 state.epoch += 1
                 state.batch_in_epoch = 0
-            if (eval_every is not None and state.step % eval_every == 0) or (
-                eval_every is None and state.batch_in_epoch == 0
-            ):
-                record(flush_losses())
-            reason = stop_reason()
-            if ckpt is not None and (
-                (checkpoint_every_steps is not None and state.step % checkpoint_every_steps == 0)
+            reason = budget_reason()
+            row = None
+            if (
+                (eval_every is not None and state.step % eval_every == 0)
+                or (eval_every is None and state.batch_in_epoch == 0)
                 or (
-                    checkpoint_every_seconds is not None
-                    and time.perf_counter() - last_save >= checkpoint_every_seconds
+                    eval_every_seconds is not None
+                    and time.perf_counter() - last_eval >= eval_every_seconds
+                )
+            ):
+                row = make_row(pending_mean())
+                state.pending_losses = []
+                state.history.append(row)
+                last_eval = time.perf_counter()
+            elif reason:
+                row = closing = make_row(pending_mean())
+            if callbacks:
+                progress = (
+                    from_row(row)
+                    if row is not None
+                    else Progress(
+                        step=state.step,
+                        epoch=epoch(),
+                        samples_seen=state.samples_seen,
+                        elapsed=elapsed(),
+                        train_loss=float(loss),
+                        resumed_from=resumed_from,
+                    )
+                )
+                if notify(callbacks, progress):
+                    reason = reason or "callback"
+            if (
+                ckpt is not None
+                and not reason
+                and (
+                    (checkpoint_every is not None and state.step % checkpoint_every == 0)
+                    or (
+                        checkpoint_every_seconds is not None
+                        and time.perf_counter() - last_save >= checkpoint_every_seconds
+                    )
                 )
             ):
                 save()
@@ -399,12 +590,24 @@ def optimize_sgd(
             if reason or state.batch_in_epoch == 0:
                 break
 
-    if state.pending_losses:
-        record(flush_losses())
-    if ckpt is not None and (state.step != start_step or not ckpt.exists()):
+    if ckpt is not None and (state.step != start_step or resumed_from is None):
         save()
+    if closing is None and state.history[-1]["step"] != state.step:
+        closing = make_row(pending_mean())
+    history = state.history + ([closing] if closing is not None else [])
     logger.info("optimize_sgd stopped by %s at step %d", reason, state.step)
-    return SGDResult(state.history, model, state.step, reason, ckpt)
+    return SGDResult(
+        history,
+        model,
+        state.step,
+        reason,
+        ckpt,
+        elapsed=elapsed(),
+        samples_seen=state.samples_seen,
+        resumed_from=resumed_from,
+        checkpoint_time=checkpoint_time,
+        fingerprint=full_fingerprint,
+    )
 
 
 def _resume(
@@ -414,11 +617,9 @@ def _resume(
     opt: torch.optim.Optimizer,
     shuffle_gen: torch.Generator,
     device: torch.device,
-) -> _State:
+) -> tuple[_State, str | None]:
     blob = load_checkpoint(
         path,
-        format_name=CHECKPOINT_FORMAT,
-        version=CHECKPOINT_VERSION,
         required=(
             "fingerprint",
             "model",
@@ -430,17 +631,11 @@ def _resume(
             "batch_in_epoch",
             "pending_losses",
             "elapsed",
+            "samples_seen",
             "history",
         ),
     )
-    saved = blob["fingerprint"]
-    for key, value in fingerprint.items():
-        if saved.get(key) != value:
-            raise CheckpointError(
-                f"{path}: checkpoint field 'fingerprint.{key}' is {saved.get(key)!r}, this run "
-                f"has {value!r}; it belongs to another run (left untouched: use another "
-                "checkpoint_path or delete it to start afresh)"
-            )
+    check_fingerprint(path, blob["fingerprint"], fingerprint)
     try:
         model.load_state_dict(blob["model"])
         opt.load_state_dict(blob["optimizer"])
@@ -448,15 +643,17 @@ def _resume(
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot restore model/optimizer/generator: {exc}") from exc
     pending = blob["pending_losses"]
-    return _State(
+    state = _State(
         step=int(blob["step"]),
         epoch=int(blob["epoch"]),
         batch_in_epoch=int(blob["batch_in_epoch"]),
         epoch_generator_state=blob["epoch_generator_state"],
         pending_losses=[] if pending is None else list(pending.to(device).unbind()),
         elapsed=float(blob["elapsed"]),
+        samples_seen=int(blob["samples_seen"]),
         history=list(blob["history"]),
     )
+    return state, blob.get("written_at")
 
 
 StepIterator = Callable[[Tensor, int], Any]
@@ -469,7 +666,7 @@ def _feedforward_steps(
     bptt_length: int | None,
     device: torch.device,
 ) -> StepIterator:
-    """Yields, per minibatch of shuffled steps, the loss after `backward` (gradients ready)."""
+    """Yields, per minibatch of shuffled steps, (loss after `backward`, number of steps)."""
     if bptt_length is not None:
         raise ValueError("bptt_length applies to recurrent models only")
     obs, actions = data.obs, data.actions
@@ -482,12 +679,10 @@ def _feedforward_steps(
         for start in range(first_batch * batch_size, obs.shape[0], batch_size):
             for p in params:
                 p.grad = None
-            loss = F.cross_entropy(
-                model(shuffled_obs[start : start + batch_size]),
-                shuffled_actions[start : start + batch_size],
-            )
+            x = shuffled_obs[start : start + batch_size]
+            loss = F.cross_entropy(model(x), shuffled_actions[start : start + batch_size])
             loss.backward()
-            yield loss.detach()
+            yield loss.detach(), x.shape[0]
 
     return run
 
@@ -499,7 +694,8 @@ def _recurrent_steps(
     bptt_length: int | None,
     device: torch.device,
 ) -> StepIterator:
-    """Yields, per minibatch of shuffled whole episodes, the masked loss after `backward`."""
+    """Yields, per minibatch of shuffled whole episodes, (masked loss after `backward`, number
+    of valid steps)."""
     padded = data.padded()
     lengths_cpu = padded.lengths.cpu()
 
@@ -509,7 +705,8 @@ def _recurrent_steps(
         for start in range(first_batch * batch_size, perm.shape[0], batch_size):
             for p in params:
                 p.grad = None
-            t = int(lengths_cpu[perm[start : start + batch_size]].max())
+            batch_lengths = lengths_cpu[perm[start : start + batch_size]]
+            t, valid = int(batch_lengths.max()), int(batch_lengths.sum())
             idx = perm_dev[start : start + batch_size]
             obs, actions, mask = padded.obs[idx, :t], padded.actions[idx, :t], padded.mask[idx, :t]
             if bptt_length is None or bptt_length >= t:
@@ -518,7 +715,7 @@ def _recurrent_steps(
                 logits, _ = model(obs)
                 loss = cross_entropy(logits, actions, mask)
                 loss.backward()
-                yield loss.detach()
+                yield loss.detach(), valid
                 continue
             total_valid = mask.sum()
             h = None
@@ -534,6 +731,6 @@ def _recurrent_steps(
                 chunk.backward()
                 loss_sum += chunk.detach()
                 h = h.detach()
-            yield loss_sum
+            yield loss_sum, valid
 
     return run

@@ -1,9 +1,19 @@
 """Neuroevolution kernels in PyTorch: batched populations, GA, ES, CMA-ES, supervised fitness.
 
 Fitness convention: a loss, minimised (lower is better). Batched environments and rollouts
-live in `hbm_ne.envs` (needs the `envs` extra).
+live in `hbm_ne.envs` (needs the `envs` extra). The training loop, its `Progress` record,
+result fields, checkpoint fingerprints, the exported networks, their initialisation and the
+macro F1 (`evaluate`, `f1_seed`) are the contracts shared with hbm-dl (docs/interfaces.md).
 """
 
+from hbm_ne._shared import (
+    DEFAULT_INIT,
+    INITS,
+    CheckpointInfo,
+    evaluate,
+    f1_seed,
+    sampled_macro_f1,
+)
 from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
 from hbm_ne.fitness import (
     EpisodeData,
@@ -15,17 +25,27 @@ from hbm_ne.fitness import (
     sequence_cross_entropy,
     sequence_macro_f1,
 )
-from hbm_ne.modules import FeedforwardMLP, RecurrentMLP
+from hbm_ne.modules import (
+    FeedforwardMLP,
+    RecurrentMLP,
+    RecurrentMLPReservoir,
+    RecurrentMLPTrainable,
+    is_recurrent,
+)
 from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, Population
 from hbm_ne.training import (
+    HISTORY_FIELDS,
+    OPTIMIZERS,
     CheckpointError,
     EvolveResult,
     Progress,
     SupervisedEvaluation,
     SupervisedFitness,
     TrainResult,
+    checkpoint_info,
     evolve,
     load_checkpoint,
+    make_algorithm,
     train_supervised,
 )
 
@@ -33,28 +53,41 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CMAES",
+    "DEFAULT_INIT",
     "ES",
     "GA",
+    "HISTORY_FIELDS",
+    "INITS",
+    "OPTIMIZERS",
     "Algorithm",
     "BatchedFeedforward",
     "BatchedRecurrent",
     "CheckpointError",
+    "CheckpointInfo",
     "EpisodeData",
     "EvolveResult",
     "FeedforwardMLP",
     "Population",
     "Progress",
     "RecurrentMLP",
+    "RecurrentMLPReservoir",
+    "RecurrentMLPTrainable",
     "SupervisedEvaluation",
     "SupervisedFitness",
     "TrainResult",
     "accuracy",
     "as_episode_data",
+    "checkpoint_info",
     "cross_entropy",
+    "evaluate",
     "evolve",
+    "f1_seed",
+    "is_recurrent",
     "load_checkpoint",
     "macro_f1",
+    "make_algorithm",
     "population_metrics",
+    "sampled_macro_f1",
     "sequence_cross_entropy",
     "sequence_macro_f1",
     "train_supervised",

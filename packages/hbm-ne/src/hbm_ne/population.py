@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from hbm_ne._kernels import ChunkOperands, kernel
+from hbm_ne._shared import DEFAULT_INIT, InitName, check_init, fill_init_
 from hbm_ne.modules import FeedforwardMLP, RecurrentMLP
 
 logger = logging.getLogger(__name__)
@@ -446,7 +447,8 @@ class BatchedFeedforward(_NetworkPopulation):
 
     Parameter row layout, in order: for each hidden layer i `hidden.{i}.weight [H_i, H_{i-1}]`,
     `hidden.{i}.bias [H_i]`, then `output.weight [out, H_L]`, `output.bias [out]` (row-major).
-    Initial weights and biases ~ N(0, 1/fan_in).
+    Initial weights and biases follow `init` (docs/interfaces.md, the same rule as the single
+    networks): "normal" N(0, 1/fan_in) (default), "uniform" U(-1/√fan_in, 1/√fan_in).
     """
 
     def __init__(
@@ -456,6 +458,7 @@ class BatchedFeedforward(_NetworkPopulation):
         population_size: int,
         hidden_sizes: Sequence[int] = (50,),
         *,
+        init: InitName = DEFAULT_INIT,
         sigma_init: float = 1e-3,
         adaptive: bool = True,
         tau: float = 1e-2,
@@ -479,11 +482,12 @@ class BatchedFeedforward(_NetworkPopulation):
         entries += [("output.bias", (self.output_size,))]
         self.slots, dim = _layout(entries)
         dev = torch.device(device) if device is not None else torch.device("cpu")
+        self.init = check_init(init)
         gen = _init_cpu_generator(generator)
         params = torch.empty(population_size, dim, dtype=torch.float64)
         for s in self.slots:
             fan_in = s.shape[-1] if s.name.endswith("weight") else sizes[_layer_of(s.name, sizes)]
-            params[:, s.offset : s.offset + s.size].normal_(0.0, fan_in**-0.5, generator=gen)
+            fill_init_(params[:, s.offset : s.offset + s.size], fan_in, init, gen)
         super().__init__(
             params.to(device=dev, dtype=dtype), sigma_init=sigma_init, adaptive=adaptive, tau=tau
         )
@@ -743,7 +747,9 @@ class BatchedRecurrent(_NetworkPopulation):
 
     Parameter row layout: `input.weight [H, in]`, `input.bias [H]`, then (trainable) either
     `recurrent_u [H, r]`, `recurrent_v [H, r]` or `recurrent_weight [H, H]`, then
-    `output.weight [out, H]`, `output.bias [out]`.
+    `output.weight [out, H]`, `output.bias [out]`. Input and output layers are initialised by
+    `init` ("normal" N(0, 1/fan_in), "uniform" U(±1/√fan_in)); u, v ~ N(0, 1/H); recurrent
+    matrices N(0, 1/H) scaled to `spectral_radius` (as hbm-dl's networks).
     """
 
     def __init__(
@@ -757,6 +763,7 @@ class BatchedRecurrent(_NetworkPopulation):
         rank: int | None = 1,
         spectral_radius: float = 0.9,
         shared_reservoir: bool = True,
+        init: InitName = DEFAULT_INIT,
         sigma_init: float = 1e-3,
         adaptive: bool = True,
         tau: float = 1e-2,
@@ -787,6 +794,7 @@ class BatchedRecurrent(_NetworkPopulation):
         entries += [("output.weight", (self.output_size, h)), ("output.bias", (self.output_size,))]
         self.slots, dim = _layout(entries)
         dev = torch.device(device) if device is not None else torch.device("cpu")
+        self.init = check_init(init)
         gen = _init_cpu_generator(generator)
         p = population_size
         params = torch.empty(p, dim, dtype=torch.float64)
@@ -798,8 +806,8 @@ class BatchedRecurrent(_NetworkPopulation):
                 block.copy_(spectral_scale_(w, self.spectral_radius).reshape(p, -1))
             elif s.name.startswith("recurrent_"):
                 block.normal_(0.0, h**-0.5, generator=gen)
-            else:
-                block.normal_(0.0, fan_in[s.name.split(".")[0]] ** -0.5, generator=gen)
+            else:  # input and output layers follow `init`, as in the single networks
+                fill_init_(block, fan_in[s.name.split(".")[0]], init, gen)
         #: Fixed reservoir `[H, H]` (shared) or `[P, H, H]` (per member); None when trainable.
         self.reservoir: Tensor | None = None
         if kind == "reservoir":

@@ -4,7 +4,12 @@
 `hbm_ne.envs`); `train_supervised` is a thin wrapper that builds the supervised fitness and
 evaluation. A run killed and resumed from its checkpoint reproduces the uninterrupted run bit
 for bit on CPU: the checkpoint holds the population, the algorithm (with its generator), the
-loop's generator, the history and the generation counter.
+loop's generator, the history and the generation counter, and a fingerprint of the run that a
+resume must match.
+
+The loop speaks the language hbm-dl's `optimize_sgd` speaks (docs/interfaces.md): the same
+budget, cadence, callback, fingerprint and result names, the same `Progress` record, the same
+`evaluate` / macro-F1 rule.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,108 +27,188 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from hbm_ne.algorithms import Algorithm
-from hbm_ne.fitness import (
-    EpisodeData,
-    as_episode_data,
-    cross_entropy,
-    population_metrics,
-    sequence_cross_entropy,
+from hbm_ne._shared import (
+    Callback,
+    CheckpointError,
+    CheckpointInfo,
+    Progress,
+    ResultMapping,
+    build_fingerprint,
+    check_fingerprint,
+    data_signature,
+    evaluate,
+    load_checkpoint_file,
+    notify,
+    now_iso,
+    read_checkpoint_info,
+    save_checkpoint_file,
 )
+from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
+from hbm_ne.fitness import EpisodeData, as_episode_data, cross_entropy, sequence_cross_entropy
 from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, Population, _NetworkPopulation
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "HISTORY_FIELDS",
+    "OPTIMIZERS",
+    "CheckpointError",
+    "EvalFn",
+    "EvolveResult",
+    "FitnessFn",
+    "Progress",
+    "SupervisedEvaluation",
+    "SupervisedFitness",
+    "TrainResult",
+    "checkpoint_info",
+    "evolve",
+    "load_checkpoint",
+    "make_algorithm",
+    "train_supervised",
+]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "hbm_ne.evolve"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: fingerprint, written_at, samples_seen, fitness_history
 
+#: Keys of every history row (hbm-dl's rows have the same first eight, `HISTORY_FIELDS`).
+HISTORY_FIELDS = (
+    "step",
+    "epoch",
+    "elapsed",
+    "samples_seen",
+    "train_loss",
+    "test_ce",
+    "test_accuracy",
+    "test_f1",
+    "generation",
+    "best_fitness",
+    "mean_fitness",
+)
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: corrupt, foreign, or from another configuration."""
-
-
-@dataclass
-class Progress:
-    """What a callback receives after every generation.
-
-    `evaluation` is the history row when this generation was evaluated, else None. A callback
-    that returns True stops the run after this generation.
-    """
-
-    generation: int
-    elapsed: float
-    best_fitness: float
-    mean_fitness: float
-    max_generations: int | None
-    max_time: float | None
-    evaluation: dict[str, Any] | None = None
-
-
-Callback = Callable[[Progress], bool | None]
+#: Names `train_supervised(optimizer=...)` accepts, with the class each builds.
+OPTIMIZERS: dict[str, type[Algorithm]] = {"ga": GA, "es": ES, "cmaes": CMAES}
 
 
 class FitnessFn(Protocol):
+    """`fitness_fn(population, generation, generator) -> [P]` (a loss). It may set
+    `last_num_samples` (samples each member was evaluated on by the last call) so that
+    `samples_seen` counts them; otherwise each member counts one sample per generation."""
+
     def __call__(
         self, population: Population, generation: int, generator: torch.Generator
     ) -> Tensor: ...
 
 
-#: `eval_fn(population, best_index, generator) -> dict of metrics` for the train-best member.
-EvalFn = Callable[[Population, int, torch.Generator], dict[str, float]]
+#: `eval_fn(best_params [D], step) -> metrics` of the member that was best on train at
+#: generation `step` (e.g. {"test_ce", "test_accuracy", "test_f1"}); seed its draws from `step`.
+EvalFn = Callable[[Tensor, int], Mapping[str, Any]]
 
 
 @dataclass
-class EvolveResult:
-    """History rows, the train-best member of the last generation, and where the run stopped."""
+class EvolveResult(ResultMapping):
+    """How an `evolve` / `train_supervised` run ended (names shared with hbm-dl's `SGDResult`).
+
+    `history`: one row per evaluation (keys `HISTORY_FIELDS`); its last row describes `model`,
+    the member that was best on train at the last generation, as a plain `nn.Module` (None for
+    raw-vector populations; `best` is the same object). `best_params [D]` its parameters.
+    `generations` (= `steps`) generations done; `stop_reason`: "max_generations", "max_time"
+    or "callback". `elapsed` and `samples_seen` count every process of a resumed run;
+    `resumed_from` is the generation this process resumed at (None: fresh start) and
+    `checkpoint_time` when that checkpoint was written (ISO). `fitness_history`: the best
+    fitness of every generation. Read by key too, like the design guide's result dicts:
+    `result["fitness_history"]`, `result["test_loss_history"]`, `result["final_generation"]`,
+    `result["checkpoint_path"]`.
+    """
 
     history: list[dict[str, Any]]
-    best: nn.Module | None
+    model: nn.Module | None
     best_params: Tensor
     generations: int
     elapsed: float
     stop_reason: str
+    samples_seen: int = 0
+    fitness_history: list[float] = field(default_factory=list)
+    resumed_from: int | None = None
+    checkpoint_time: str | None = None
+    checkpoint_path: Path | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    _mapping_keys = (
+        "history",
+        "model",
+        "best",
+        "best_params",
+        "generations",
+        "steps",
+        "final_generation",
+        "elapsed",
+        "stop_reason",
+        "samples_seen",
+        "fitness_history",
+        "test_loss_history",
+        "f1_history",
+        "resumed_from",
+        "checkpoint_time",
+        "checkpoint_path",
+        "fingerprint",
+    )
+
+    @property
+    def best(self) -> nn.Module | None:
+        """The same as `model` (the train-best member of the last generation)."""
+        return self.model
+
+    @property
+    def steps(self) -> int:
+        return self.generations
+
+    @property
+    def final_generation(self) -> int:
+        """Generations done (the design guide's name)."""
+        return self.generations
+
+    @property
+    def test_loss_history(self) -> list[float]:
+        """`test_ce` of every evaluated history row."""
+        return [float(r["test_ce"]) for r in self.history if r.get("test_ce") is not None]
+
+    @property
+    def f1_history(self) -> list[float]:
+        """`test_f1` of every evaluated history row."""
+        return [float(r["test_f1"]) for r in self.history if r.get("test_f1") is not None]
 
 
 TrainResult = EvolveResult
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate an `evolve` checkpoint; raise `CheckpointError` if it is not one."""
-    p = Path(path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{p}: not a readable hbm_ne checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(
-            f"{p}: field 'format' is {found!r}, expected {CHECKPOINT_FORMAT!r} "
-            "(a foreign file; refusing to resume from or overwrite it)"
-        )
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{p}: field 'version' is {state.get('version')!r}, expected {CHECKPOINT_VERSION}"
-        )
-    keys = ("population", "algorithm", "generator", "history", "generation")
-    for key in (*keys, "elapsed", "best_params"):
-        if key not in state:
-            raise CheckpointError(f"{p}: missing field {key!r}")
-    return state
+    return load_checkpoint_file(
+        path,
+        format_name=CHECKPOINT_FORMAT,
+        version=CHECKPOINT_VERSION,
+        required=(
+            "fingerprint",
+            "population",
+            "algorithm",
+            "generator",
+            "history",
+            "generation",
+            "step",
+            "elapsed",
+            "best_params",
+            "samples_seen",
+            "fitness_history",
+        ),
+    )
+
+
+def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
+    """Generations done (`step`), write time, elapsed time and fingerprint of a checkpoint."""
+    return read_checkpoint_info(path, format_name=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
@@ -145,6 +230,51 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     )
 
 
+def _scalars(obj: object, skip: Sequence[str] = ()) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in vars(obj).items()
+        if not k.startswith("_") and k not in skip and isinstance(v, bool | int | float | str)
+    }
+
+
+def _own_fingerprint(population: Population, algorithm: Algorithm, seed: int) -> dict[str, Any]:
+    """hbm_ne's own part of the checkpoint fingerprint (budgets and cadences may differ)."""
+    from hbm_ne import __version__
+
+    return {
+        "version": __version__,
+        "seed": seed,
+        "algorithm": {**_scalars(algorithm, ("generation",)), **algorithm.config()},
+        "population": {
+            **population.config(),
+            "sigma_init": population.sigma_init,
+            "tau": population.tau,
+        },
+    }
+
+
+def _per_member_reservoir(population: Population) -> Tensor | None:
+    reservoir = getattr(population, "reservoir", None)
+    if reservoir is None or getattr(population, "shared_reservoir", True):
+        return None
+    return reservoir  # type: ignore[no-any-return]
+
+
+def _member_module(
+    population: Population, params: Tensor, reservoir: Tensor | None
+) -> nn.Module | None:
+    """Parameter row `params [D]` as a module (with its own fixed reservoir, when members
+    have one each)."""
+    if not isinstance(population, _NetworkPopulation):
+        return None
+    module = population.export_params(params)
+    if reservoir is not None:
+        with torch.no_grad():
+            module.get_buffer("recurrent_weight").copy_(reservoir)
+    return module
+
+
 def evolve(
     population: Population,
     algorithm: Algorithm,
@@ -153,23 +283,92 @@ def evolve(
     max_generations: int | None = None,
     max_time: float | None = None,
     eval_fn: EvalFn | None = None,
-    eval_every: int = 1,
+    eval_every: int | None = 1,
+    eval_every_seconds: float | None = None,
     checkpoint_path: str | os.PathLike[str] | None = None,
-    checkpoint_every: int | None = 100,
-    checkpoint_interval: float | None = 300.0,
+    checkpoint_every: int | None = None,
+    checkpoint_every_seconds: float | None = 300.0,
+    resume: bool = True,
+    fingerprint: Mapping[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
     seed: int = 0,
     device: torch.device | str | None = None,
+    logger: logging.Logger | None = None,
+    checkpoint_interval: float | None = None,
 ) -> EvolveResult:
-    """Run ask → fitness → (evaluate the train-best member) → tell until a budget is spent.
+    """Run ask → fitness → tell → (evaluate the train-best member) until a budget is spent.
 
     `fitness_fn(population, generation, generator) -> [P]` is a loss (lower is better).
-    `eval_fn(population, best_index, generator) -> metrics` runs every `eval_every` generations
-    (and at the last) on the member that was best on train, chosen *before* selection/mutation.
-    `max_time` counts the whole run including time before a resume. Checkpoints are written
-    atomically every `checkpoint_every` generations or `checkpoint_interval` seconds, and at the
-    end; an existing checkpoint is resumed (and must match this population and algorithm).
+    `eval_fn(best_params, generation) -> metrics` evaluates the member that was best on train at
+    that generation (chosen *before* selection): every `eval_every` generations, whenever
+    `eval_every_seconds` passed since the last row, and at the last generation, so the last
+    history row always describes the returned model. Budgets: `max_generations`, `max_time`
+    (seconds, summed over every process of a resumed run); at least one.
+
+    Callbacks get a `Progress` after every generation (`step` = that generation's index); one
+    returning True stops the run (`stop_reason="callback"`, final checkpoint written).
+
+    Checkpoints are written atomically every `checkpoint_every` generations and/or
+    `checkpoint_every_seconds`, and at the end. An existing checkpoint is resumed when `resume`
+    is True; it must belong to this run: its fingerprint (the caller's JSON-able `fingerprint`
+    plus hbm_ne's own under "hbm_ne": version, seed, algorithm and population settings; and,
+    from `train_supervised`, the data signatures and supervised settings) must equal this
+    call's, else `CheckpointError` names the differing fields and the file is left untouched.
+    `resume=False` ignores an existing file; the first new checkpoint replaces it.
+    `checkpoint_interval` is the deprecated name of `checkpoint_every_seconds`.
     """
+    if checkpoint_interval is not None:
+        warnings.warn(
+            "checkpoint_interval= is deprecated: use checkpoint_every_seconds=",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        checkpoint_every_seconds = checkpoint_interval
+    return _evolve(
+        population,
+        algorithm,
+        fitness_fn,
+        max_generations=max_generations,
+        max_time=max_time,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        eval_every_seconds=eval_every_seconds,
+        checkpoint_path=checkpoint_path,
+        checkpoint_every=checkpoint_every,
+        checkpoint_every_seconds=checkpoint_every_seconds,
+        resume=resume,
+        fingerprint=fingerprint,
+        callbacks=callbacks,
+        seed=seed,
+        device=device,
+        log=logger or globals()["logger"],
+        settings={},
+        data_size=None,
+    )
+
+
+def _evolve(
+    population: Population,
+    algorithm: Algorithm,
+    fitness_fn: FitnessFn,
+    *,
+    max_generations: int | None,
+    max_time: float | None,
+    eval_fn: EvalFn | None,
+    eval_every: int | None,
+    eval_every_seconds: float | None,
+    checkpoint_path: str | os.PathLike[str] | None,
+    checkpoint_every: int | None,
+    checkpoint_every_seconds: float | None,
+    resume: bool,
+    fingerprint: Mapping[str, Any] | None,
+    callbacks: Sequence[Callback],
+    seed: int,
+    device: torch.device | str | None,
+    log: logging.Logger,
+    settings: Mapping[str, Any],
+    data_size: int | None,
+) -> EvolveResult:
     if max_generations is None and max_time is None:
         raise ValueError("give max_generations or max_time (or both): the loop needs a budget")
     if algorithm.population is not population:
@@ -180,18 +379,28 @@ def evolve(
             f"device={dev} but the population lives on {population.device}: build the population "
             "(and then the algorithm) on the device you want"
         )
-    if eval_every < 1:
-        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    full_fingerprint = build_fingerprint(
+        fingerprint, "hbm_ne", {**_own_fingerprint(population, algorithm, seed), **settings}
+    )
     generator = torch.Generator(device=population.device).manual_seed(seed)
-    # Evaluation draws from its own stream, reseeded from (seed, generation), so evaluating never
-    # changes the training run and each evaluation is reproducible on its own.
-    eval_generator = torch.Generator(device=population.device)
+    p = population.population_size
     history: list[dict[str, Any]] = []
-    generation, elapsed_before = 0, 0.0
+    fitness_history: list[float] = []
+    generation, elapsed_before, samples_seen = 0, 0.0, 0
+    last_mean = math.nan
     best_params = population.params[0].detach().clone()
+    best_reservoir: Tensor | None = None
+    resumed_from: int | None = None
+    checkpoint_time: str | None = None
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    if ckpt is not None and ckpt.exists():
+    if ckpt is not None and ckpt.exists() and not resume:
+        log.info("resume=False: ignoring %s; it is replaced by the first new checkpoint", ckpt)
+    elif ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt)
+        check_fingerprint(ckpt, state["fingerprint"], full_fingerprint)
         try:
             population.load_state_dict(_to_device(state["population"], population.device))
             algorithm.load_state_dict(_to_device(state["algorithm"], population.device))
@@ -202,94 +411,178 @@ def evolve(
                 "from or overwrite it"
             ) from exc
         history = list(state["history"])
+        fitness_history = [float(f) for f in state["fitness_history"].tolist()]
         generation = int(state["generation"])
-        if max_generations is None or max_generations > generation:
-            # An earlier, shorter budget's closing evaluation is off this run's schedule.
-            history = [r for r in history if r["generation"] % eval_every == 0]
         elapsed_before = float(state["elapsed"])
+        samples_seen = int(state["samples_seen"])
+        last_mean = float(state.get("last_mean_fitness", math.nan))
         best_params = state["best_params"].to(population.device)
-        logger.info("resumed %s at generation %d (%.1f s)", ckpt, generation, elapsed_before)
+        if state.get("best_reservoir") is not None:
+            best_reservoir = state["best_reservoir"].to(population.device)
+        resumed_from, checkpoint_time = generation, state.get("written_at")
+        log.info(
+            "resumed from generation %d (checkpoint of %s): %s", generation, checkpoint_time, ckpt
+        )
 
+    start_generation = generation
     start = time.perf_counter()
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - start
 
+    def epoch() -> float | None:
+        return None if not data_size else samples_seen / (p * data_size)
+
+    def make_row(g: int, best_fitness: float, mean_fitness: float) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "step": g,
+            "epoch": epoch(),
+            "elapsed": elapsed(),
+            "samples_seen": samples_seen,
+            "train_loss": best_fitness,
+            "test_ce": None,
+            "test_accuracy": None,
+            "test_f1": None,
+            "generation": g,
+            "best_fitness": best_fitness,
+            "mean_fitness": mean_fitness,
+        }
+        if eval_fn is not None:
+            row.update(eval_fn(best_params, g))
+        log.info(
+            "generation %d: best %.5g mean %.5g%s",
+            g,
+            best_fitness,
+            mean_fitness,
+            "".join(
+                f" {k} {v:.5g}"
+                for k, v in row.items()
+                if k.startswith("test_") and isinstance(v, float)
+            ),
+        )
+        return row
+
+    def from_row(row: Mapping[str, Any]) -> Progress:
+        return Progress(
+            step=int(row["step"]),
+            epoch=row["epoch"],
+            samples_seen=int(row["samples_seen"]),
+            elapsed=float(row["elapsed"]),
+            train_loss=float(row["train_loss"]),
+            test_ce=row.get("test_ce"),
+            test_f1=row.get("test_f1"),
+            test_accuracy=row.get("test_accuracy"),
+            evaluated=True,
+            resumed_from=resumed_from,
+        )
+
     def save() -> None:
         if ckpt is None:
             return
-        _atomic_save(
+        save_checkpoint_file(
+            ckpt,
             {
                 "format": CHECKPOINT_FORMAT,
                 "version": CHECKPOINT_VERSION,
+                "written_at": now_iso(),
+                "fingerprint": full_fingerprint,
                 "population": population.state_dict(),
                 "algorithm": algorithm.state_dict(),
                 "generator": generator.get_state(),
                 "best_params": best_params,
+                "best_reservoir": best_reservoir,
                 "history": history,
+                "fitness_history": torch.tensor(fitness_history, dtype=torch.float64),
+                "last_mean_fitness": last_mean,
                 "generation": generation,
+                "step": generation,
                 "elapsed": elapsed(),
+                "samples_seen": samples_seen,
             },
-            ckpt,
         )
-        logger.debug("checkpoint %s at generation %d", ckpt, generation)
+        log.debug("checkpoint %s at generation %d", ckpt, generation)
 
-    stop_reason = "max_generations"
-    last_save = time.perf_counter()
-    while True:
+    def budget_reason() -> str:
         if max_generations is not None and generation >= max_generations:
-            stop_reason = "max_generations"
-            break
+            return "max_generations"
         if max_time is not None and elapsed() >= max_time:
-            stop_reason = "max_time"
-            break
+            return "max_time"
+        return ""
+
+    # A closing row (the last generation, off the evaluation schedule) is returned but kept
+    # out of the checkpoint, so that a longer budget resumed from it continues exactly.
+    closing: dict[str, Any] | None = None
+    last_save = last_eval = time.perf_counter()
+    reason = budget_reason()
+    while not reason:
+        g = generation
         algorithm.ask()
-        fitness = fitness_fn(population, generation, generator)
+        fitness = fitness_fn(population, g, generator)
         finite = torch.nan_to_num(fitness.double(), nan=math.inf)
         best = int(torch.argmin(finite))
         best_params = population.params[best].detach().clone()
-        best_fitness, mean_fitness = float(finite[best]), float(fitness.double().mean())
-        last = max_generations is not None and generation + 1 >= max_generations
-        row: dict[str, Any] | None = None
-        if generation % eval_every == 0 or last:
-            row = {
-                "generation": generation,
-                "elapsed": elapsed(),
-                "best_fitness": best_fitness,
-                "mean_fitness": mean_fitness,
-            }
-            if eval_fn is not None:
-                eval_generator.manual_seed(((seed + 1) * 0x9E3779B1 + generation) % 2**63)
-                row.update(eval_fn(population, best, eval_generator))
-            history.append(row)
-            logger.info(
-                "generation %d: best %.5g mean %.5g%s",
-                generation,
-                best_fitness,
-                mean_fitness,
-                "".join(f" {k} {v:.5g}" for k, v in row.items() if k.startswith("test_")),
-            )
+        reservoir = _per_member_reservoir(population)
+        best_reservoir = None if reservoir is None else reservoir[best].detach().clone()
+        best_fitness, last_mean = float(finite[best]), float(fitness.double().mean())
+        fitness_history.append(best_fitness)
+        samples_seen += p * int(getattr(fitness_fn, "last_num_samples", 1))
         algorithm.tell(fitness)
         generation += 1
-        progress = Progress(
-            generation, elapsed(), best_fitness, mean_fitness, max_generations, max_time, row
+        reason = budget_reason()
+        row = None
+        if (eval_every is not None and g % eval_every == 0) or (
+            eval_every_seconds is not None and time.perf_counter() - last_eval >= eval_every_seconds
+        ):
+            row = make_row(g, best_fitness, last_mean)
+            history.append(row)
+            last_eval = time.perf_counter()
+        elif reason:
+            row = closing = make_row(g, best_fitness, last_mean)
+        progress = (
+            from_row(row)
+            if row is not None
+            else Progress(
+                step=g,
+                epoch=epoch(),
+                samples_seen=samples_seen,
+                elapsed=elapsed(),
+                train_loss=best_fitness,
+                resumed_from=resumed_from,
+            )
         )
-        stop = any([bool(cb(progress)) for cb in callbacks])
-        due = (checkpoint_every is not None and generation % checkpoint_every == 0) or (
-            checkpoint_interval is not None
-            and time.perf_counter() - last_save >= checkpoint_interval
-        )
-        if due:
+        if notify(callbacks, progress):
+            reason = reason or "callback"
+        if not reason and (
+            (checkpoint_every is not None and generation % checkpoint_every == 0)
+            or (
+                checkpoint_every_seconds is not None
+                and time.perf_counter() - last_save >= checkpoint_every_seconds
+            )
+        ):
             save()
             last_save = time.perf_counter()
-        if stop:
-            stop_reason = "callback"
-            break
-    save()
-    best_module = None
-    if isinstance(population, _NetworkPopulation):
-        best_module = population.export_params(best_params)
-    return EvolveResult(history, best_module, best_params, generation, elapsed(), stop_reason)
+    if generation != start_generation or resumed_from is None:
+        save()
+    if (
+        closing is None
+        and generation > 0
+        and (not history or history[-1]["step"] != generation - 1)
+    ):
+        closing = make_row(generation - 1, fitness_history[-1], last_mean)
+    return EvolveResult(
+        history + ([closing] if closing is not None else []),
+        _member_module(population, best_params, best_reservoir),
+        best_params,
+        generation,
+        elapsed(),
+        reason,
+        samples_seen=samples_seen,
+        fitness_history=fitness_history,
+        resumed_from=resumed_from,
+        checkpoint_time=checkpoint_time,
+        checkpoint_path=ckpt,
+        fingerprint=full_fingerprint,
+    )
 
 
 class SupervisedFitness:
@@ -300,6 +593,7 @@ class SupervisedFitness:
     `"episode"` (reset at every episode start), `"session"` (state carried across the episodes
     of a session: a session is one sequence), `"generation"` (as "session", and each member's
     final state seeds its next generation, following its lineage through selection).
+    After each call `last_num_samples` holds the number of steps each member was scored on.
     """
 
     def __init__(
@@ -318,6 +612,7 @@ class SupervisedFitness:
         self.batch_size = batch_size
         self.state_mode = state_mode
         self.max_bytes = max_bytes
+        self.last_num_samples = 0
         self._sequences: list[list[int]] | None = None
         self._full: tuple[Tensor, Tensor, Tensor] | None = None
 
@@ -334,9 +629,13 @@ class SupervisedFitness:
                 if self._full is None:
                     self._full = data.padded(seqs)
                 x, y, mask = self._full
+                self.last_num_samples = data.num_steps
             else:
                 pick = torch.randperm(len(seqs), generator=generator, device=generator.device)
-                x, y, mask = data.padded([seqs[int(i)] for i in pick[: self.batch_size]])
+                chosen = [seqs[int(i)] for i in pick[: self.batch_size]]
+                x, y, mask = data.padded(chosen)
+                lengths = data.episode_lengths or ()
+                self.last_num_samples = sum(lengths[e] for seq in chosen for e in seq)
             h0 = None
             if self.state_mode == "generation" and population.carried_state is not None:
                 h0 = population.carried_state[:, None, :].expand(-1, x.shape[0], -1)
@@ -355,72 +654,140 @@ class SupervisedFitness:
             idx = torch.randperm(data.num_steps, generator=generator, device=generator.device)
             idx = idx[: self.batch_size].to(obs.device)
             obs, act = obs[idx], act[idx]
+        self.last_num_samples = int(obs.shape[0])
         return cross_entropy(population, obs, act, max_bytes=self.max_bytes)
 
 
 class SupervisedEvaluation:
-    """Test cross-entropy and sampled macro F1 of the train-best member, for `evolve`."""
+    """Test cross-entropy, accuracy and sampled macro F1 of one member, for `evolve`.
 
-    def __init__(self, data: EpisodeData, *, num_samples: int = 10, state_mode: str = "episode"):
-        self.data = data
-        self.num_samples = num_samples
-        self.unit = "episode" if state_mode == "episode" else "session"
+    `__call__(best_params, step)` exports the member as its `nn.Module` and runs the shared
+    `evaluate` (the function and seeding rule hbm-dl uses: F1 draws seeded `f1_seed(seed,
+    step)`); recurrent members run each episode (state_mode "episode") or session from zero.
+    """
 
-    def __call__(
-        self, population: Population, best: int, generator: torch.Generator
-    ) -> dict[str, float]:
+    def __init__(
+        self,
+        data: EpisodeData,
+        population: Population,
+        *,
+        f1_samples: int = 10,
+        seed: int = 0,
+        state_mode: str = "episode",
+    ) -> None:
         if not isinstance(population, _NetworkPopulation):
             raise TypeError("supervised evaluation needs a network population")
-        member = _single_member(population, best)
-        ce, f1 = population_metrics(
-            member, self.data, num_samples=self.num_samples, generator=generator, unit=self.unit
+        self.data = data
+        self.population = population
+        self.f1_samples = f1_samples
+        self.seed = seed
+        self.unit = "episode" if state_mode == "episode" else "session"
+
+    def __call__(self, best_params: Tensor, step: int) -> dict[str, float]:
+        reservoir = _per_member_reservoir(self.population)
+        if reservoir is not None:
+            # members with their own reservoir: only GA accepts them, and its selection puts
+            # the train-best member (with its reservoir) in slot 0 before `evolve` evaluates
+            reservoir = reservoir[0]
+        module = _member_module(self.population, best_params, reservoir)
+        assert module is not None
+        m = evaluate(
+            module, self.data, f1_samples=self.f1_samples, seed=self.seed, step=step, unit=self.unit
         )
-        return {"test_ce": float(ce[0]), "test_f1": float(f1[0])}
+        return {"test_ce": m["ce"], "test_accuracy": m["accuracy"], "test_f1": m["f1"]}
 
 
-def _single_member(population: _NetworkPopulation, i: int) -> Any:
-    """A population of one that views member `i` (shares layout and reservoir)."""
-    one = object.__new__(type(population))
-    one.__dict__.update(population.__dict__)
-    one.params = population.params[i : i + 1]
-    one.sigma = None
-    one.carried_state = None
-    one._workspace = {}
-    one._views_cache = None
-    one._layers_cache = None
-    one._noise = None
-    reservoir = getattr(population, "reservoir", None)
-    if reservoir is not None and not getattr(population, "shared_reservoir", True):
-        setattr(one, "reservoir", reservoir[i : i + 1])  # noqa: B010
-    return one
+def make_algorithm(name: str, population: Population, *, seed: int = 0) -> Algorithm:
+    """The algorithm `name` ("ga", "es", "cmaes") with its defaults, built on `population`.
+
+    Its generator is seeded `(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) mod 2**63`, a
+    value derived from `seed`, so that its draws differ from those of the loop's own generator
+    (seeded `seed`).
+    """
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {sorted(OPTIMIZERS)} or an Algorithm, got {name!r}"
+        )
+    derived = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 63)
+    return OPTIMIZERS[key](population, seed=derived)
 
 
 def train_supervised(
     population: BatchedFeedforward | BatchedRecurrent,
     train_data: EpisodeData | tuple[Any, Any],
-    test_data: EpisodeData | tuple[Any, Any] | None,
-    algorithm: Algorithm,
+    test_data: EpisodeData | tuple[Any, Any] | None = None,
+    optimizer: str | Algorithm | None = None,
     *,
     max_generations: int | None = None,
     max_time: float | None = None,
-    eval_every: int = 10,
+    eval_every: int | None = 10,
+    eval_every_seconds: float | None = None,
     batch_size: int | None = None,
     state_mode: str = "episode",
     f1_samples: int = 10,
     checkpoint_path: str | os.PathLike[str] | None = None,
-    checkpoint_every: int | None = 100,
-    checkpoint_interval: float | None = 300.0,
+    checkpoint_every: int | None = None,
+    checkpoint_every_seconds: float | None = 300.0,
+    resume: bool = True,
+    fingerprint: Mapping[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
     seed: int = 0,
     device: torch.device | str | None = None,
     max_bytes: int | None = None,
+    logger: logging.Logger | None = None,
+    eval_interval: float | None = None,
+    algorithm: Algorithm | None = None,
+    checkpoint_interval: float | None = None,
 ) -> EvolveResult:
     """Evolve `population` to imitate recorded actions (fitness = cross-entropy, minimised).
 
-    History rows: `generation, elapsed, best_fitness, mean_fitness` and, with test data,
-    `test_ce, test_f1` of the member that was best on train at that generation. `batch_size`
-    counts steps (feedforward) or sequences (recurrent); None = all data every generation.
+    `optimizer`: "ga", "es" or "cmaes" (built on the population with its defaults by
+    `make_algorithm`, seeded from `seed`; default "ga"), or an algorithm object built on this
+    population. History rows (`HISTORY_FIELDS`): `step` (= `generation`), `epoch`, `elapsed`,
+    `samples_seen`, `train_loss` (= `best_fitness`), `mean_fitness` and, with test data,
+    `test_ce`, `test_accuracy`, `test_f1` of the member that was best on train at that
+    generation (hbm-ne's `evaluate`, F1 over `f1_samples` draws seeded `f1_seed(seed,
+    generation)`); without test data those are None. `batch_size` counts steps (feedforward)
+    or sequences (recurrent); None = all data every generation. Budgets, cadences,
+    checkpoints, `resume`, `fingerprint` and callbacks as in `evolve`; the fingerprint also
+    holds the data signatures and `batch_size`, `state_mode`, `f1_samples`.
+
+    The design guide's spellings work: `eval_interval` (seconds: `eval_every_seconds`) and
+    `logger` (where progress lines go). Deprecated: `algorithm=` (use `optimizer=`),
+    `checkpoint_interval=` (use `checkpoint_every_seconds=`).
     """
+    if algorithm is not None:
+        warnings.warn(
+            "train_supervised(algorithm=...) is deprecated: use optimizer= (a name or an "
+            "Algorithm)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if optimizer is not None:
+            raise TypeError("give optimizer or algorithm, not both")
+        optimizer = algorithm
+    if checkpoint_interval is not None:
+        warnings.warn(
+            "checkpoint_interval= is deprecated: use checkpoint_every_seconds=",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        checkpoint_every_seconds = checkpoint_interval
+    if eval_interval is not None:
+        eval_every_seconds = eval_interval
+    if optimizer is None:
+        optimizer = "ga"
+    algo = (
+        make_algorithm(optimizer, population, seed=seed)
+        if isinstance(optimizer, str)
+        else optimizer
+    )
+    if not isinstance(algo, Algorithm):
+        raise TypeError(
+            f"optimizer must be one of {sorted(OPTIMIZERS)} or an Algorithm, got "
+            f"{type(optimizer).__name__}"
+        )
     dev = population.device if device is None else torch.device(device)
     train = as_episode_data(train_data, dev)
     test = None if test_data is None else as_episode_data(test_data, dev)
@@ -441,20 +808,35 @@ def train_supervised(
     evaluation = (
         None
         if test is None
-        else SupervisedEvaluation(test, num_samples=f1_samples, state_mode=state_mode)
+        else SupervisedEvaluation(
+            test, population, f1_samples=f1_samples, seed=seed, state_mode=state_mode
+        )
     )
-    return evolve(
+    settings = {
+        "batch_size": batch_size,
+        "state_mode": state_mode,
+        "f1_samples": f1_samples,
+        "train_data": data_signature(train),
+        "test_data": None if test is None else data_signature(test),
+    }
+    return _evolve(
         population,
-        algorithm,
+        algo,
         fitness,
         max_generations=max_generations,
         max_time=max_time,
         eval_fn=evaluation,
         eval_every=eval_every,
+        eval_every_seconds=eval_every_seconds,
         checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every,
-        checkpoint_interval=checkpoint_interval,
+        checkpoint_every_seconds=checkpoint_every_seconds,
+        resume=resume,
+        fingerprint=fingerprint,
         callbacks=callbacks,
         seed=seed,
         device=dev,
+        log=logger or globals()["logger"],
+        settings=settings,
+        data_size=train.num_steps,
     )
