@@ -77,3 +77,20 @@ def test_files_get_the_permissions_of_the_umask(tmp_path: Path, umask: int) -> N
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o777 & ~umask
+
+
+def test_fingerprint_differences_name_leaf_paths() -> None:
+    from hbm_dl._shared import check_fingerprint, fingerprint_differences
+
+    stored = {"config": {"seed": 1, "lr": float("nan")}, "data": "abc", "hbm_dl": {"v": "0.1"}}
+    assert fingerprint_differences(stored, stored) == []  # NaN equals NaN here
+    now = {"config": {"seed": 2, "lr": float("nan")}, "hbm_dl": {"v": "0.1"}, "extra": [1]}
+    names = [name for name, _, _ in fingerprint_differences(stored, now)]
+    assert names == ["fingerprint.config.seed", "fingerprint.data", "fingerprint.extra"]
+    with pytest.raises(CheckpointError) as err:
+        check_fingerprint("some/ckpt.pt", stored, now)
+    message = str(err.value)
+    assert message.startswith("some/ckpt.pt: the checkpoint belongs to another run: ")
+    assert "fingerprint.data is 'abc' in the checkpoint, absent now" in message
+    assert "fingerprint.extra is absent in the checkpoint, [1] now" in message
+    assert "resume=False" in message

@@ -393,3 +393,17 @@ def test_last_row_equals_evaluate_of_the_returned_model() -> None:
     )
     assert evaluate(res.model, test, f1_samples=4, seed=7, step=3)["f1"] != last["test_f1"]
     assert type(res.model) is RecurrentMLP and res.model.kind == "trainable"
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_float64_population_trains_and_evaluates(recurrent: bool) -> None:
+    x, y, _ = teacher_data(120)
+    data = EpisodeData.from_arrays(x, y, [30] * 4)
+    pop: BatchedFeedforward | BatchedRecurrent
+    if recurrent:
+        pop = BatchedRecurrent(4, 2, 6, 5, generator=gen(1), dtype=torch.float64)
+    else:
+        pop = BatchedFeedforward(4, 2, 6, (5,), generator=gen(1), dtype=torch.float64)
+    res = train_supervised(pop, data, data, "ga", max_generations=2, eval_every=1)
+    assert res.model is not None and next(res.model.parameters()).dtype == torch.float64
+    assert all(r["test_ce"] is not None and r["test_ce"] > 0 for r in res.history)

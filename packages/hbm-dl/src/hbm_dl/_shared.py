@@ -513,10 +513,12 @@ def sequence_rows(
 def model_logits(model: nn.Module, data: SupervisedData, unit: str = "episode") -> Tensor:
     """Logits `[N, A]` of `model` for every step of `data`, in the data's row order.
 
-    Recurrent models run each sequence (`sequence_rows`) from a zero state.
+    Recurrent models run each sequence (`sequence_rows`) from a zero state. Observations are
+    cast to the model's parameter device and dtype.
     """
-    dev = next(iter(model.parameters())).device
-    obs = data.obs.to(dev)
+    first = next(iter(model.parameters()))
+    dev = first.device
+    obs = data.obs.to(device=dev, dtype=first.dtype)
     if not is_recurrent(model):
         return torch.cat([model(chunk) for chunk in obs.split(_EVAL_ROWS)])
     if data.episode_lengths is None:
@@ -805,7 +807,10 @@ def fingerprint_differences(
                 stored.get(key, _MISSING), now.get(key, _MISSING), f"{prefix}.{key}"
             )
         return out
-    return [] if stored == now else [(prefix, stored, now)]
+    if stored is _MISSING or now is _MISSING:
+        return [] if stored is now else [(prefix, stored, now)]
+    same = stored == now or json.dumps(stored, sort_keys=True) == json.dumps(now, sort_keys=True)
+    return [] if same else [(prefix, stored, now)]  # (json: NaN equals NaN)
 
 
 def _show(value: Any) -> str:
