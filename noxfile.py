@@ -13,7 +13,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "wheels"]
+nox.options.sessions = ["lint", "typecheck", "tests", "data_extras", "wheels"]
 
 ROOT = Path(__file__).parent
 PACKAGES = ["hbm-data", "hbm-ne", "hbm-dl", "hbm-experiments"]
@@ -42,6 +42,27 @@ def tests(session: nox.Session, package: str) -> None:
     args = session.posargs or ["-m", "not slurm and not slow"]
     session.run(
         "python", "-m", "pytest", f"packages/{package}/tests", "-p", "no:cacheprovider", *args
+    )
+
+
+@nox.session
+def data_extras(session: nox.Session) -> None:
+    """hbm-data's tests with its extras installed. `tests(package='hbm-data')` proves the core
+    installs and works with numpy alone (those that need gymnasium/pygame skip there, saying
+    which extra); here the same tests run with `[simulate,record,plot]`, so none is skipped."""
+    extras = ("test", "simulate", "record", "plot")
+    _sync(session, "--package", "hbm-data", *(a for e in extras for a in ("--extra", e)))
+    args = session.posargs or ["-m", "not slurm and not slow"]
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "packages/hbm-data/tests",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        *args,
+        env={"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "HBM_REQUIRE_EXTRAS": "1"},
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,21 @@ def lab_file(tmp_path: Path) -> Path:
     path = tmp_path / "sub01_data_cartpole.json"
     record_like_the_lab(path)
     return path
+
+
+# `nox -s data_extras` installs every extra and sets HBM_REQUIRE_EXTRAS=1: there a test that
+# skips for a missing extra is a failure, so the skips of the core session hide nothing.
+_REQUIRE_EXTRAS = os.environ.get("HBM_REQUIRE_EXTRAS") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if _REQUIRE_EXTRAS and report.skipped:
+        report.outcome = "failed"
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if _REQUIRE_EXTRAS and report.skipped:
+        report.outcome = "failed"

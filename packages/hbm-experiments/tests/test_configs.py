@@ -131,7 +131,9 @@ def test_old_names_are_accepted_with_a_warning() -> None:
     )
     assert new.infra.uid() == exp.infra.uid()
     with pytest.raises(ConfigError, match="give only max_optim_time"):
-        make_experiment({"training": {"max_time": 1, "max_optim_time": 2}})
+        make_experiment(
+            {"method": "ga_feedforward", "training": {"max_time": 1, "max_optim_time": 2}}
+        )
 
 
 def test_saved_yaml_is_plain_and_complete(tmp_path: Path) -> None:

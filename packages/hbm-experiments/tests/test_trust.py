@@ -299,3 +299,57 @@ def test_status_of_a_running_then_killed_local_run(hbm_env: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- checkpoints know what they belong to ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "other", "field"),
+    [
+        (TINY_GA, {**TINY_GA, "seed": 2}, "seed"),
+        (TINY_GA, {**TINY_GA, "subject": "sim02"}, "subject"),
+        (
+            {
+                "method": "adam_feedforward",
+                "model": {"hidden_size": 3},
+                "training": {"max_steps": 4, "eval_every": 2, "checkpoint_every": 1},
+            },
+            {
+                "method": "adam_feedforward",
+                "model": {"hidden_size": 3},
+                "optimizer": {"learning_rate": 0.05},
+                "training": {"max_steps": 4, "eval_every": 2, "checkpoint_every": 1},
+            },
+            "learning_rate",
+        ),
+    ],
+)
+def test_a_foreign_checkpoint_is_refused_and_left_untouched(
+    config: dict[str, Any], other: dict[str, Any], field: str
+) -> None:
+    make_experiment(config).run()
+    source = make_experiment(config).infra.uid_folder() / CHECKPOINT_FILE
+    target_exp = make_experiment(other)
+    target = target_exp.infra.uid_folder(create=True) / CHECKPOINT_FILE
+    shutil.copy(source, target)  # e.g. a folder copied by hand, or a hash collision
+    before = target.read_bytes()
+    with pytest.raises(Exception, match=field) as info:
+        target_exp.run()
+    assert "checkpoint" in str(info.value).lower()
+    assert target.read_bytes() == before  # not overwritten
+    assert make_experiment(other).infra.status() == "failed"
+
+
+def test_data_of_another_content_in_a_checkpoint_is_refused(own_data: Path) -> None:
+    from hbm_data import load_episodes, write_episodes
+
+    GAExperiment(**_sub05()).run()
+    old = GAExperiment(**_sub05()).infra.uid_folder() / CHECKPOINT_FILE
+    path = own_data / "sub05_data_cartpole.json"
+    write_episodes(path, load_episodes(path)[:-2])
+    new = GAExperiment(**_sub05())
+    target = new.infra.uid_folder(create=True) / CHECKPOINT_FILE
+    shutil.copy(old, target)
+    with pytest.raises(Exception, match="content_hash"):
+        new.run()

@@ -45,6 +45,8 @@ Algorithm = Literal["ga", "es", "cmaes", "sgd", "adam"]
 ModelKind = Literal["feedforward", "reservoir", "trainable"]
 
 ALGORITHMS: tuple[str, ...] = ("ga", "es", "cmaes", "sgd", "adam")
+NE_ALGORITHMS: tuple[str, ...] = ("ga", "es", "cmaes")
+"""Neuroevolution (hbm-ne); the others are gradient descent (hbm-dl)."""
 ENVIRONMENTS: tuple[str, ...] = tuple(_DATA_ENVIRONMENTS)
 """The games, from hbm-data's registry (one list for configs, CLI and demo)."""
 # Suffix of a method name -> model kind. "recurrent" is the guide's name for a recurrent net whose
@@ -122,12 +124,61 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """Architecture. `kind` defaults to the one named by the method."""
+    """Architecture. `kind` defaults to the one named by the method. hbm-ne's populations and
+    hbm-dl's models of the same config have the same layout and initial distribution
+    (docs/interfaces.md), so GA and SGD start from the same kind of network."""
 
     kind: ModelKind | None = None
     hidden_size: int = pydantic.Field(default=50, ge=1)
     rank: int | None = pydantic.Field(default=1, ge=1)
     """Rank of the learned recurrent matrix for `trainable` (None = full matrix)."""
+    init: Literal["normal", "uniform"] = "normal"
+    """Initial weights and biases: "normal" N(0, 1/fan_in), "uniform" U(±1/√fan_in) — the same
+    rule in hbm-ne and hbm-dl (their default is "normal")."""
+
+    def build_population(
+        self,
+        input_size: int,
+        output_size: int,
+        population_size: int,
+        *,
+        kind: str,
+        mutation: Mapping[str, Any],
+        generator: Any,
+        device: Any,
+    ) -> Any:
+        """An hbm-ne population of `population_size` networks of this architecture."""
+        import hbm_ne
+
+        common = {"init": self.init, "generator": generator, "device": device, **mutation}
+        if kind == "feedforward":
+            return hbm_ne.BatchedFeedforward(
+                input_size,
+                output_size,
+                population_size,
+                hidden_sizes=(self.hidden_size,),
+                **common,
+            )
+        return hbm_ne.BatchedRecurrent(
+            input_size,
+            output_size,
+            population_size,
+            self.hidden_size,
+            kind=kind,
+            rank=self.rank,
+            **common,
+        )
+
+    def build_module(self, input_size: int, output_size: int, *, kind: str, generator: Any) -> Any:
+        """One hbm-dl model of this architecture (same layout as an hbm-ne member)."""
+        import hbm_dl
+
+        h, common = self.hidden_size, {"init": self.init, "generator": generator}
+        if kind == "feedforward":
+            return hbm_dl.FeedforwardMLP(input_size, h, output_size, **common)
+        if kind == "reservoir":
+            return hbm_dl.RecurrentMLPReservoir(input_size, h, output_size, **common)
+        return hbm_dl.RecurrentMLPTrainable(input_size, h, output_size, rank=self.rank, **common)
 
 
 class GAConfig(_Strict):
@@ -147,6 +198,19 @@ class GAConfig(_Strict):
     def _old_names(cls, data: Any) -> Any:
         return _renamed(data, _SIGMA_NAMES, "optimizer.")
 
+    def mutation(self) -> dict[str, Any]:
+        """The population's mutation settings (hbm-ne's `sigma_init`, `adaptive`, `tau`)."""
+        return {
+            "sigma_init": self.adaptive_sigma_init,
+            "adaptive": self.adaptive,
+            "tau": self.adaptive_sigma_noise,
+        }
+
+    def build(self, population: Any, *, generator: Any) -> Any:
+        import hbm_ne
+
+        return hbm_ne.GA(population, survival=self.selection_fraction, generator=generator)
+
 
 class ESConfig(_Strict):
     """The lab's simple ES: softmax-weighted recombination, then mutation of every member."""
@@ -163,6 +227,18 @@ class ESConfig(_Strict):
     def _old_names(cls, data: Any) -> Any:
         return _renamed(data, _SIGMA_NAMES, "optimizer.")
 
+    def mutation(self) -> dict[str, Any]:
+        return {
+            "sigma_init": self.adaptive_sigma_init,
+            "adaptive": self.adaptive,
+            "tau": self.adaptive_sigma_noise,
+        }
+
+    def build(self, population: Any, *, generator: Any) -> Any:
+        import hbm_ne
+
+        return hbm_ne.ES(population, temperature=self.temperature, generator=generator)
+
 
 class CMAESConfig(_Strict):
     """CMA-ES; `sigma0` is the initial step size (hbm-ne's default), parents the best half."""
@@ -175,6 +251,14 @@ class CMAESConfig(_Strict):
     @classmethod
     def _old_names(cls, data: Any) -> Any:
         return _renamed(data, {"sigma_init": "sigma0"}, "optimizer.")
+
+    def mutation(self) -> dict[str, Any]:
+        return {"adaptive": False}  # CMA-ES owns the step size
+
+    def build(self, population: Any, *, generator: Any) -> Any:
+        import hbm_ne
+
+        return hbm_ne.CMAES(population, sigma0=self.sigma0, generator=generator)
 
 
 class SGDConfig(_Strict):
@@ -255,7 +339,7 @@ class TrainingConfig(_Strict):
 
     def budgets(self, algorithm: str) -> tuple[str, ...]:
         """The budget fields `algorithm` uses."""
-        return NE_BUDGETS if algorithm in ("ga", "es", "cmaes") else SGD_BUDGETS
+        return NE_BUDGETS if algorithm in NE_ALGORITHMS else SGD_BUDGETS
 
 
 _SCHEMA_CACHE: dict[type, dict[str, Any]] = {}
@@ -317,7 +401,7 @@ class ExperimentConfig(_Strict):
                 )
             rest = {k: v for k, v in sub.items() if k not in moved}
             data = {**data, **moved, "data": rest}
-        method = data.get("method")
+        method = data.get("method", cls.model_fields["method"].default)
         if not isinstance(method, str) or method not in METHODS:
             return data
         algo = METHODS[method][0]

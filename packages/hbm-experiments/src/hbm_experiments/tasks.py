@@ -18,11 +18,12 @@ changed result layout. Adding a field whose default reproduces the old behaviour
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -30,6 +31,7 @@ import pydantic
 import torch
 
 from .configs import (
+    NE_ALGORITHMS,
     AdamConfig,
     CMAESConfig,
     ConfigError,
@@ -52,6 +54,7 @@ from .files import (
     atomic_write_text,
 )
 from .infra import ExperimentInfra, cache_root, with_default_folder
+from .results import guide_keys
 
 __all__ = [
     "EXPERIMENT_CLASSES",
@@ -71,6 +74,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+Device = torch.device | str | None
 
 EXPERIMENT_VERSION = "2"
 CODE_FILE = "code.txt"
@@ -125,10 +130,12 @@ def _check_code(folder: Path) -> None:
 
 
 class TrainOutput(NamedTuple):
-    """What a `_train` hook returns: the trained policy and its history rows."""
+    """What a `_train` hook returns: the trained policy, its history rows, and how the run
+    went (`stop_reason`, `resumed_from`, `checkpoint_time`, `elapsed`, ...)."""
 
     policy: torch.nn.Module
     history: list[dict[str, Any]]
+    info: dict[str, Any] = {}  # noqa: RUF012 - NamedTuple default, never mutated
 
 
 class Experiment(ExperimentConfig):
@@ -211,10 +218,57 @@ class Experiment(ExperimentConfig):
 
     # -- hooks ---------------------------------------------------------------------------------
 
+    def build(
+        self, data: Any = None, *, device: torch.device | str | None = None
+    ) -> dict[str, Any]:
+        """The arguments `run()` trains with: `hbm_ne.train_supervised(**exp.build())` or
+        `hbm_dl.optimize_sgd(**exp.build())` is the same training as the cached experiment
+        (same history, without its checkpoint, progress display and cache). `data` defaults to
+        the experiment's cached data (`data_task().load()`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define build")
+
     def _train(self, data: Any, checkpoint_path: Path, device: torch.device) -> TrainOutput:
-        raise NotImplementedError(f"{type(self).__name__} does not define _train")
+        """Train on `data`, checkpointing to `checkpoint_path`; subclasses override this to
+        change how a method trains (never `run`, which exca caches)."""
+        setup = self.build(data, device=device)
+        return self._fit(setup, checkpoint_path)
+
+    def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
+        raise NotImplementedError(f"{type(self).__name__} does not define _fit")
 
     # -- shared body ---------------------------------------------------------------------------
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint belongs to: the uid config (data content hash included) and the
+        package versions. The training loops refuse to resume a checkpoint whose fingerprint
+        differs, naming the field."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        config = json.loads(
+            json.dumps(dict(self.infra.config(uid=True, exclude_defaults=True)), default=str)
+        )
+        versions: dict[str, str] = {}
+        for package in ("hbm-data", "hbm-ne", "hbm-dl", "hbm-experiments"):
+            try:
+                versions[package] = version(package)
+            except PackageNotFoundError:  # pragma: no cover - installed from a source tree
+                versions[package] = "unknown"
+        return {
+            "experiment": f"{type(self).__name__} v{self.infra.version}",
+            "config": config,
+            "data_content_hash": self.data.content_hash,
+            "versions": versions,
+        }
+
+    def _callbacks(self, folder: Path, unit: str, budget: int | None) -> list[Any]:
+        """Progress (a bar on a terminal, a log line every 30 s elsewhere) and TensorBoard
+        scalars in the uid folder (when the extra is installed)."""
+        from .progress import progress_callback
+        from .tracking import open_tracker
+
+        name = f"{self.method} {self.dataset}/{self.subject} seed={self.seed}"
+        bar = progress_callback(name, unit, budget, max_time=self.training.max_optim_time)
+        return [bar, open_tracker(folder)]
 
     def _episode_splits(
         self, episode_data: Any, data: Any, device: torch.device
@@ -250,47 +304,6 @@ class Experiment(ExperimentConfig):
             infra={"folder": self.infra.folder, "mode": mode},  # type: ignore[arg-type]
         )
 
-    def _progress(self, unit: str, budget: int | None) -> Callable[[Any], None]:
-        """A training callback that logs every `training.log_every`-th call: where the run is,
-        its loss, and the time left under a time budget. Accepts hbm-ne `Progress` objects and
-        hbm-dl history rows."""
-        every = self.training.log_every
-        max_time = self.training.max_optim_time
-        calls = [0]
-        name = f"{self.method} {self.dataset} seed={self.seed}"
-
-        def report(progress: Any) -> None:
-            calls[0] += 1
-            if calls[0] % every:
-                return
-            row = progress if isinstance(progress, Mapping) else vars(progress)
-            position = row.get(unit, calls[0])
-            if isinstance(position, float):
-                position = round(position, 2)
-            loss = row.get("best_fitness", row.get("train_loss"))
-            elapsed = float(row.get("elapsed", 0.0))
-            if max_time:
-                left = f", {max(0.0, max_time - elapsed):.0f}s left"
-            elif budget and isinstance(position, int | float) and position > 0:
-                left = f", ~{elapsed * max(0.0, budget - position) / position:.0f}s left"
-            else:
-                left = ""
-            of = f"/{budget}" if budget else ""
-            evaluation = row.get("evaluation") or row
-            logger.info(
-                "%s: %s %s%s loss %s test CE %s (%.1fs%s)",
-                name,
-                unit,
-                position,
-                of,
-                _fmt(loss),
-                _fmt(evaluation.get("test_ce")),
-                elapsed,
-                left,
-            )
-
-        return report
-
     def _run_in(self, folder: Path) -> dict[str, Any]:
         if self.num_threads is None:
             return self._run_with_threads(folder)
@@ -309,7 +322,6 @@ class Experiment(ExperimentConfig):
         data = self.data_task().load()
         _check_code(folder)
         trained = self._train(data, folder / CHECKPOINT_FILE, device)
-        train_time = time.perf_counter() - t0
         policy = trained.policy.to(device).eval()
         spec = model_spec(policy, self.model_kind, self.model.rank)
         state = {k: v.cpu() for k, v in policy.state_dict().items()}
@@ -324,27 +336,53 @@ class Experiment(ExperimentConfig):
             device=device,
         )
         meta = data.metadata
-        return {
+        info = trained.info
+        resumed = None
+        if info.get("resumed_from") is not None:
+            resumed = {
+                "unit": "generation" if self.algorithm in NE_ALGORITHMS else "step",
+                "from": int(info["resumed_from"]),
+                "checkpoint_time": info.get("checkpoint_time"),
+            }
+            logger.info(
+                "%s: resumed from %s %d (checkpoint of %s)",
+                self.infra.uid(),
+                resumed["unit"],
+                resumed["from"],
+                resumed["checkpoint_time"],
+            )
+        history = _jsonable(trained.history)
+        result: dict[str, Any] = {
             "method": self.method,
             "algorithm": self.algorithm,
             "model_kind": self.model_kind,
             "dataset": meta.env_name,
             "subject": meta.subject,
             "simulated": bool(meta.simulated),
-            "data_content_hash": meta.content_hash,
             "use_cl_info": bool(meta.use_cl_info),
             "seed": self.seed,
             "num_params": int(sum(p.numel() for p in policy.parameters())),
-            "train_time": train_time,
-            "history": _jsonable(trained.history),
+            "data_content_hash": meta.content_hash,
+            "data": {
+                "content_hash": meta.content_hash,
+                "source_file": meta.source_file,
+                "n_train_episodes": meta.n_train,
+                "n_test_episodes": meta.n_test,
+                "n_train_steps": len(data.train_act),
+                "n_test_steps": len(data.test_act),
+            },
+            # every process of a resumed run: the training loops sum their time over resumes
+            "train_time": float(info.get("elapsed", time.perf_counter() - t0)),
+            "elapsed": time.perf_counter() - t0,
+            "stop_reason": info.get("stop_reason"),
+            "resumed": resumed,
+            "history": history,
             "metrics": evaluation["metrics"],
             "behaviour": evaluation["behaviour"],
             "model_file": MODEL_FILE,
         }
-
-
-def _fmt(x: Any) -> str:
-    return f"{x:.4f}" if isinstance(x, int | float) else "-"
+        result |= guide_keys(self.algorithm, history, info, str(folder / CHECKPOINT_FILE))
+        return result
 
 
 def _jsonable(obj: Any) -> Any:
@@ -360,73 +398,78 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _train_info(result: Any) -> dict[str, Any]:
+    """What the experiment's result reports of a training run (hbm-ne's `TrainResult`,
+    hbm-dl's `SGDResult`: the same names)."""
+    info = {
+        k: getattr(result, k, None)
+        for k in ("stop_reason", "resumed_from", "checkpoint_time", "elapsed", "samples_seen")
+    }
+    for key in ("fitness_history", "final_generation"):
+        with contextlib.suppress(KeyError, TypeError):  # hbm-dl's result has neither
+            info[key] = _jsonable(result[key])
+    return info
+
+
 class _NEExperiment(Experiment):
     """Neuroevolution (hbm-ne): a batched population trained by GA, ES or CMA-ES."""
 
-    def _train(self, data: Any, checkpoint_path: Path, device: torch.device) -> TrainOutput:
+    def build(
+        self, data: Any = None, *, device: torch.device | str | None = None
+    ) -> dict[str, Any]:
         import hbm_ne
 
+        device = torch.device(device if device is not None else self.device)
+        data = self.data_task().load() if data is None else data
         meta = data.metadata
         opt = self.optimizer
         assert isinstance(opt, GAConfig | ESConfig | CMAESConfig)
         gen = torch.Generator(device=device).manual_seed(self.seed)
-        mutation: dict[str, Any] = {"generator": gen}
-        if isinstance(opt, GAConfig | ESConfig):
-            mutation |= {
-                "sigma_init": opt.adaptive_sigma_init,
-                "adaptive": opt.adaptive,
-                "tau": opt.adaptive_sigma_noise,
-            }
-        else:
-            mutation["adaptive"] = False  # CMA-ES owns the step size
-        pop: Any
-        if self.model_kind == "feedforward":
-            pop = hbm_ne.BatchedFeedforward(
-                meta.input_size,
-                meta.num_actions,
-                opt.population_size,
-                hidden_sizes=(self.model.hidden_size,),
-                device=device,
-                **mutation,
-            )
-        else:
-            pop = hbm_ne.BatchedRecurrent(
-                meta.input_size,
-                meta.num_actions,
-                opt.population_size,
-                self.model.hidden_size,
-                kind=self.model_kind,
-                rank=self.model.rank,
-                device=device,
-                **mutation,
-            )
-        algorithm: Any
-        if isinstance(opt, GAConfig):
-            algorithm = hbm_ne.GA(pop, survival=opt.selection_fraction, generator=gen)
-        elif isinstance(opt, ESConfig):
-            algorithm = hbm_ne.ES(pop, temperature=opt.temperature, generator=gen)
-        else:
-            algorithm = hbm_ne.CMAES(pop, sigma0=opt.sigma0, generator=gen)
-        train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
-        t = self.training
-        result = hbm_ne.train_supervised(
-            pop,
-            train,
-            test,
-            algorithm,
-            max_generations=t.max_generations,
-            max_time=t.max_optim_time,
-            eval_every=t.eval_every,
-            batch_size=t.batch_size,
-            checkpoint_path=checkpoint_path,
-            checkpoint_every=t.checkpoint_every,
-            callbacks=(self._progress("generation", t.max_generations),),
-            seed=self.seed,
+        pop = self.model.build_population(
+            meta.input_size,
+            meta.num_actions,
+            opt.population_size,
+            kind=self.model_kind,
+            mutation=opt.mutation(),
+            generator=gen,
             device=device,
         )
-        if result.best is None:
+        train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
+        t = self.training
+        return {
+            "population": pop,
+            "train_data": train,
+            "test_data": test,
+            "optimizer": opt.build(pop, generator=gen),
+            "max_generations": t.max_generations,
+            "max_time": t.max_optim_time,
+            "eval_every": t.eval_every,
+            "eval_every_seconds": t.loss_eval_interval_seconds,
+            "batch_size": t.batch_size,
+            "seed": self.seed,
+            "device": device,
+        }
+
+    def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
+        import hbm_ne
+
+        t = self.training
+        callbacks = self._callbacks(checkpoint_path.parent, "generation", t.max_generations)
+        try:
+            result = hbm_ne.train_supervised(
+                **setup,
+                checkpoint_path=checkpoint_path,
+                checkpoint_every=t.checkpoint_every,
+                checkpoint_every_seconds=t.ckpt_and_behav_eval_interval_seconds,
+                fingerprint=self.fingerprint(),
+                callbacks=callbacks,
+            )
+        finally:
+            for callback in callbacks:
+                callback.close()
+        if result.model is None:
             raise RuntimeError("train_supervised returned no best member")
-        return TrainOutput(result.best, list(result.history))
+        return TrainOutput(result.model, list(result.history), _train_info(result))
 
 
 class GAExperiment(_NEExperiment):
@@ -458,48 +501,56 @@ class SGDExperiment(Experiment):
     method: str = "sgd_feedforward"
     optimizer: OptimizerConfig = SGDConfig()
 
-    def _train(self, data: Any, checkpoint_path: Path, device: torch.device) -> TrainOutput:
+    def build(
+        self, data: Any = None, *, device: torch.device | str | None = None
+    ) -> dict[str, Any]:
         import hbm_dl
 
+        device = torch.device(device if device is not None else self.device)
+        data = self.data_task().load() if data is None else data
         meta = data.metadata
-        h = self.model.hidden_size
         gen = torch.Generator().manual_seed(self.seed)
-        model: torch.nn.Module
-        if self.model_kind == "feedforward":
-            model = hbm_dl.FeedforwardMLP(meta.input_size, h, meta.num_actions, generator=gen)
-        elif self.model_kind == "reservoir":
-            model = hbm_dl.RecurrentMLPReservoir(
-                meta.input_size, h, meta.num_actions, generator=gen
-            )
-        else:
-            model = hbm_dl.RecurrentMLPTrainable(
-                meta.input_size, h, meta.num_actions, rank=self.model.rank, generator=gen
-            )
+        model = self.model.build_module(
+            meta.input_size, meta.num_actions, kind=self.model_kind, generator=gen
+        )
         train, test = self._episode_splits(hbm_dl.EpisodeData, data, device)
         t = self.training
         assert isinstance(self.optimizer, SGDConfig | AdamConfig)
-        result = hbm_dl.optimize_sgd(
-            model,
-            train,
-            test,
-            optimizer=self.optimizer.name,
-            learning_rate=self.optimizer.learning_rate,
-            batch_size=t.batch_size or 32,
-            max_epochs=t.max_epochs,
-            max_steps=t.max_steps,
-            max_time=t.max_optim_time,
-            eval_every=t.eval_every,
-            checkpoint_path=checkpoint_path,
-            checkpoint_every_steps=t.checkpoint_every,
-            seed=self.seed,
-            device=device,
-            callbacks=(
-                self._progress("step", t.max_steps)
-                if t.max_steps
-                else self._progress("epoch", t.max_epochs),
-            ),
-        )
-        return TrainOutput(result.model, list(result.history))
+        return {
+            "model": model,
+            "train_data": train,
+            "test_data": test,
+            "optimizer": self.optimizer.name,
+            "learning_rate": self.optimizer.learning_rate,
+            "batch_size": t.batch_size or 32,
+            "max_epochs": t.max_epochs,
+            "max_steps": t.max_steps,
+            "max_time": t.max_optim_time,
+            "eval_every": t.eval_every,
+            "eval_every_seconds": t.loss_eval_interval_seconds,
+            "seed": self.seed,
+            "device": device,
+        }
+
+    def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
+        import hbm_dl
+
+        t = self.training
+        unit, budget = ("step", t.max_steps) if t.max_steps else ("epoch", t.max_epochs)
+        callbacks = self._callbacks(checkpoint_path.parent, unit, budget)
+        try:
+            result = hbm_dl.optimize_sgd(
+                **setup,
+                checkpoint_path=checkpoint_path,
+                checkpoint_every=t.checkpoint_every,
+                checkpoint_every_seconds=t.ckpt_and_behav_eval_interval_seconds,
+                fingerprint=self.fingerprint(),
+                callbacks=callbacks,
+            )
+        finally:
+            for callback in callbacks:
+                callback.close()
+        return TrainOutput(result.model, list(result.history), _train_info(result))
 
 
 EXPERIMENT_CLASSES: dict[str, type[Experiment]] = {
@@ -539,8 +590,12 @@ def make_experiment(
     else:
         data = dict(config)
     if cls is None:
+        if "method" not in data:
+            from .configs import METHODS
+
+            raise ConfigError(f"{source}: method is required: one of {', '.join(sorted(METHODS))}")
         try:
-            cls = experiment_class(str(data.get("method", "ga_feedforward")))
+            cls = experiment_class(str(data["method"]))
         except ValueError as exc:
             raise ConfigError(f"{source}: method: {exc}") from None
     if infra:

@@ -1,0 +1,88 @@
+"""The layout of an experiment's result: what `Experiment.run()` returns and `result.json` holds.
+
+The design guide's keys (§4.1, §4.4) sit beside hbm's richer ones: a neuroevolution result has
+`fitness_history`, `test_loss_history`, `final_generation`, `checkpoint_path`; a gradient
+descent result `loss_history`, `test_loss_history`, `checkpoint_path`. Every value is plain
+JSON (numbers, strings, lists, dicts), so results load anywhere without hbm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+__all__ = ["DataInfo", "ExperimentResult", "ResumeInfo", "guide_keys"]
+
+
+# Set when the run resumed a checkpoint (`hbm run` prints it): `unit` "generation" or "step",
+# `from` the generation/step this process resumed at, `checkpoint_time` when the checkpoint
+# was written (ISO 8601). Functional form: `from` is a Python keyword.
+ResumeInfo = TypedDict("ResumeInfo", {"unit": str, "from": int, "checkpoint_time": str | None})
+
+
+class DataInfo(TypedDict):
+    """Which data the result was trained and evaluated on."""
+
+    content_hash: str  # sha256 of the episode file ("sha256:<hex>")
+    source_file: str
+    n_train_episodes: int
+    n_test_episodes: int
+    n_train_steps: int
+    n_test_steps: int
+
+
+class ExperimentResult(TypedDict, total=False):
+    """One experiment's result. Keys marked NE / SGD exist for that family only."""
+
+    method: str  # e.g. "ga_feedforward"
+    algorithm: str  # ga | es | cmaes | sgd | adam
+    model_kind: str  # feedforward | reservoir | trainable
+    dataset: str
+    subject: str
+    simulated: bool  # the subject is a simulated player, not a person
+    use_cl_info: bool
+    seed: int
+    num_params: int
+    data_content_hash: str  # = data["content_hash"]
+    data: DataInfo
+    train_time: float  # seconds of training, summed over every process of a resumed run
+    elapsed: float  # seconds of the whole run (data, training, evaluation) in this process
+    stop_reason: str  # max_generations | max_steps | max_epochs | max_time | callback
+    resumed: ResumeInfo | None
+    history: list[dict[str, Any]]  # one row per evaluation: step, samples_seen, test_ce, ...
+    metrics: dict[str, float]  # final test_ce, test_f1, test_accuracy of the trained model
+    behaviour: dict[str, Any]  # matched-seed rollouts vs the person's held-out returns
+    humanlike: dict[str, Any]  # human-likeness metrics (README: "Human-likeness")
+    model_file: str  # "model.pt" in the uid folder
+    checkpoint_path: str  # the training checkpoint (absolute path)
+    test_loss_history: list[float]  # test CE at each evaluation
+    fitness_history: list[float]  # NE: best train fitness (CE) of every generation
+    final_generation: int  # NE: generations done
+    loss_history: list[float]  # SGD: mean training loss at each evaluation
+    param_name: str  # HyperparameterSweep only: the swept key
+    param_value: Any  # HyperparameterSweep only: its value for this result
+
+
+def guide_keys(
+    algorithm: str,
+    history: Sequence[Mapping[str, Any]],
+    trained: Mapping[str, Any],
+    checkpoint_path: str,
+) -> dict[str, Any]:
+    """The design guide's result keys, from the history rows and the training result."""
+    test = [float(r["test_ce"]) for r in history if r.get("test_ce") is not None]
+    out: dict[str, Any] = {"test_loss_history": test, "checkpoint_path": checkpoint_path}
+    if algorithm in ("ga", "es", "cmaes"):
+        fitness = trained.get("fitness_history")
+        if fitness is None:  # one value per evaluated generation
+            fitness = [r.get("train_loss", r.get("best_fitness")) for r in history]
+        out["fitness_history"] = [float(f) for f in fitness if f is not None]
+        final = trained.get("final_generation")
+        if final is None and history:
+            final = history[-1].get("generation", history[-1].get("step"))
+        out["final_generation"] = int(final or 0)
+    else:
+        out["loss_history"] = [
+            float(r["train_loss"]) for r in history if r.get("train_loss") is not None
+        ]
+    return out
