@@ -407,3 +407,14 @@ def test_float64_population_trains_and_evaluates(recurrent: bool) -> None:
     res = train_supervised(pop, data, data, "ga", max_generations=2, eval_every=1)
     assert res.model is not None and next(res.model.parameters()).dtype == torch.float64
     assert all(r["test_ce"] is not None and r["test_ce"] > 0 for r in res.history)
+
+
+def test_evaluate_takes_a_plain_tuple() -> None:
+    x, y, _ = teacher_data(200)
+    pop = BatchedFeedforward(4, 2, 4, (6,), generator=gen(3))
+    module = pop.export(1)
+    a = evaluate(module, (x, y), f1_samples=3, seed=2, step=9)
+    b = evaluate(module, EpisodeData.from_arrays(x, y), f1_samples=3, seed=2, step=9)
+    assert a == b and 0 < a["f1"] < 1
+    with torch.no_grad():
+        assert a["ce"] == pytest.approx(F.cross_entropy(module(x), y).item(), rel=1e-6)

@@ -490,6 +490,25 @@ class SupervisedData(Protocol):
     def episode_lengths(self) -> tuple[int, ...] | None: ...
 
 
+@dataclass(frozen=True)
+class _Steps:
+    """A plain `(obs, actions)` pair as `SupervisedData` (independent steps)."""
+
+    obs: Tensor
+    actions: Tensor
+    episode_lengths: tuple[int, ...] | None = None
+
+
+def as_supervised_data(data: SupervisedData | tuple[Any, Any]) -> SupervisedData:
+    """`data`, or a plain `(obs [N, in], actions [N])` tuple as independent steps."""
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise TypeError(f"expected EpisodeData or an (obs, actions) tuple, got {len(data)}")
+        obs = torch.as_tensor(data[0]).to(torch.float32)
+        return _Steps(obs, torch.as_tensor(data[1]).to(device=obs.device, dtype=torch.long))
+    return data
+
+
 def sequence_rows(
     episode_lengths: Sequence[int], sessions: Sequence[int] | None, unit: str = "episode"
 ) -> list[Tensor]:
@@ -510,12 +529,15 @@ def sequence_rows(
 
 
 @torch.no_grad()
-def model_logits(model: nn.Module, data: SupervisedData, unit: str = "episode") -> Tensor:
+def model_logits(
+    model: nn.Module, data: SupervisedData | tuple[Any, Any], unit: str = "episode"
+) -> Tensor:
     """Logits `[N, A]` of `model` for every step of `data`, in the data's row order.
 
     Recurrent models run each sequence (`sequence_rows`) from a zero state. Observations are
     cast to the model's parameter device and dtype.
     """
+    data = as_supervised_data(data)
     first = next(iter(model.parameters()))
     dev = first.device
     obs = data.obs.to(device=dev, dtype=first.dtype)
@@ -548,7 +570,7 @@ def model_logits(model: nn.Module, data: SupervisedData, unit: str = "episode") 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    data: SupervisedData,
+    data: SupervisedData | tuple[Any, Any],
     *,
     f1_samples: int = 10,
     seed: int = 0,
@@ -561,8 +583,10 @@ def evaluate(
     The training loops evaluate with this function, the run's `seed` and the row's `step`, so
     calling it on a result's model with `step=result.history[-1]["step"]` reproduces the last
     history row (to float rounding). Recurrent models run each episode (`unit="episode"`) or
-    session (`unit="session"`) from a zero state.
+    session (`unit="session"`) from a zero state. `data`: an `EpisodeData` of either package
+    or a plain `(obs, actions)` tuple.
     """
+    data = as_supervised_data(data)
     logits = model_logits(model, data, unit)
     actions = data.actions.to(logits.device)
     if actions.numel() == 0:
