@@ -418,3 +418,11 @@ def test_evaluate_takes_a_plain_tuple() -> None:
     assert a == b and 0 < a["f1"] < 1
     with torch.no_grad():
         assert a["ce"] == pytest.approx(F.cross_entropy(module(x), y).item(), rel=1e-6)
+
+
+def test_rows_at_generation_zero_and_the_end_without_a_count_cadence() -> None:
+    x, y, _ = teacher_data(100)
+    pop, algo = make()
+    res = train_supervised(pop, (x, y), (x, y), algo, max_generations=6, eval_every=None)
+    assert [r["generation"] for r in res.history] == [0, 5]
+    assert res.samples_seen == 6 * 100 * 16 and res.history[-1]["samples_seen"] == res.samples_seen

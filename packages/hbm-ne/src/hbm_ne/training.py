@@ -300,9 +300,10 @@ def evolve(
 
     `fitness_fn(population, generation, generator) -> [P]` is a loss (lower is better).
     `eval_fn(best_params, generation) -> metrics` evaluates the member that was best on train at
-    that generation (chosen *before* selection): every `eval_every` generations, whenever
-    `eval_every_seconds` passed since the last row, and at the last generation, so the last
-    history row always describes the returned model. Budgets: `max_generations`, `max_time`
+    that generation (chosen *before* selection): at generation 0, every `eval_every`
+    generations (None: no count cadence), whenever `eval_every_seconds` passed since the last
+    row, and at the last generation, so the last history row always describes the returned
+    model. Budgets: `max_generations`, `max_time`
     (seconds, summed over every process of a resumed run); at least one.
 
     Callbacks get a `Progress` after every generation (`step` = that generation's index); one
@@ -530,8 +531,13 @@ def _evolve(
         generation += 1
         reason = budget_reason()
         row = None
-        if (eval_every is not None and g % eval_every == 0) or (
-            eval_every_seconds is not None and time.perf_counter() - last_eval >= eval_every_seconds
+        if (
+            g == 0
+            or (eval_every is not None and g % eval_every == 0)
+            or (
+                eval_every_seconds is not None
+                and time.perf_counter() - last_eval >= eval_every_seconds
+            )
         ):
             row = make_row(g, best_fitness, last_mean)
             history.append(row)
