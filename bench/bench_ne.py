@@ -6,7 +6,11 @@ Every figure is a ratio against references measured in the same process:
   `torch.matmul` peak;
 - GA generation (fitness + selection + adaptive mutation) vs EvoTorch's GeneticAlgorithm on the
   same network, data and population size with a vectorised (batched) fitness; EvoTorch is
-  imported lazily (installed in the bench nox session only) and reported missing otherwise.
+  imported lazily (installed in the bench nox session only) and reported missing otherwise;
+- CMA-ES sample efficiency: evaluations to f < 1e-8 (median of 3 seeds) vs pycma's defaults
+  (active CMA, same population size, x0 and sigma0) on standard functions, full covariance,
+  and separable CMA-ES vs pycma's `CMA_diagonal=True`. The ratio is pycma's evaluations over
+  ours (the target 1/1.2: at most 1.2x pycma's evaluations).
 
 Threads: on CPU every implementation, subject and references alike, is timed both with one
 intra-op thread and with torch's default, and credited with its faster setting (reported in
@@ -20,13 +24,16 @@ the previous one left, then an untimed call of its own (so that none pays for th
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import statistics
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from _harness import Result, interleaved, time_call, torch_threads
-from hbm_ne import GA, BatchedFeedforward, cross_entropy
+from hbm_ne import CMAES, GA, BatchedFeedforward, Population, cross_entropy
 from torch import nn
 
 SUITE = "ne"
@@ -300,8 +307,106 @@ def _evotorch_ga(
     return step
 
 
+def _scales(d: int, name: str) -> torch.Tensor:
+    i = torch.arange(d, dtype=torch.float64)
+    if name in ("ellipsoid", "rot_ellipsoid"):
+        return 1e6 ** (i / max(d - 1, 1))
+    s = torch.ones(d, dtype=torch.float64)
+    if name == "tablet":
+        s[0] = 1e6
+    elif name == "cigar":
+        s[1:] = 1e6
+    return s
+
+
+def test_function(name: str, d: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Standard CMA-ES test functions of `x [P, D]` -> `[P]` float64 (f* = 0)."""
+    s = _scales(d, name)
+    if name in ("sphere", "ellipsoid", "tablet", "cigar"):
+        return lambda x: (s * x.double() ** 2).sum(-1)
+    if name == "rot_ellipsoid":  # a fixed random rotation
+        g = torch.Generator().manual_seed(12345)
+        q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+        rot = q * torch.sign(torch.diagonal(r))
+        return lambda x: (s * (x.double() @ rot.T) ** 2).sum(-1)
+    if name == "diffpow":
+        e = 2 + 4 * torch.arange(d, dtype=torch.float64) / max(d - 1, 1)
+        return lambda x: (x.double().abs() ** e).sum(-1)
+    if name == "rosenbrock":
+        return lambda x: (
+            100 * (x[..., 1:].double() - x[..., :-1].double() ** 2) ** 2
+            + (1 - x[..., :-1].double()) ** 2
+        ).sum(-1)
+    raise KeyError(name)
+
+
+def _ours_evals(name: str, d: int, seed: int, diagonal: bool) -> int:
+    fn, lam = test_function(name, d), 4 + int(3 * math.log(d))
+    x0 = torch.full((d,), 0.0 if name == "rosenbrock" else 0.5, dtype=torch.float64)
+    es = CMAES(Population(torch.zeros(lam, d, dtype=torch.float64)), sigma0=0.5, mean=x0,
+               diagonal=diagonal, seed=seed)  # fmt: skip
+    evals = 0
+    while evals < 10**6:
+        f = fn(es.ask())
+        evals += lam
+        if float(f.min()) < 1e-8:
+            return evals
+        es.tell(f)
+    raise AssertionError(f"hbm-ne CMA-ES did not reach 1e-8 on {name} D={d}")
+
+
+def _pycma_evals(cma, name: str, d: int, seed: int, diagonal: bool) -> int:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    fn = test_function(name, d)
+    opts = {"seed": seed + 1, "verbose": -9, "ftarget": 1e-8, "maxfevals": 10**6}
+    if diagonal:
+        opts["CMA_diagonal"] = True
+    es = cma.CMAEvolutionStrategy(np.full(d, 0.0 if name == "rosenbrock" else 0.5), 0.5, opts)
+    while not es.stop():
+        x = es.ask()
+        es.tell(x, fn(torch.as_tensor(np.asarray(x))).tolist())
+    if es.result.fbest >= 1e-8:
+        raise AssertionError(f"pycma did not reach 1e-8 on {name} D={d}: {es.stop()}")
+    return int(es.result.evaluations)
+
+
+def bench_cmaes(quick: bool) -> list[Result]:
+    try:
+        import cma
+    except ImportError:
+        return []
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    functions = ("sphere", "ellipsoid", "rot_ellipsoid", "tablet", "cigar", "diffpow", "rosenbrock")
+    cases = [(f, d, False) for d in ((10,) if quick else (10, 40)) for f in functions]
+    if not quick:
+        cases += [(f, 100, False) for f in ("sphere", "tablet", "cigar")]
+        cases += [(f, 40, True) for f in ("sphere", "ellipsoid", "tablet", "cigar", "diffpow")]
+    results = []
+    seeds = range(3)
+    with torch_threads(1):
+        for name, d, diagonal in cases:
+            ours = [_ours_evals(name, d, s, diagonal) for s in seeds]
+            theirs = [_pycma_evals(cma, name, d, s, diagonal) for s in seeds]
+            kind = "sep-CMA-ES" if diagonal else "CMA-ES"
+            results.append(
+                Result(
+                    SUITE,
+                    f"{kind} evaluations to 1e-8, {name} D={d}",
+                    "evaluations",
+                    statistics.median(ours),
+                    "pycma " + ("CMA_diagonal=True" if diagonal else "defaults (active)"),
+                    statistics.median(theirs),
+                    higher_is_better=False,
+                    target=1 / 1.2,
+                    extra={"ours": ours, "pycma": theirs, "popsize": 4 + int(3 * math.log(d))},
+                )
+            )
+    return results
+
+
 def run(args: argparse.Namespace) -> list[Result]:
     device = torch.device(getattr(args, "device", "cpu"))
     quick = bool(getattr(args, "quick", False))
     peak = _peak_gflops(device, quick)
-    return bench_fitness(device, quick, peak) + bench_ga(device, quick)
+    return bench_fitness(device, quick, peak) + bench_ga(device, quick) + bench_cmaes(quick)
