@@ -13,6 +13,12 @@ Figures (same-process ratios):
   scaled to P: every member is the same competent controller (plus tiny mutations), so each
   member costs the same 4 × 500 steps.
 
+Acrobot's row carries a breakdown: the env reproduces Gymnasium bit for bit on CPU, so each step
+makes the libm calls Gymnasium makes (per environment 19 cos/sin and 12 `pow(x, 2)`, through
+numpy); `libm_share` is the time of those calls alone (same array sizes and value ranges,
+timed in the same loop) over the step's, and `libm_only_ratio` the ratio the env would reach if
+nothing else cost anything.
+
 The torch side runs with one intra-op thread (restored afterwards): at these sizes a step is a
 few dozen tiny kernels, and on a shared 2-core machine a second OpenMP thread turns each
 parallelised kernel (sin, cos, softmax) into a wait for a busy core. The Gymnasium peers are
@@ -70,6 +76,29 @@ def _torch_env_runner(env_id: str, b: int, steps: int, device: str):
     return run
 
 
+def _acrobot_libm_runner(b: int, steps: int):
+    """The libm calls of `steps` exact Acrobot steps at B = b: per step three stages of
+    cos (3 rows) + sin (1 row), the state's cos (5 rows) + sin (2 rows), and four stages of
+    pow (2 rows + 1 row), on values in the ranges the env sees."""
+    rng = np.random.default_rng(0)
+    ang3, ang5 = rng.uniform(-4, 4, (3, b)), rng.uniform(-4, 4, (5, b))
+    vel, twos2, twos1 = rng.uniform(-28, 28, (2, b)), np.full((2, b), 2.0), np.full(b, 2.0)
+    out5 = np.empty((5, b))
+
+    def run() -> None:
+        for _ in range(steps):
+            for _ in range(3):
+                np.cos(ang3, out5[:3])
+                np.sin(ang3[2], out5[3])
+            np.cos(ang5, out5)
+            np.sin(ang5[1:3], out5[:2])
+            for _ in range(4):
+                np.power(vel, twos2, out5[:2])
+                np.power(vel[0], twos1, out5[2])
+
+    return run
+
+
 def bench_env_steps(args: argparse.Namespace) -> list[Result]:
     b = 1024
     steps = 100 if args.quick else 400
@@ -98,13 +127,18 @@ def bench_env_steps(args: argparse.Namespace) -> list[Result]:
     )
     for env_id in ("MountainCar-v0", "Acrobot-v1"):
         torch_steps, gym_steps = steps // 2, 200 if args.quick else 1000
-        t = interleaved(
-            {
-                "torch": _torch_env_runner(env_id, b, torch_steps, args.device),
-                "gym": _gym_single_runner(env_id, gym_steps),
-            },
-            repeat=repeat,
-        )
+        fns = {
+            "torch": _torch_env_runner(env_id, b, torch_steps, args.device),
+            "gym": _gym_single_runner(env_id, gym_steps),
+        }
+        acrobot_cpu = env_id == "Acrobot-v1" and args.device == "cpu"
+        if acrobot_cpu:
+            fns["libm"] = _acrobot_libm_runner(b, torch_steps)
+        t = interleaved(fns, repeat=repeat)
+        extra = {"exact": args.device == "cpu"}
+        if acrobot_cpu:
+            extra["libm_share"] = f"{100 * t['libm'] / t['torch']:.0f}%"
+            extra["libm_only_ratio"] = round((b * torch_steps / t["libm"]) / (gym_steps / t["gym"]))
         results.append(
             Result(
                 SUITE,
@@ -114,6 +148,7 @@ def bench_env_steps(args: argparse.Namespace) -> list[Result]:
                 "one gymnasium env, stepped one at a time",
                 gym_steps / t["gym"],
                 target=200.0,
+                extra=extra,
             )
         )
     return results

@@ -1,11 +1,14 @@
-"""Neuroevolution on environment returns: GA solves CartPole-v1; ES and CMA-ES improve."""
+"""Slow env tests: bit-exact agreement with Gymnasium over many seeds; neuroevolution on
+environment returns (GA solves CartPole-v1; ES and CMA-ES improve)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from gym_compare import KINDS, action_source, assert_matches_gymnasium
 from hbm_ne import CMAES, ES, GA, Algorithm, BatchedFeedforward, evolve
-from hbm_ne.envs import EnvReturnFitness, evaluate_module
+from hbm_ne.envs import EnvReturnFitness, evaluate_module, make_env
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +19,20 @@ def _one_torch_thread(one_torch_thread: None) -> None:
 pytestmark = pytest.mark.slow
 
 FRESH_SEEDS = range(10**6, 10**6 + 100)  # never drawn by EnvReturnFitness(seed=0) below
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MountainCar-v0", "Acrobot-v1"])
+def test_many_seeds_bit_for_bit_with_gymnasium(env_id: str, kind: str) -> None:
+    # Zero tolerance over whole episodes (500 / 200 / 500 steps when nothing terminates):
+    # Acrobot is chaotic, so one differing bit anywhere becomes a different observation.
+    n = 128 if env_id == "Acrobot-v1" else 256
+    seeds = np.random.default_rng(len(kind)).integers(0, 2**32, size=n).tolist()
+    env = make_env(env_id, n)
+    actions = action_source(kind, env_id, n, env.num_actions, seed=7 + len(env_id))
+    env = assert_matches_gymnasium(env_id, seeds, actions, env=env)
+    if kind == "random" and env_id != "CartPole-v1":
+        assert (env.lengths == env.max_episode_steps).any(), "some episodes run to the limit"
 
 
 def population(p: int) -> BatchedFeedforward:

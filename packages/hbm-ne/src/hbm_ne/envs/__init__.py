@@ -5,8 +5,9 @@ step at a time; here every member of a population plays its own episodes, all at
 
 - `make_env(env_id, num_envs, device=...)`: B episodes stepped together. CartPole-v1,
   MountainCar-v0 and Acrobot-v1 are torch re-implementations (any device) with Gymnasium's
-  dynamics, rewards, termination and truncation (500 / 200 / 500 steps); their state is float64
-  like Gymnasium's, so they agree with it step by step to float64 rounding. LunarLander-v3 runs
+  dynamics, rewards, termination and truncation (500 / 200 / 500 steps); their float64 state
+  follows Gymnasium's arithmetic operation for operation, so on CPU every observation, reward
+  and flag is Gymnasium's bit for bit (on other devices: to rounding). LunarLander-v3 runs
   Gymnasium's Box2D environments behind the same interface (install `hbm-ne[envs]`). Short
   names (`"cartpole"`, ...) are accepted everywhere. `reset(seeds)` gives episode b the start
   of Gymnasium's `reset(seed=seeds[b])`; `step(actions [B])` returns

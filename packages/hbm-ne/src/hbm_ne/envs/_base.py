@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+
+from hbm_ne.envs._ops import ops_for
 
 Seeds = Sequence[int] | np.ndarray | torch.Tensor
 
@@ -101,11 +103,21 @@ class BatchedEnv:
         self._end_step = torch.zeros(b, dtype=torch.int64, device=dev)
         self.elapsed_steps = 0
         self._result = StepResult(self.obs, self.reward, self.terminated, self.truncated)
+        # the step's elementwise work runs on numpy views of these buffers on CPU (see `_ops`)
+        self._ops = ops = ops_for(self.device)
+        self._reward_a, self._returns_a = ops.view(self.reward), ops.view(self._returns)
+        self._terminated_a, self._truncated_a = ops.view(self.terminated), ops.view(self.truncated)
+        self._done_a, self._end_step_a = ops.view(self.done), ops.view(self._end_step)
+        self._obs_a = ops.view(self._obs_t)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, device={self.device})"
         )
+
+    def _const(self, values: Any) -> Any:
+        """A float64 constant on the env's device, as the step's ops take it."""
+        return self._ops.view(torch.tensor(values, dtype=torch.float64, device=self.device))
 
     def reset(self, seeds: Seeds) -> torch.Tensor:
         """Start one episode per environment; `seeds[i]` gives Gymnasium's `reset(seed=...)` start.
@@ -147,16 +159,16 @@ class BatchedEnv:
         # `_step` fills obs, reward and terminated as if every episode were still running;
         # masking by `done` (before this step) happens here.
         self._step(actions)
-        done = self.done
-        self.reward.masked_fill_(done, 0.0)
-        self._returns.add_(self.reward)
-        self.terminated.masked_fill_(done, False)
-        self._end_step.masked_fill_(self.terminated, self.elapsed_steps)
+        ops, done, terminated = self._ops, self._done_a, self._terminated_a
+        ops.fill_where(self._reward_a, 0.0, done)
+        ops.add(self._returns_a, self._reward_a, self._returns_a)
+        ops.fill_where(terminated, False, done)
+        ops.fill_where(self._end_step_a, self.elapsed_steps, terminated)
         if self.elapsed_steps >= self.max_episode_steps:
-            torch.logical_not(done, out=self.truncated)
-            done.fill_(True)
+            ops.logical_not(done, self._truncated_a)
+            ops.fill(done, True)
         else:
-            done.logical_or_(self.terminated)
+            ops.logical_or(done, terminated, done)
         return self._result
 
     @property

@@ -1,17 +1,20 @@
 """Torch versions of Gymnasium's classic-control tasks, stepping B environments at once.
 
-The dynamics follow `gymnasium/envs/classic_control/*.py` operation for operation. The state is
-kept in float64, as Gymnasium keeps it, so trajectories agree with Gymnasium to float64
-rounding (torch's and numpy's `cos`/`sin` differ by at most one ulp) and termination decisions
-match; observations are float32, as Gymnasium returns them. Every step runs a fixed, short list
-of in-place kernels on preallocated `[k, B]` buffers (structure of arrays): at B ≈ 1000 a step
-costs per-kernel overhead, not arithmetic, so the number of kernels is what is optimised.
+The dynamics repeat `gymnasium/envs/classic_control/*.py` operation for operation on float64
+state, as Gymnasium keeps it: the same IEEE operations in the same order with the same
+constants (no fused multiply-adds, no reassociation), and Gymnasium's own `cos`, `sin` and
+`x**2` (glibc's, through numpy; see `_ops`). On CPU every observation, reward and flag is
+therefore bit for bit Gymnasium's; on other devices the same sequence runs in torch and agrees
+to rounding. Observations are float32, as Gymnasium returns them. Each step is a fixed list of
+`out=` calls on preallocated `[k, B]` buffers (structure of arrays), several rows per call.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from hbm_ne.envs._base import BatchedEnv, gymnasium_uniform
@@ -40,67 +43,74 @@ class CartPole(BatchedEnv):
 
     def __init__(self, num_envs: int, *, device: torch.device | str = "cpu") -> None:
         super().__init__(num_envs, device=device)
-        b, dev = self.num_envs, self.device
+        b, dev, v = self.num_envs, self.device, self._ops.view
+
+        def buf(*shape: int, dtype: torch.dtype = _F64) -> torch.Tensor:
+            return torch.zeros(*shape, dtype=dtype, device=dev)
+
         # rows in observation order: x, x_dot, theta, theta_dot. Positions (rows 0, 2) and
-        # velocities (rows 1, 3) are [2, B] strided views, each updated by one kernel.
-        self._state = state = torch.zeros(4, b, dtype=_F64, device=dev)
-        self._pos, self._vel = state[0::2], state[1::2]
+        # velocities (rows 1, 3) are [2, B] strided views, each updated by one call.
+        self._state_t = buf(4, b)
+        state = v(self._state_t)
+        self._state, self._pos, self._vel = state, state[0::2], state[1::2]
         self._theta, self._theta_dot = state[2], state[3]
-        tm = self.total_mass
-        # force / total_mass, indexed by the action
-        self._force_table = torch.tensor(
-            [-self.force_mag / tm, self.force_mag / tm], dtype=_F64, device=dev
-        )
-        self._thresholds = torch.tensor(
-            [[self.x_threshold], [self.theta_threshold_radians]], dtype=_F64, device=dev
-        )
-        self._two_thirds = torch.tensor(self.length * 4.0 / 3.0, dtype=_F64, device=dev)
-        self._sin = torch.empty(b, dtype=_F64, device=dev)
-        self._cos = torch.empty(b, dtype=_F64, device=dev)
-        self._temp = torch.empty(b, dtype=_F64, device=dev)
-        self._tmp = torch.empty(b, dtype=_F64, device=dev)
-        self._den = torch.empty(b, dtype=_F64, device=dev)
-        self._acc = torch.empty(2, b, dtype=_F64, device=dev)  # x_acc, theta_acc
-        self._x_acc, self._theta_acc = self._acc[0], self._acc[1]
-        self._delta = torch.empty(2, b, dtype=_F64, device=dev)
-        self._outside = torch.empty(2, b, dtype=torch.bool, device=dev)
-        self._outside_x, self._outside_theta = self._outside[0], self._outside[1]
-        self._ones = torch.ones(b, dtype=torch.float32, device=dev)
+        # force = force_mag if action == 1 else -force_mag, indexed by the action
+        self._force_table = self._const([-self.force_mag, self.force_mag])
+        self._thresholds = self._const([[self.x_threshold], [self.theta_threshold_radians]])
+        self._sin, self._cos = v(buf(b)), v(buf(b))
+        self._temp, self._tmp, self._den = v(buf(b)), v(buf(b)), v(buf(b))
+        acc = v(buf(2, b))  # x_acc, theta_acc
+        self._acc, self._x_acc, self._theta_acc = acc, acc[0], acc[1]
+        self._delta = v(buf(2, b))
+        outside = v(buf(2, b, dtype=torch.bool))
+        self._outside, self._outside_x, self._outside_theta = outside, outside[0], outside[1]
 
     def _reset(self, seeds: list[int]) -> None:
         init = torch.from_numpy(gymnasium_uniform(seeds, -0.05, 0.05, 4))  # [B, 4]
-        self._state.copy_(init.to(self.device).T)
-        self._obs_t.copy_(self._state)
+        self._state_t.copy_(init.to(self.device).T)
+        self._obs_t.copy_(self._state_t)
 
     def _step(self, actions: torch.Tensor) -> None:
+        ops = self._ops
         sin, cos, temp, tmp, den = self._sin, self._cos, self._temp, self._tmp, self._den
         theta_acc, theta_dot = self._theta_acc, self._theta_dot
-        torch.sin(self._theta, out=sin)
-        torch.cos(self._theta, out=cos)
-        # temp = (force + polemass_length * theta_dot**2 * sin) / total_mass
-        torch.index_select(self._force_table, 0, actions, out=temp)
-        torch.mul(theta_dot, theta_dot, out=tmp)
-        tmp.mul_(sin)
-        temp.add_(tmp, alpha=self.polemass_length / self.total_mass)
-        # theta_acc = (g sin - cos temp) / (length (4/3 - masspole cos**2 / total_mass))
-        torch.mul(cos, cos, out=den)
-        torch.sub(
-            self._two_thirds, den, alpha=self.length * self.masspole / self.total_mass, out=den
-        )
-        torch.mul(cos, temp, out=tmp)
-        torch.mul(sin, self.gravity, out=theta_acc)
-        theta_acc.sub_(tmp).div_(den)
-        # x_acc = temp - polemass_length theta_acc cos / total_mass
-        torch.mul(theta_acc, cos, out=tmp)
-        torch.sub(temp, tmp, alpha=self.polemass_length / self.total_mass, out=self._x_acc)
-        # Euler: positions from the old velocities, then velocities.
-        self._pos.add_(self._vel, alpha=self.tau)
-        self._vel.add_(self._acc, alpha=self.tau)
-        torch.abs(self._pos, out=self._delta)
-        torch.gt(self._delta, self._thresholds, out=self._outside)
-        torch.logical_or(self._outside_x, self._outside_theta, out=self.terminated)
-        self._obs_t.copy_(self._state)
-        self.reward.copy_(self._ones)
+        ops.cos(self._theta, cos)
+        ops.sin(self._theta, sin)
+        # temp = (force + polemass_length * np.square(theta_dot) * sintheta) / total_mass
+        ops.take(self._force_table, ops.view(actions), temp)
+        ops.mul(theta_dot, theta_dot, tmp)
+        ops.mul(tmp, self.polemass_length, tmp)
+        ops.mul(tmp, sin, tmp)
+        ops.add(temp, tmp, temp)
+        ops.div(temp, self.total_mass, temp)
+        # thetaacc = (gravity * sintheta - costheta * temp)
+        #     / (length * (4.0 / 3.0 - masspole * np.square(costheta) / total_mass))
+        ops.mul(cos, cos, den)
+        ops.mul(den, self.masspole, den)
+        ops.div(den, self.total_mass, den)
+        ops.sub(4.0 / 3.0, den, den)
+        ops.mul(den, self.length, den)
+        ops.mul(sin, self.gravity, theta_acc)
+        ops.mul(cos, temp, tmp)
+        ops.sub(theta_acc, tmp, theta_acc)
+        ops.div(theta_acc, den, theta_acc)
+        # xacc = temp - polemass_length * thetaacc * costheta / total_mass
+        ops.mul(theta_acc, self.polemass_length, tmp)
+        ops.mul(tmp, cos, tmp)
+        ops.div(tmp, self.total_mass, tmp)
+        ops.sub(temp, tmp, self._x_acc)
+        # Euler: x = x + tau * x_dot (old velocities), then x_dot = x_dot + tau * xacc
+        delta = self._delta
+        ops.mul(self._vel, self.tau, delta)
+        ops.add(self._pos, delta, self._pos)
+        ops.mul(self._acc, self.tau, delta)
+        ops.add(self._vel, delta, self._vel)
+        # x < -x_threshold or x > x_threshold or theta < -... or theta > ... (|.| is exact)
+        ops.abs(self._pos, delta)
+        ops.gt(delta, self._thresholds, self._outside)
+        ops.logical_or(self._outside_x, self._outside_theta, self._terminated_a)
+        ops.copy(self._obs_a, self._state)
+        ops.fill(self._reward_a, 1.0)
 
 
 class MountainCar(BatchedEnv):
@@ -121,54 +131,84 @@ class MountainCar(BatchedEnv):
 
     def __init__(self, num_envs: int, *, device: torch.device | str = "cpu") -> None:
         super().__init__(num_envs, device=device)
-        b, dev = self.num_envs, self.device
-        self._state = torch.zeros(2, b, dtype=_F64, device=dev)  # position, velocity
-        self._pos, self._vel = self._state.unbind(0)
-        self._push_table = torch.tensor([-self.force, 0.0, self.force], dtype=_F64, device=dev)
-        self._dv = torch.empty(b, dtype=_F64, device=dev)
-        self._tmp = torch.empty(b, dtype=_F64, device=dev)
-        self._mask = torch.empty(b, dtype=torch.bool, device=dev)
-        self._goal = torch.tensor(
-            [[self.goal_position], [self.goal_velocity]], dtype=_F64, device=dev
-        )
-        self._at_goal = torch.empty(2, b, dtype=torch.bool, device=dev)
-        self._at_goal_rows = self._at_goal.unbind(0)
-        self._minus_ones = torch.full((b,), -1.0, dtype=torch.float32, device=dev)
+        b, dev, v = self.num_envs, self.device, self._ops.view
+        self._state_t = torch.zeros(2, b, dtype=_F64, device=dev)  # position, velocity
+        self._state = v(self._state_t)
+        self._pos, self._vel = self._state[0], self._state[1]
+        # (action - 1) * force, indexed by the action
+        self._push_table = self._const([(a - 1) * self.force for a in range(3)])
+        self._dv = v(torch.empty(b, dtype=_F64, device=dev))
+        self._tmp = v(torch.empty(b, dtype=_F64, device=dev))
+        masks = v(torch.empty(2, b, dtype=torch.bool, device=dev))
+        self._masks, self._mask0, self._mask1 = masks, masks[0], masks[1]
+        self._goal = self._const([[self.goal_position], [self.goal_velocity]])
 
     def _reset(self, seeds: list[int]) -> None:
         init = torch.from_numpy(gymnasium_uniform(seeds, -0.6, -0.4, 1))[:, 0]
-        self._state[0].copy_(init.to(self.device))
-        self._state[1].zero_()
-        self._obs_t.copy_(self._state)
+        self._state_t[0].copy_(init.to(self.device))
+        self._state_t[1].zero_()
+        self._obs_t.copy_(self._state_t)
 
     def _step(self, actions: torch.Tensor) -> None:
-        pos, vel, dv, tmp = self._pos, self._vel, self._dv, self._tmp
-        # velocity += (action - 1) * force + cos(3 position) * (-gravity)
-        torch.mul(pos, 3.0, out=tmp)
-        tmp.cos_()
-        torch.index_select(self._push_table, 0, actions, out=dv)
-        dv.add_(tmp, alpha=-self.gravity)
-        vel.add_(dv).clamp_(-self.max_speed, self.max_speed)
-        pos.add_(vel).clamp_(self.min_position, self.max_position)
-        # Gymnasium zeroes a leftward velocity at the left wall; the clip puts the car at the
-        # wall only when the velocity was <= 0, so zeroing it whenever the car is there agrees
-        torch.eq(pos, self.min_position, out=self._mask)
-        vel.masked_fill_(self._mask, 0.0)
-        torch.ge(self._state, self._goal, out=self._at_goal)
-        torch.logical_and(*self._at_goal_rows, out=self.terminated)
-        self._obs_t.copy_(self._state)
-        self.reward.copy_(self._minus_ones)
+        ops, pos, vel, dv, tmp = self._ops, self._pos, self._vel, self._dv, self._tmp
+        # velocity += (action - 1) * force + math.cos(3 * position) * (-gravity)
+        ops.mul(pos, 3.0, tmp)
+        ops.cos(tmp, tmp)
+        ops.mul(tmp, -self.gravity, tmp)
+        ops.take(self._push_table, ops.view(actions), dv)
+        ops.add(dv, tmp, dv)
+        ops.add(vel, dv, vel)
+        ops.maximum(vel, -self.max_speed, vel)
+        ops.minimum(vel, self.max_speed, vel)
+        ops.add(pos, vel, pos)
+        ops.maximum(pos, self.min_position, pos)
+        ops.minimum(pos, self.max_position, pos)
+        # if position == min_position and velocity < 0: velocity = 0
+        ops.eq(pos, self.min_position, self._mask0)
+        ops.lt(vel, 0.0, self._mask1)
+        ops.logical_and(self._mask0, self._mask1, self._mask0)
+        ops.fill_where(vel, 0.0, self._mask0)
+        # position >= goal_position and velocity >= goal_velocity
+        ops.ge(self._state, self._goal, self._masks)
+        ops.logical_and(self._mask0, self._mask1, self._terminated_a)
+        ops.copy(self._obs_a, self._state)
+        ops.fill(self._reward_a, -1.0)
+
+
+class _Stage(NamedTuple):
+    """Prebuilt views of one RK4 stage's buffers (slicing costs as much as a small op)."""
+
+    y: Any  # [7, B] (see `Acrobot.__init__`)
+    state: Any  # rows 1..4: the stage input y (th1, th2, dth1, dth2)
+    k: Any  # rows 3..6: its derivative (dth1, dth2, ddth1, ddth2)
+    th1: Any
+    th2: Any
+    vel: Any  # rows 3..4
+    dth1: Any
+    dth2: Any
+    ddth1: Any
+    ddth2: Any
+    shifted: Any  # rows 0..1: th1 + th2 - pi/2, th1 - pi/2
+    sum_: Any  # row 0
+    trig_in: Any  # rows 0..2
+    cos: Any  # [3, B]: cos(th1 + th2 - pi/2), cos(th1 - pi/2), cos th2 (stages 2..4)
+    cos_ab: Any  # rows 0..1 of cos
+    cos2: Any
+    sin2: Any  # [B]
 
 
 class Acrobot(BatchedEnv):
     """Acrobot-v1: torque -1 (0), 0 (1), +1 (2) on the joint; -1 per step until the tip
     swings above the bar, 500 steps at most. RK4 over one 0.2 s step, as in Gymnasium.
 
-    Every quantity lives in a row of a few `[rows, B]` float64 buffers laid out so that each
-    kernel works on a strided 2- to 4-row view: one derivative evaluation costs 10 kernels, with
-    one `sin` giving all of a stage's trigonometry (cos x = sin(x + pi/2)) and the 2x2 mass
-    matrix solved by Cramer's rule. The arithmetic is rearranged from Gymnasium's, so states
-    agree to float64 rounding, not bit for bit (as with numpy's and torch's `sin`).
+    Gymnasium's `_dsdt` ("book" dynamics) and `rk4` evaluated expression by expression, in
+    Python's left-to-right order, with Gymnasium's constants folded as Python folds them
+    (`2 * l1 * lc2` = 1.0, `m2 * lc2 * g` = 4.9, ...). Multiplications by an exact 1.0 are
+    left out, and d1 is carried negated (IEEE rounding is symmetric, so -(a + b) == (-a) - b),
+    which turns `d2 / d1 * phi1`, `- d2**2 / d1` and `-(...) / d1` into plain ops. Each stage
+    needs cos th2, sin th2, cos(th1 + th2 - pi/2), cos(th1 - pi/2) and three squares (libm
+    `pow`, as numpy scalars square): these libm calls are most of a step's time. The first
+    stage's trigonometry comes with the previous step's observation.
     """
 
     env_id = "Acrobot-v1"
@@ -189,159 +229,199 @@ class Acrobot(BatchedEnv):
 
     def __init__(self, num_envs: int, *, device: torch.device | str = "cpu") -> None:
         super().__init__(num_envs, device=device)
-        b, dev = self.num_envs, self.device
+        b, dev, v = self.num_envs, self.device, self._ops.view
 
-        def buf(*shape: int) -> torch.Tensor:
-            return torch.empty(*shape, dtype=_F64, device=dev)
+        def buf(*shape: int, dtype: torch.dtype = _F64) -> Any:
+            return v(torch.zeros(*shape, dtype=dtype, device=dev))
 
-        def col(*values: float) -> torch.Tensor:
-            return torch.tensor(values, dtype=_F64, device=dev).unsqueeze(1)  # [k, 1]
-
-        m1, m2 = self.link_mass_1, self.link_mass_2
-        l1, lc1, lc2, moi = self.link_length_1, self.link_com_pos_1, self.link_com_pos_2, 1.0
-        half_pi = math.pi / 2
-        mllc = m2 * l1 * lc2
-        phi1_g, phi2_g = (m1 * lc1 + m2 * l1) * self.g, m2 * lc2 * self.g
-        self._torque_table = torch.tensor([-1.0, 0.0, 1.0], dtype=_F64, device=dev)
-
-        # State and observation angles, rows: th1 + pi/2, th2 + pi/2, th1 + th2 + pi/2, th1, th2,
-        # dth1, dth2. One sin of rows 0..4 gives cos th1, cos th2, cos(th1 + th2), sin th1,
-        # sin th2: the observation's trigonometry and the terminal test's cosines.
-        self._ext = ext = torch.zeros(7, b, dtype=_F64, device=dev)
-        self._state = ext[3:7]  # th1, th2, dth1, dth2 (contiguous)
-        self._angles, self._velocities = ext[3:5], ext[5:7]
-        self._obs_shifted, self._obs_sum = ext[0:2], ext[2]
-        self._th1_shifted, self._th2 = ext[0], ext[4]
-        self._obs_sin_in = ext[0:5]
-        self._obs_trig = buf(5, b)
-        # (cos th1, sin th1; cos th2, sin th2) as a [2, 2, B] view, copied to obs rows 0..3
-        self._obs_trig_src = self._obs_trig.as_strided((2, 2, b), (b, 3 * b, 1))
-        self._obs_trig_dst = self._obs_t[0:4].view(2, 2, b)
-        self._obs_vel = self._obs_t[4:6]
-        self._cos_th1, self._cos_th12 = self._obs_trig[0], self._obs_trig[2]
-        self._tip = buf(b)
-        self._reward_end = torch.zeros((), dtype=torch.float32, device=dev)
-        self._reward_step = torch.full((), -1.0, dtype=torch.float32, device=dev)
-
-        # One [12, B] buffer per RK4 stage, rows: 0 th1, 1 th2, 2 dth1, 3 dth2, 4 ddth1,
-        # 5 ddth2, 6 pi/2, 7 th1 + th2, 8 th2 + pi/2, 9 zero, 10 dth1 + dth2, 11 dth1. Rows 0..3
-        # are the stage input y and rows 2..5 its derivative k. One add of strided [2, 2, B]
-        # views, [[th2, th2], [dth1, dth1]] + [[th1, pi/2], [dth2, 0]], fills rows 7, 8, 10, 11
-        # (the constant rows 6 and 9 make that possible), and one sin of rows 0, 1, 7, 8 gives
-        # all of a stage's trigonometry.
-        stages = torch.zeros(4, 12, b, dtype=_F64, device=dev)
-        stages[:, 6] = half_pi
-
-        def view(s: torch.Tensor, row: int, strides: tuple[int, int]) -> torch.Tensor:
-            return s.view(12 * b)[row * b :].as_strided((2, 2, b), (strides[0], strides[1], 1))
-
-        self._stages = [
-            (
-                s[0:4],  # y
-                view(s, 1, (b, 0)),  # [[th2, th2], [dth1, dth1]]
-                view(s, 0, (3 * b, 6 * b)),  # [[th1, pi/2], [dth2, 0]]
-                view(s, 7, (3 * b, b)),  # sums: [[th1 + th2, th2 + pi/2], [dth1 + dth2, dth1]]
-                view(s, 0, (7 * b, b)),  # sin input: [[th1, th2], [th1 + th2, th2 + pi/2]]
-                s[10:12],  # dth1 + dth2, dth1
-                s[4:6],  # ddth1, ddth2
-            )
-            for s in stages.unbind(0)
-        ]
-        self._k = [s[2:6] for s in stages.unbind(0)]
-        # state += dt/6 (k1 + 2 k2 + 2 k3 + k4): one matmul over the 4 stages' k rows
-        self._rk4_weights = torch.tensor([[1.0, 2.0, 2.0, 1.0]], dtype=_F64, device=dev)
-        self._rk4_weights.mul_(self.dt / 6.0)
-        self._ks_rows = stages.view(4, 12 * b)[:, 2 * b : 6 * b]  # [4, 4B], row stride 12B
-        self._state_row = ext.view(7 * b)[3 * b :].view(1, 4 * b)
-
-        # sin outputs, rows: 0 sin th1, 1 sin th2, 2 sin(th1 + th2), 3 cos th2
-        self._trig = trig = buf(4, b)
-        self._trig_out = trig.view(2, 2, b)
-        self._sin1_sin12, self._sin2, self._cos2 = trig[0::2], trig[1], trig[3]
+        m1, m2, l1 = self.link_mass_1, self.link_mass_2, self.link_length_1
+        lc1, lc2, i1, i2, g = self.link_com_pos_1, self.link_com_pos_2, 1.0, 1.0, 9.8
+        # the factors that `_dsdt` leaves out (x * 1.0 == x)
+        assert m2 == 1.0 and 2 * l1 * lc2 == 1.0, "constants of Acrobot-v1"
+        self._torque_table = self._const([-1.0, 0.0, 1.0])  # AVAIL_TORQUE
         self._torque = buf(b)
-        self._torque_2 = self._torque.expand(2, b)
-        self._vel_sq = buf(2, b)  # (dth1 + dth2)², dth1²
-        # Gymnasium's `_dsdt` ("book" variant) solves d1 ddth1 + d2 ddth2 = -phi1,
-        # d2 ddth1 + i2 ddth2 = n for (ddth1, ddth2), with i2 = m2 lc2² + I2,
-        # n = a - mllc dth1² sin th2 - phi2, d1 = c + 2 mllc cos th2, d2 = i2 + mllc cos th2;
-        # here by Cramer's rule: det = d1 i2 - d2² = c i2 - i2² - mllc² cos² th2,
-        # ddth1 = (-i2 phi1 - d2 n) / det, ddth2 = (d2 phi1 + d1 n) / det.
-        # phi1 = phi1_g sin th1 + phi2 - mllc sin th2 dth2 (dth2 + 2 dth1) is carried as
-        # psi - n with psi = a + phi1_g sin th1 - mllc sin th2 (dth1 + dth2)², so that (psi, n)
-        # come from (dth1 + dth2, dth1) squared; then ddth1 = (-i2 psi + (i2 - d2) n) / det,
-        # ddth2 = (d2 psi + (d1 - d2) n) / det. (psi, n) are kept divided by gamma = phi1_g
-        # (sin th1 enters with weight 1); gamma goes into the coefficient rows:
-        # 0 -gamma i2, 1 gamma (i2 - d2), 2 gamma d2, 3 gamma (d1 - d2).
-        gamma = phi1_g
-        i2, c = m2 * lc2**2 + moi, m1 * lc1**2 + m2 * (l1**2 + lc2**2) + moi + moi
-        self._torque_table.div_(gamma)
-        self._psi_n = buf(2, b)
-        self._psi, self._n = self._psi_n.unbind(0)
-        self._psi_n_w = col(1.0, -phi2_g / gamma)  # weights of sin th1, sin(th1 + th2)
-        self._vel_sq_w = -mllc / gamma
-        self._coef = coef = buf(4, b)
-        coef[0] = -gamma * i2
-        self._coef_d = coef[1:4]
-        self._coef_psi, self._coef_n = coef[0::2], coef[1::2]
-        self._d_c0 = col(0.0, gamma * i2, gamma * (c - i2))
-        self._d_c1 = col(-gamma * mllc, gamma * mllc, gamma * mllc)
-        self._det_c0 = torch.tensor(c * i2 - i2 * i2, dtype=_F64, device=dev)
-        self._det_c2 = -(mllc**2)
-        self._det = buf(b)
-        self._numer = buf(2, b)
-        self._turns = buf(2, b)
-        self._max_vel = col(self.max_vel_1, self.max_vel_2).expand(2, b).contiguous()
-        self._min_vel = -self._max_vel
+
+        self._state_t = torch.zeros(4, b, dtype=_F64, device=dev)  # th1, th2, dth1, dth2
+        self._s = s = v(self._state_t)
+        self._angles, self._velocities = s[0:2], s[2:4]
+        # One [7, B] buffer per RK4 stage, rows: 0 th1 + th2 - pi/2 (scratch), 1 th1 (then
+        # th1 - pi/2), 2 th2, 3 dth1, 4 dth2, 5 ddth1, 6 ddth2: rows 1..4 are the stage input
+        # y, rows 3..6 its derivative k. The first stage reads the state's trigonometry.
+        # Trigonometry of the state after a step: inputs th1 + th2, th1, th2, th1 + th2 - pi/2,
+        # th1 - pi/2; outputs 0..4 their cos, 5..6 sin th1, sin th2. It gives the observation,
+        # the terminal test and the next step's first RK4 stage.
+        self._trig_in = x = buf(5, b)
+        self._trig = trig = buf(7, b)
+        self._trig_views = (x[1:3], x[1], x[2], x[0], x[0:2], x[3:5], trig[0:5], x[1:3], trig[5:7])
+        self._stages = []
+        for i in range(4):
+            y = buf(7, b)
+            if i == 0:  # cos(th1 + th2 - pi/2), cos(th1 - pi/2); cos th2; sin th2 of the state
+                cos, cos_ab, cos2, sin2 = trig[2:5], trig[3:5], trig[2], trig[6]
+            else:
+                cos, sin2 = buf(3, b), buf(b)
+                cos_ab, cos2 = cos[0:2], cos[2]
+            self._stages.append(
+                _Stage(
+                    y,
+                    y[1:5],
+                    y[3:7],
+                    y[1],
+                    y[2],
+                    y[3:5],
+                    y[3],
+                    y[4],
+                    y[5],
+                    y[6],
+                    y[0:2],
+                    y[0],
+                    y[0:3],
+                    cos,
+                    cos_ab,
+                    cos2,
+                    sin2,
+                )  # fmt: skip
+            )
+        # [[cos th1, sin th1], [cos th2, sin th2]]: trig rows (1, 5; 2, 6)
+        self._obs_trig = self._ops.strided(trig[1:], (2, 2, b), (b, 4 * b, 1))
+        self._obs_trig_dst = self._obs_a[0:4].reshape(2, 2, b)
+        self._obs_vel = self._obs_a[4:6]
+        self._cos1, self._cos12 = trig[1], trig[0]
+        self._tip = buf(b)
+        self._turn = buf(2, b, dtype=torch.bool)
+
+        # scratch of the derivative (see `_dsdt`)
+        d = buf(3, b)  # -d1, d2, d2**2
+        sq = buf(3, b)  # dth1**2, dth2**2, dth2 dth1 -> the three terms with sin th2
+        phi = buf(2, b)  # phi2, (m1 lc1 + m2 l1) g cos(th1 - pi/2)
+        ratio = buf(2, b)  # d2 / -d1, d2**2 / -d1
+        self._scratch = (
+            d, d[0:2], d[0], d[1], d[2], d[1:3], sq, sq[0:2], sq[0], sq[1], sq[2],
+            phi, phi[0], phi[1], buf(b), ratio, ratio[0], ratio[1], buf(b),
+        )  # fmt: skip
+        self._k_sum, self._k_tmp = buf(4, b), buf(4, b)
+
+        self._c_d_scale = self._const([[-1.0], [l1 * lc2]])
+        self._c_d_inner = self._const([[-(l1**2 + lc2**2)], [lc2**2]])
+        self._c_d_outer = self._const([[-(m1 * lc1**2)], [i2]])
+        self._c_i1, self._c_i2 = i1, i2
+        self._c_phi = self._const([[m2 * lc2 * g], [(m1 * lc1 + m2 * l1) * g]])
+        self._c_sq = self._const([[m2 * l1 * lc2], [-m2 * l1 * lc2]])
+        self._c_den = m2 * lc2**2 + i2
+        self._vel_low = self._const([[-self.max_vel_1], [-self.max_vel_2]])
+        self._vel_high = self._const([[self.max_vel_1], [self.max_vel_2]])
 
     def _reset(self, seeds: list[int]) -> None:
-        # Gymnasium stores the initial state as float32, then integrates in float64.
-        init = gymnasium_uniform(seeds, -0.1, 0.1, 4).astype("float32").astype("float64")
-        self._state.copy_(torch.from_numpy(init).to(self.device).T)
-        self._write_obs()
+        # Gymnasium draws the state as float32 (and so computes the first observation's
+        # trigonometry in float32), then integrates in float64.
+        init = gymnasium_uniform(seeds, -0.1, 0.1, 4).astype(np.float32)  # [B, 4]
+        th1, th2 = init[:, 0], init[:, 1]
+        obs = np.stack([np.cos(th1), np.sin(th1), np.cos(th2), np.sin(th2), init[:, 2], init[:, 3]])
+        self._obs_t.copy_(torch.from_numpy(obs))
+        self._state_t.copy_(torch.from_numpy(init.T.astype(np.float64)))
+        self._state_trig()
 
-    def _write_obs(self) -> None:
-        torch.add(self._angles, math.pi / 2, out=self._obs_shifted)
-        torch.add(self._th1_shifted, self._th2, out=self._obs_sum)
-        torch.sin(self._obs_sin_in, out=self._obs_trig)
-        self._obs_trig_dst.copy_(self._obs_trig_src)
-        self._obs_vel.copy_(self._velocities)
+    def _state_trig(self) -> None:
+        """cos/sin of the state's angles (buffer `_trig`), as Gymnasium needs them."""
+        ops = self._ops
+        angles_in, th1, th2, th12, sum_th1, shifted, cos_out, sin_in, sin_out = self._trig_views
+        ops.copy(angles_in, self._angles)
+        ops.add(th1, th2, th12)
+        ops.sub(sum_th1, math.pi / 2, shifted)
+        ops.cos(self._trig_in, cos_out)
+        ops.sin(sin_in, sin_out)
 
-    def _derivs(self, stage: tuple[torch.Tensor, ...]) -> None:
-        """Fill rows 4, 5 (ddth1, ddth2) of a stage buffer from its input y (rows 0..3)."""
-        _, sum_a, sum_b, sums, sin_in, vel_sums, ddth1_ddth2 = stage
-        cos2, vel_sq, psi_n, numer = self._cos2, self._vel_sq, self._psi_n, self._numer
-        torch.add(sum_a, sum_b, out=sums)
-        torch.sin(sin_in, out=self._trig_out)
-        torch.mul(vel_sums, vel_sums, out=vel_sq)
-        torch.addcmul(self._torque_2, self._psi_n_w, self._sin1_sin12, out=psi_n)
-        psi_n.addcmul_(self._sin2, vel_sq, value=self._vel_sq_w)
-        torch.addcmul(self._d_c0, self._d_c1, cos2, out=self._coef_d)
-        torch.addcmul(self._det_c0, cos2, cos2, value=self._det_c2, out=self._det)
-        torch.mul(self._coef_psi, self._psi, out=numer)
-        numer.addcmul_(self._coef_n, self._n)
-        torch.div(numer, self._det, out=ddth1_ddth2)
+    def _dsdt(self, st: _Stage) -> None:
+        """Gymnasium's `_dsdt`: ddth1, ddth2 of a stage from its velocities and trigonometry."""
+        ops = self._ops
+        _, d01, nd1, d2, d2sq, d12, sq, sq01, sq0, sq1, sq2, phi, phi2, phi_b, phi1, ratio, r0, r1, num = self._scratch  # fmt: skip  # noqa: E501
+        # d1 = m1 lc1**2 + m2 (l1**2 + lc2**2 + 2 l1 lc2 cos th2) + I1 + I2 (as -d1);
+        # d2 = m2 (lc2**2 + l1 lc2 cos th2) + I2
+        ops.mul(st.cos2, self._c_d_scale, d01)
+        ops.add(d01, self._c_d_inner, d01)
+        ops.add(d01, self._c_d_outer, d01)
+        ops.sub(nd1, self._c_i1, nd1)
+        ops.sub(nd1, self._c_i2, nd1)
+        # phi2 = m2 lc2 g cos(th1 + th2 - pi/2); (m1 lc1 + m2 l1) g cos(th1 - pi/2)
+        ops.mul(st.cos_ab, self._c_phi, phi)
+        # m2 l1 lc2 dth1**2 sin th2, -m2 l1 lc2 dth2**2 sin th2, 2 m2 l1 lc2 dth2 dth1 sin th2
+        ops.pow2(st.vel, sq01)
+        ops.mul(st.dth2, st.dth1, sq2)
+        ops.mul(sq01, self._c_sq, sq01)
+        ops.mul(sq, st.sin2, sq)
+        # phi1 = -m2 l1 lc2 dth2**2 sin th2 - 2 m2 l1 lc2 dth2 dth1 sin th2 + (...) + phi2
+        ops.sub(sq1, sq2, phi1)
+        ops.add(phi1, phi_b, phi1)
+        ops.add(phi1, phi2, phi1)
+        # ddth2 = (a + d2 / d1 * phi1 - m2 l1 lc2 dth1**2 sin th2 - phi2)
+        #     / (m2 lc2**2 + I2 - d2**2 / d1)
+        ops.pow2(d2, d2sq)
+        ops.div(d12, nd1, ratio)
+        ops.mul(r0, phi1, num)
+        ops.sub(self._torque, num, num)
+        ops.sub(num, sq0, num)
+        ops.sub(num, phi2, num)
+        ops.add(r1, self._c_den, r1)
+        ops.div(num, r1, st.ddth2)
+        # ddth1 = -(d2 * ddth2 + phi1) / d1
+        ops.mul(d2, st.ddth2, num)
+        ops.add(num, phi1, num)
+        ops.div(num, nd1, st.ddth1)
+
+    def _stage(self, st: _Stage, k: Any, h: float) -> None:
+        """An RK4 stage after the first: its input y = y0 + h k, its trigonometry, derivative."""
+        ops = self._ops
+        ops.mul(k, h, self._k_tmp)
+        ops.add(self._s, self._k_tmp, st.state)
+        # theta1 + theta2 - pi / 2.0, theta1 - pi / 2, theta2
+        ops.add(st.th1, st.th2, st.sum_)
+        ops.sub(st.shifted, math.pi / 2, st.shifted)
+        ops.cos(st.trig_in, st.cos)
+        ops.sin(st.th2, st.sin2)
+        self._dsdt(st)
 
     def _step(self, actions: torch.Tensor) -> None:
-        state, (s1, s2, s3, s4), (k1, k2, k3, _) = self._state, self._stages, self._k
-        torch.index_select(self._torque_table, 0, actions, out=self._torque)
-        h = self.dt
-        s1[0].copy_(state)
-        self._derivs(s1)
-        torch.add(state, k1, alpha=h / 2, out=s2[0])
-        self._derivs(s2)
-        torch.add(state, k2, alpha=h / 2, out=s3[0])
-        self._derivs(s3)
-        torch.add(state, k3, alpha=h, out=s4[0])
-        self._derivs(s4)
-        self._state_row.addmm_(self._rk4_weights, self._ks_rows)
-        # wrap angles into [-pi, pi] as Gymnasium's `wrap` does (x -+ 2 pi; one turn at most
-        # per step), clip velocities
-        angles, turns = self._angles, self._turns
-        torch.mul(angles, 1.0 / (2 * math.pi), out=turns).round_()
-        angles.sub_(turns, alpha=2 * math.pi)
-        torch.clamp(self._velocities, self._min_vel, self._max_vel, out=self._velocities)
-        self._write_obs()
-        # terminal: -cos(th1) - cos(th1 + th2) > 1; reward -1 per step, 0 on the last
-        torch.add(self._cos_th1, self._cos_th12, out=self._tip)
-        torch.lt(self._tip, -1.0, out=self.terminated)
-        torch.where(self.terminated, self._reward_end, self._reward_step, out=self.reward)
+        ops, s = self._ops, self._s
+        s1, s2, s3, s4 = self._stages
+        ops.take(self._torque_table, ops.view(actions), self._torque)
+        # rk4(self._dsdt, s_augmented, [0, self.dt]): one step of size dt
+        dt = self.dt - 0
+        dt2 = dt / 2.0
+        ops.copy(s1.vel, self._velocities)
+        self._dsdt(s1)
+        self._stage(s2, s1.k, dt2)
+        self._stage(s3, s2.k, dt2)
+        self._stage(s4, s3.k, dt)
+        # y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        acc, tmp = self._k_sum, self._k_tmp
+        ops.mul(s2.k, 2.0, acc)
+        ops.add(s1.k, acc, acc)
+        ops.mul(s3.k, 2.0, tmp)
+        ops.add(acc, tmp, acc)
+        ops.add(acc, s4.k, acc)
+        ops.mul(acc, dt / 6.0, acc)
+        ops.add(s, acc, s)
+        # wrap(ns[0], -pi, pi): while x > M: x = x - diff; then while x < m: x = x + diff
+        angles, turn, diff = self._angles, self._turn, math.pi - -math.pi
+        while True:
+            ops.gt(angles, math.pi, turn)
+            if not ops.any(turn):
+                break
+            ops.sub_where(angles, diff, turn)
+        while True:
+            ops.lt(angles, -math.pi, turn)
+            if not ops.any(turn):
+                break
+            ops.sub_where(angles, -diff, turn)
+        # bound(ns[2], -MAX_VEL_1, MAX_VEL_1) = min(max(x, m), M)
+        ops.maximum(self._velocities, self._vel_low, self._velocities)
+        ops.minimum(self._velocities, self._vel_high, self._velocities)
+        self._state_trig()
+        ops.copy(self._obs_trig_dst, self._obs_trig)
+        ops.copy(self._obs_vel, self._velocities)
+        # terminal: -cos(s[0]) - cos(s[1] + s[0]) > 1.0, i.e. cos th1 + cos(th1 + th2) < -1
+        ops.add(self._cos1, self._cos12, self._tip)
+        ops.lt(self._tip, -1.0, self._terminated_a)
+        # reward = -1.0 if not terminated else 0.0
+        ops.fill(self._reward_a, -1.0)
+        ops.fill_where(self._reward_a, 0.0, self._terminated_a)
