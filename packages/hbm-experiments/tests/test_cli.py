@@ -99,14 +99,14 @@ def test_status_collect_report(
     assert "ga_feedforward" in out and "yes" in out and "no" in out
     names = {p.name for p in (tmp_path / "rep").iterdir()}
     assert {
-        "curves_cartpole.png",
-        "final_f1_cartpole.png",
-        "pct_diff_cartpole.png",
-        "returns_cartpole.png",
+        "curves_cartpole_sim01.png",
+        "final_f1_cartpole_sim01.png",
+        "pct_diff_cartpole_sim01.png",
+        "returns_cartpole_sim01.png",
         "report.md",
     } <= names
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| cartpole | ga_feedforward | yes | 2 |" in md
+    assert "| cartpole | sim01 | ga_feedforward | yes | 2 |" in md
 
 
 def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path) -> None:
@@ -152,10 +152,10 @@ def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "simulated players, not people" in first
     pngs = sorted(p.name for p in out_dir.glob("*.png"))
     assert pngs == [
-        "curves_cartpole.png",
-        "final_f1_cartpole.png",
-        "pct_diff_cartpole.png",
-        "returns_cartpole.png",
+        "curves_cartpole_sim01.png",
+        "final_f1_cartpole_sim01.png",
+        "pct_diff_cartpole_sim01.png",
+        "returns_cartpole_sim01.png",
     ]
     results = sorted((tmp_path / "cache").glob(f"*/*/{RESULT_FILE}"))
     assert len(results) == 4

@@ -49,13 +49,13 @@ GA: dict[str, Any] = {
     "num_threads": 1,
     "optimizer": {"population_size": 10},
     "model": {"hidden_size": 4},
-    "training": {"max_generations": 5, "eval_every": 5, "log_every": 1000},
+    "training": {"max_generations": 5, "eval_every": 5},
 }
 SGD: dict[str, Any] = {
     "method": "sgd_feedforward",
     "num_threads": 1,
     "model": {"hidden_size": 4},
-    "training": {"max_epochs": 1, "eval_every": 50, "log_every": 1000},
+    "training": {"max_epochs": 1, "eval_every": 50},
 }
 
 
@@ -308,8 +308,11 @@ def test_sweep_failure_is_shown_and_retry_resubmits_only_it(
     monkeypatch.setenv("HBM_CACHE", str(tmp_path / "cache"))
     config = tmp_path / "ga.yaml"
     config.write_text(yaml.safe_dump(GA))
-    # the subject "nobody" has no data: that experiment raises inside its Slurm job
-    sweep = ["sweep", str(config), "--param", "data.subject", "--values", "sim01", "nobody",
+    # the subject "nobody" has a recording the validator rejects: that experiment is made (its
+    # file has a content hash) but raises inside its Slurm job, when the data is loaded
+    data_dir = Path(os.environ["HBM_DATA_DIR"])
+    (data_dir / "nobody_data_cartpole.json").write_text('[{"steps": "not a list"}]')
+    sweep = ["sweep", str(config), "--param", "subject", "--values", "sim01", "nobody",
              "--cluster", "slurm", "--infra", "timeout_min=10", "--infra", "cpus_per_task=1",
              "--cache", str(tmp_path / "cache")]  # fmt: skip
     assert hbm(sweep) == 1

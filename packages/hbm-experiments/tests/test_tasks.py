@@ -41,7 +41,7 @@ def test_excluded_fields_share_uid_seed_and_lr_do_not() -> None:
         num_threads=3,
         training={
             **EPOCHS,
-            "log_every": 13,
+            "log_every_seconds": 13,
             "checkpoint_every": 2,
             "loss_eval_interval_seconds": 5,
             "ckpt_and_behav_eval_interval_seconds": 7,

@@ -9,10 +9,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .configs import ENVIRONMENTS, ConfigError, _parse_value
 from .demo import DEMO_ENVS
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PROG = "hbm"
 
@@ -155,21 +158,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup(args: argparse.Namespace) -> None:
+def _setup(args: argparse.Namespace) -> Console:
+    """Logging to stderr (through rich on a terminal, so log lines print above the progress
+    bars instead of breaking them); returns the console the progress display uses."""
+    from rich.console import Console
+
+    from .progress import console_log_handler
+
     if getattr(args, "cache", None):
         os.environ["HBM_CACHE"] = str(args.cache)
     level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    console = Console(stderr=True)
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = console_log_handler(console)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.set_name("hbm-cli")
     # hbm_experiments' progress lines already summarise the training loops' own logs.
     for name, lvl in (("hbm_experiments", level), ("hbm_data", level)):
         lg = logging.getLogger(name)
         lg.setLevel(lvl)
+        for old in [h for h in lg.handlers if h.get_name() == "hbm-cli"]:
+            lg.removeHandler(old)  # `main` called again in one process (tests, notebooks)
         lg.addHandler(handler)
         lg.propagate = False
     for name in ("hbm_ne", "hbm_dl"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("exca").setLevel(logging.WARNING)
+    return console
 
 
 def _signed(value: float | None) -> str:
@@ -302,23 +320,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup(args)
+    console = _setup(args)
+    from .progress import progress_session
     from .slurm import SlurmRequestError
     from .sweeps import ExperimentsFailed
 
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        if args.command in ("sweep", "seeds"):
-            return _cmd_many(args, args.command)
+        if args.command in ("run", "sweep", "seeds", "demo"):
+            # a live bar per running experiment on a terminal, else a line every 30 s
+            with progress_session(console, enabled=not args.quiet):
+                if args.command == "run":
+                    return _cmd_run(args)
+                if args.command == "demo":
+                    return _cmd_demo(args)
+                return _cmd_many(args, args.command)
         if args.command == "status":
             return _cmd_status(args)
         if args.command == "collect":
             return _cmd_collect(args)
         if args.command == "report":
             return _cmd_report(args)
-        if args.command == "demo":
-            return _cmd_demo(args)
     except ConfigError as exc:
         print(f"{PROG}: invalid config:\n{exc}", file=sys.stderr)
         return 2

@@ -300,12 +300,12 @@ class TrainingConfig(_Strict):
     dropped, so they never change its uid. Count budgets are reproducible, time budgets not.
 
     Cadences only change how often something is logged, evaluated or saved, never the trained
-    model, so they are excluded from the cache uid: `log_every`, `checkpoint_every`,
+    model, so they are excluded from the cache uid: `log_every_seconds`, `checkpoint_every`,
     `loss_eval_interval_seconds`, `ckpt_and_behav_eval_interval_seconds`.
     """
 
     _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = (
-        "log_every",
+        "log_every_seconds",
         "checkpoint_every",
         "loss_eval_interval_seconds",
         "ckpt_and_behav_eval_interval_seconds",
@@ -325,8 +325,9 @@ class TrainingConfig(_Strict):
     evaluation, None = all)."""
     behaviour_repeats: int = pydantic.Field(default=1, ge=1)
     """Matched-seed rollouts per held-out human episode."""
-    log_every: int = pydantic.Field(default=1, ge=1)
-    """Progress line every N generations (neuroevolution) or evaluations (SGD/Adam)."""
+    log_every_seconds: float = pydantic.Field(default=30.0, gt=0)
+    """Off a terminal (Slurm logs, CI, pipes): a progress line at most this often, plus one at
+    each evaluation; on a terminal a live bar instead."""
     checkpoint_every: int = pydantic.Field(default=50, ge=1)
     """Checkpoint every N generations / optimizer steps."""
     ckpt_and_behav_eval_interval_seconds: float = pydantic.Field(default=300.0, gt=0)
@@ -335,6 +336,14 @@ class TrainingConfig(_Strict):
     @pydantic.model_validator(mode="before")
     @classmethod
     def _old_names(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "log_every" in data:  # 0.1: a line every N calls
+            warnings.warn(
+                "training.log_every is deprecated and ignored: progress is a live bar on a "
+                "terminal, else a line every training.log_every_seconds (30 s)",
+                DeprecationWarning,
+                stacklevel=5,
+            )
+            data = {k: v for k, v in data.items() if k != "log_every"}
         return _renamed(data, {"max_time": "max_optim_time"}, "training.")
 
     def budgets(self, algorithm: str) -> tuple[str, ...]:
@@ -374,7 +383,7 @@ class ExperimentConfig(_Strict):
     depend on it (a GA run gives the same bits with 1 and 2 threads); set 1 for many parallel
     jobs on one machine so they do not oversubscribe it."""
     # Instances (not default factories) as defaults: exca then drops a sub-config whose only
-    # non-default fields are uid-excluded ones (e.g. training.log_every) from the uid.
+    # non-default fields are uid-excluded ones (e.g. training.checkpoint_every) from the uid.
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = GAConfig()

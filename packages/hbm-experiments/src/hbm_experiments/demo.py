@@ -18,11 +18,11 @@ DEMO_BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
         "ga": {
             "optimizer": {"population_size": 64, "adaptive_sigma_init": 0.05},
-            "training": {"max_generations": 120, "eval_every": 10, "log_every": 10},
+            "training": {"max_generations": 120, "eval_every": 10},
         },
         "adam": {
             "optimizer": {"learning_rate": 0.01},
-            "training": {"max_epochs": 8, "eval_every": 40, "log_every": 4},
+            "training": {"max_epochs": 8, "eval_every": 40},
         },
         "model": {"hidden_size": 32},
     },

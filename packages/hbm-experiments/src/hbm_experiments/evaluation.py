@@ -41,21 +41,25 @@ def classification_metrics(
     actions: np.ndarray,
     episode_lengths: Sequence[int] | None = None,
     *,
-    generator: torch.Generator | None = None,
+    seed: int = 0,
+    step: int = 0,
+    f1_samples: int = F1_SAMPLES,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
-    """Test CE, argmax accuracy and macro F1 of the *sampled* policy (mean of `F1_SAMPLES`
-    draws, as in the lab's evaluation: it scores the stochastic policy), by hbm-dl's `evaluate`.
+    """Test CE, argmax accuracy and macro F1 of the *sampled* policy (the mean over
+    `f1_samples` draws, as in the lab's evaluation: it scores the stochastic policy).
 
-    `obs [N, in]`, `actions [N]`; recurrent policies need `episode_lengths` (each episode runs
-    from a zero state)."""
+    The one evaluation of both training loops (`hbm_dl.evaluate`, docs/interfaces.md "Macro
+    F1"): with the run's `seed` and the `step` of the last history row, the final metrics of a
+    model are that row's. `obs [N, in]`, `actions [N]`; recurrent policies need
+    `episode_lengths` (each episode runs from a zero state)."""
     from hbm_dl import EpisodeData, evaluate
 
     lengths = list(episode_lengths) if is_recurrent(policy) and episode_lengths else None
     if is_recurrent(policy) and lengths is None:
         raise ValueError("a recurrent policy needs episode_lengths to split the observations")
     data = EpisodeData.from_arrays(obs, actions, lengths, device=device)
-    out = evaluate(policy, data, num_samples=F1_SAMPLES, generator=generator)
+    out = evaluate(policy, data, f1_samples=f1_samples, seed=seed, step=step)
     return {"test_ce": out["ce"], "test_accuracy": out["accuracy"], "test_f1": out["f1"]}
 
 
@@ -149,22 +153,25 @@ def evaluate_policy(
     data: Any,
     *,
     seed: int = 0,
+    step: int = 0,
     repeats: int = 1,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Test-set classification metrics plus the behaviour comparison, for `hbm_data.HumanData`.
 
-    Deterministic for a given `seed` on CPU (own generators, no global RNG)."""
+    `step`: the training step the model is from (the F1 draws are seeded by seed and step, as
+    in the training history). Deterministic for a given `seed` on CPU (own generators, no
+    global RNG)."""
     device = torch.device(device)
     policy = policy.to(device).eval()
     meta = data.metadata
-    gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 1)
     metrics = classification_metrics(
         policy,
         data.test_obs,
         data.test_act,
         meta.test_episode_lengths,
-        generator=gen,
+        seed=seed,
+        step=step,
         device=device,
     )
     env_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 2)
@@ -213,10 +220,9 @@ def build_model(spec: Mapping[str, Any]) -> torch.nn.Module:
 
     kind = spec["kind"]
     if kind == "feedforward":
-        hidden = list(spec["hidden_sizes"])
-        if len(hidden) != 1:
-            raise ValueError(f"hbm_dl.FeedforwardMLP has one hidden layer; spec has {hidden}")
-        return hbm_dl.FeedforwardMLP(spec["input_size"], hidden[0], spec["output_size"])
+        return hbm_dl.FeedforwardMLP(
+            spec["input_size"], tuple(spec["hidden_sizes"]), spec["output_size"]
+        )
     if kind == "reservoir":
         return hbm_dl.RecurrentMLPReservoir(
             spec["input_size"], spec["hidden_size"], spec["output_size"]

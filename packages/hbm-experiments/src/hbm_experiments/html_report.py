@@ -117,7 +117,7 @@ def _is_reference(row: Mapping[str, Any]) -> bool:
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     cols: list[str] = []
     for row in rows:
-        cols += [c for c in row if c not in cols and c != "reference"]
+        cols += [c for c in row if c not in cols and c != "reference" and not c.startswith("_")]
     return cols
 
 
@@ -137,8 +137,17 @@ def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(row.get("dataset")), str(row.get("method")), str(row.get("CL")))
 
 
+def _row_records(row: Mapping[str, Any], groups: Mapping[tuple[str, str, str], Any]) -> list[Any]:
+    """The runs behind a row: its `_group` (rows of `report.comparison_rows`), else the
+    records of the same dataset, method and CL (rows made elsewhere)."""
+    group = row.get("_group")
+    if group is not None:
+        return list(group.records)
+    return list(groups.get(_row_key(row), []))
+
+
 def _configs_by_row(records: Sequence[Any]) -> dict[tuple[str, str, str], list[Any]]:
-    """Records grouped as `comparison_rows` groups them (dataset, method, CL)."""
+    """Records by (dataset, method, CL), for rows that do not carry their `_group`."""
     from .status import describe
 
     groups: dict[tuple[str, str, str], list[Any]] = {}
@@ -175,7 +184,7 @@ def _table(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, st
             cls = ' class="text"' if _is_text(text) else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         if groups:
-            n = len(groups.get(_row_key(row), []))
+            n = len(_row_records(row, groups))
             link = f'<a href="#configs-{i}">{n} run{"s" if n != 1 else ""}</a>' if n else "-"
             cells.append(f'<td class="text">{link}</td>')
         cls = ' class="reference"' if _is_reference(row) else ""
@@ -189,10 +198,11 @@ def _table(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, st
 def _configs(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, str], Any]) -> str:
     parts = []
     for i, row in enumerate(rows):
-        recs = groups.get(_row_key(row), [])
+        recs = _row_records(row, groups)
         if not recs:
             continue
-        title = " · ".join(f"{k} {row[k]}" for k in ("dataset", "method", "CL") if k in row)
+        keys = ("dataset", "subject", "method", "CL")
+        title = " · ".join(f"{k} {row[k]}" for k in keys if k in row)
         inner = "".join(
             f"<p><code>{html.escape(str(rec.folder))}</code></p>"
             f"<pre>{html.escape(yaml.safe_dump(rec.config, sort_keys=False))}</pre>"
@@ -224,6 +234,8 @@ def write_html_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = _configs_by_row(records) if records else {}
+    if any("_group" in r for r in rows):
+        groups = groups or {("", "", ""): [None]}  # non-empty: show the configs column
     images = [Path(p) for p in plots if Path(p).suffix.lower() == ".png"]
     cols = _columns(rows)
     helps = "".join(

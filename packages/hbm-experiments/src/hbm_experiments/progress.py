@@ -49,6 +49,7 @@ __all__ = [
     "progress_callback",
     "progress_session",
     "read_progress",
+    "session_open",
     "watch_status",
 ]
 
@@ -404,6 +405,12 @@ class RichDisplay:
 _default_display = LogDisplay()
 _sessions: list[ProgressDisplay] = []
 _sessions_lock = threading.Lock()
+
+
+def session_open() -> bool:
+    """Whether a `progress_session` is open in this process (a CLI command is running)."""
+    with _sessions_lock:
+        return bool(_sessions)
 
 
 def active_display() -> ProgressDisplay:

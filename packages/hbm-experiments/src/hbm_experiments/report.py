@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,16 @@ import numpy as np
 from .files import atomic_save, atomic_write_text
 from .status import ExperimentRecord, describe, flat_config, format_table
 
-__all__ = ["collect_rows", "comparison_rows", "make_report", "write_csv"]
+__all__ = [
+    "ConfigGroup",
+    "collect_rows",
+    "comparison_rows",
+    "config_groups",
+    "make_report",
+    "mean_ci",
+    "varying_keys",
+    "write_csv",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +85,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
-# Report
+# Report: one row per (person, config), seeds aggregated
 
 
 def _res(rec: ExperimentRecord) -> dict[str, Any]:
@@ -84,56 +95,167 @@ def _res(rec: ExperimentRecord) -> dict[str, Any]:
     return rec.result
 
 
-def _label(rec: ExperimentRecord) -> str:
-    d = describe(rec)
-    return f"{d['method']}{' +CL' if d['cl'] == 'yes' else ''}"
-
-
 def _stars(p: float | None) -> str:
     if p is None:
         return ""
     return "**" if p < 0.01 else "*" if p < 0.05 else "ns"
 
 
-def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
-    """Per dataset x method x CL: means over seeds of the metrics (completed experiments)."""
-    groups: dict[tuple[str, str, str], list[ExperimentRecord]] = defaultdict(list)
-    for rec in records:
-        if rec.status == "completed" and rec.result:
-            d = describe(rec)
-            groups[(d["dataset"], d["method"], d["cl"])].append(rec)
-    rows = []
-    for (dataset, method, cl), recs in sorted(groups.items()):
-        ms = [_metrics(r.result) for r in recs]
-        pooled_model = np.concatenate(
-            [_res(r)["behaviour"]["model_returns"] for r in recs if r.result]
-        )
-        human = _res(recs[0])["behaviour"]["human_returns"]
-        pct = [m["pct_diff_mean"] for m in ms]
-        from .evaluation import compare_returns
+# Fields that never change a trained model (uid-excluded) or that a row aggregates over (seed).
+def _not_config_keys() -> frozenset[str]:
+    from .configs import TrainingConfig
+    from .tasks import Experiment
 
-        pooled = (
-            compare_returns(pooled_model, human) if len(recs) > 1 else _res(recs[0])["behaviour"]
-        )
-        rows.append(
-            {
-                "dataset": dataset,
-                "method": method,
-                "CL": cl,
-                "seeds": len(recs),
-                "test CE": f"{np.mean([m['test_ce'] for m in ms]):.3f}",
-                "test F1": f"{np.mean([m['test_f1'] for m in ms]):.3f}",
-                "model return": f"{np.mean([m['model_mean_return'] for m in ms]):.1f}",
-                "human return": f"{np.mean([m['human_mean_return'] for m in ms]):.1f}",
-                "% diff (means)": _pct(pooled.get("pct_diff_of_means")),
-                "% diff (per episode)": (
-                    f"{np.mean(pct):+.1f} ± {np.mean([m['pct_diff_std'] for m in ms]):.1f}"
-                ),
-                "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
-                "sig": _stars(pooled["p_value"]),
-            }
-        )
+    names = {"seed", *Experiment._exclude_from_cls_uid}
+    names |= {f"training.{n}" for n in TrainingConfig._exclude_from_cls_uid}
+    return frozenset(names)
+
+
+# Columns that identify a row already (shown as their own columns, never as "varying").
+_IDENTITY = ("dataset", "subject", "method", "data.use_cl_info")
+_HIDDEN = ("data.content_hash", "optimizer.name", "model.kind")
+
+
+@dataclass
+class ConfigGroup:
+    """The completed seeds of one config for one person: what one report row aggregates."""
+
+    task: str
+    config: dict[str, Any]  # flat config without seed and uid-excluded fields
+    records: list[ExperimentRecord] = field(default_factory=list)
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config.get("dataset", "cartpole"))
+
+    @property
+    def subject(self) -> str:
+        return str(self.config.get("subject", "sim01"))
+
+    @property
+    def method(self) -> str:
+        return str(self.config.get("method", "?"))
+
+    @property
+    def cl(self) -> bool:
+        return bool(self.config.get("data.use_cl_info", False))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({int(r.config.get("seed", 0)) for r in self.records})
+
+    def label(self, varying: Sequence[str]) -> str:
+        extra = "".join(f" {k.rsplit('.', 1)[-1]}={self.config.get(k)}" for k in varying)
+        return f"{self.method}{' +CL' if self.cl else ''}{extra}"
+
+    def results(self) -> list[dict[str, Any]]:
+        return [_res(r) for r in self.records]
+
+    def human_returns(self) -> list[float]:
+        """The person's held-out returns: the same for every seed (same data, same split)."""
+        first = self.results()[0]["behaviour"]["human_returns"]
+        for rec in self.records[1:]:
+            if _res(rec)["behaviour"]["human_returns"] != first:
+                raise ValueError(
+                    f"{rec.folder}: human returns differ from {self.records[0].folder} although "
+                    "subject, data and split are the same"
+                )
+        return list(first)
+
+
+def config_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
+    """Completed records grouped by their full config minus the seed (and minus the fields that
+    cannot change a result): subjects, data versions and sweep values are never pooled."""
+    drop = _not_config_keys()
+    groups: dict[str, ConfigGroup] = {}
+    for rec in records:
+        if rec.status != "completed" or not rec.result:
+            continue
+        cfg = {
+            k: v
+            for k, v in flat_config(rec).items()
+            if k not in drop and not k.startswith("infra.")
+        }
+        key = json.dumps([rec.task, cfg], sort_keys=True, default=str)
+        groups.setdefault(key, ConfigGroup(rec.task, cfg)).records.append(rec)
+    return sorted(
+        groups.values(),
+        key=lambda g: (g.dataset, g.subject, g.method, g.cl, json.dumps(g.config, default=str)),
+    )
+
+
+def varying_keys(groups: Sequence[ConfigGroup]) -> list[str]:
+    """Config keys whose value differs between groups (sweep parameters): their own columns."""
+    keys = sorted({k for g in groups for k in g.config} - set(_IDENTITY) - set(_HIDDEN))
+    return [k for k in keys if len({json.dumps(g.config.get(k), default=str) for g in groups}) > 1]
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float | None]:
+    """Mean and the half-width of its t-interval across seeds (None for a single seed)."""
+    from scipy import stats
+
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    if arr.size == 0:
+        return float("nan"), None
+    if arr.size == 1:
+        return float(arr[0]), None
+    half = stats.t.ppf(0.5 + confidence / 2, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size)
+    return float(arr.mean()), float(half)
+
+
+def _fmt_ci(values: Sequence[float], spec: str) -> str:
+    mean, half = mean_ci(values)
+    if not np.isfinite(mean):
+        return "-"
+    return f"{mean:{spec}}" + ("" if half is None else f" ± {half:{spec}}")
+
+
+def _pooled_behaviour(group: ConfigGroup) -> dict[str, Any]:
+    """Every seed's rollouts against the person's held-out returns (one Mann-Whitney test)."""
+    from .evaluation import compare_returns
+
+    model = np.concatenate([r["behaviour"]["model_returns"] for r in group.results()])
+    return compare_returns(model, group.human_returns())
+
+
+def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
+    """One row per (person, config): seeds aggregated as mean ± 95 % interval; the % difference
+    and the Mann-Whitney test pool all seeds' rollouts against that row's own person. The
+    `_group` entry (not a column) is the `ConfigGroup` behind the row."""
+    groups = config_groups(records)
+    varying = varying_keys(groups)
+    rows = []
+    for g in groups:
+        results = g.results()
+        ms = [_metrics(r) for r in results]
+        pooled = _pooled_behaviour(g)
+        row: dict[str, Any] = {
+            "dataset": g.dataset,
+            "subject": g.subject,
+            "method": g.method,
+            "CL": "yes" if g.cl else "no",
+        }
+        row |= {k: g.config.get(k) for k in varying}
+        row |= {
+            "seeds": len(g.seeds),
+            "test CE": _fmt_ci([m["test_ce"] for m in ms], ".3f"),
+            "test F1": _fmt_ci([m["test_f1"] for m in ms], ".3f"),
+            "model return": _fmt_ci([m["model_mean_return"] for m in ms], ".1f"),
+            "human return": f"{np.mean(g.human_returns()):.1f}",
+            "% diff (means)": _pct(pooled.get("pct_diff_of_means")),
+            "% diff (per episode)": (
+                f"{pooled['pct_diff_mean']:+.1f} ± {pooled['pct_diff_std']:.1f}"
+            ),
+            "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
+            "sig": _stars(pooled["p_value"]),
+            "_group": g,
+        }
+        rows.append(row)
     return rows
+
+
+def _public(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
 
 
 def _pct(value: float | None) -> str:
@@ -141,6 +263,7 @@ def _pct(value: float | None) -> str:
 
 
 def _markdown(rows: Sequence[dict[str, Any]]) -> str:
+    rows = _public(rows)
     if not rows:
         return "_no completed experiments_\n"
     cols = list(rows[0])
@@ -153,102 +276,98 @@ def _save(fig: Any, path: Path) -> Path:
     return atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
 
 
-def _bars(ax: Any, methods: list[str], values: dict[tuple[str, str], tuple[float, float]]) -> None:
-    """Grouped bars: no-CL solid, with-CL hatched."""
-    x = np.arange(len(methods))
-    for j, (cl, hatch) in enumerate((("no", ""), ("yes", "//"))):
-        vals = [values.get((m, cl), (np.nan, 0.0)) for m in methods]
-        ax.bar(
-            x + (j - 0.5) * 0.38,
-            [v[0] for v in vals],
-            0.36,
-            yerr=[v[1] for v in vals],
-            hatch=hatch,
-            color=[f"C{i}" for i in range(len(methods))],
-            edgecolor="black",
-            label="with CL" if cl == "yes" else "no CL",
-            capsize=3,
-        )
-    ax.set_xticks(x, methods, rotation=20)
-    ax.legend(fontsize=8)
+def _bars(
+    ax: Any, labels: list[str], values: list[tuple[float, float | None]], cl: list[bool]
+) -> None:
+    """One bar per row (hatched with CL), its 95 % interval across seeds as error bar."""
+    x = np.arange(len(labels))
+    ax.bar(
+        x,
+        [v[0] for v in values],
+        0.7,
+        yerr=[v[1] or 0.0 for v in values],
+        hatch=["//" if c else "" for c in cl],
+        color=[f"C{i % 10}" for i in range(len(labels))],
+        edgecolor="black",
+        capsize=3,
+    )
+    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
+
+
+def _curves(fig: Any, groups: Sequence[ConfigGroup], varying: Sequence[str], title: str) -> None:
+    """Test CE and F1 against runtime %, wall-clock seconds and samples seen (one axis for
+    every learner: a generation counts N samples x P members, an SGD step its batch)."""
+    axes = fig.subplots(2, 3, squeeze=False)
+    xs = (("runtime %", None), ("seconds", "elapsed"), ("samples seen", "samples_seen"))
+    for i, g in enumerate(groups):
+        lab, colour = g.label(varying), f"C{i % 10}"
+        style = "--" if g.cl else "-"
+        for k, rec in enumerate(g.records):
+            hist = [h for h in _res(rec)["history"] if h.get("test_ce") is not None]
+            if not hist:
+                continue
+            t = np.array([h.get("elapsed") or 0.0 for h in hist], dtype=float)
+            for col, (xlabel, key) in enumerate(xs):
+                if key is None:
+                    x = 100 * t / t.max() if t.max() > 0 else np.linspace(0, 100, len(t))
+                else:
+                    x = np.array([h.get(key) or 0.0 for h in hist], dtype=float)
+                for row, metric in enumerate(("test_ce", "test_f1")):
+                    y = [h.get(metric) for h in hist]
+                    if any(v is None for v in y):
+                        continue
+                    axes[row][col].plot(x, y, style, color=colour, label=lab if k == 0 else None)
+                    axes[row][col].set(xlabel=xlabel)
+                    if key == "samples_seen":
+                        axes[row][col].set_xscale("symlog")
+    axes[0][0].set(ylabel="test cross-entropy")
+    axes[1][0].set(ylabel="test macro F1")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
 
 
 def make_report(
     records: Sequence[ExperimentRecord], out_dir: str | Path, *, html: bool = False
 ) -> tuple[str, list[Path]]:
-    """Plots per dataset (curves, final F1, % difference with significance, return violins) and
-    `report.md` (with `html`, also a self-contained `report.html` of the same table and plots).
-    Returns the markdown comparison table and the written files."""
+    """Plots per game and person (learning curves against runtime %, seconds and samples seen;
+    final F1 and % difference bars with 95 % intervals across seeds; return distributions
+    against the person's) and `report.md` (with `html`, also a self-contained `report.html`).
+    Returns the comparison table as text and the written files."""
     from matplotlib.figure import Figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done = [r for r in records if r.status == "completed" and r.result]
     rows = comparison_rows(done)
+    groups = [r["_group"] for r in rows]
+    varying = varying_keys(groups)
     files: list[Path] = []
-    by_env: dict[str, list[ExperimentRecord]] = defaultdict(list)
-    for r in done:
-        by_env[describe(r)["dataset"]].append(r)
-    for env, recs in sorted(by_env.items()):
-        labels = sorted({_label(r) for r in recs})
-        colours = {lab: f"C{i}" for i, lab in enumerate(labels)}
-        # 1. learning curves against runtime %
-        fig = Figure(figsize=(11, 4))
-        axes = fig.subplots(1, 2)
-        for r in recs:
-            hist = [h for h in _res(r)["history"] if h.get("test_ce") is not None]
-            if not hist:
-                continue
-            t = np.array([h.get("elapsed", i) for i, h in enumerate(hist)], dtype=float)
-            pct = 100 * t / t.max() if t.max() > 0 else np.linspace(0, 100, len(t))
-            lab = _label(r)
-            style = "--" if "+CL" in lab else "-"
-            axes[0].plot(pct, [h["test_ce"] for h in hist], style, color=colours[lab], label=lab)
-            if all(h.get("test_f1") is not None for h in hist):
-                axes[1].plot(
-                    pct, [h["test_f1"] for h in hist], style, color=colours[lab], label=lab
-                )
-        axes[0].set(xlabel="runtime %", ylabel="test cross-entropy", title=f"{env}: test CE")
-        axes[1].set(xlabel="runtime %", ylabel="test macro F1", title=f"{env}: test F1")
-        handles, names = axes[0].get_legend_handles_labels()
-        uniq = dict(zip(names, handles, strict=False))
-        axes[0].legend(uniq.values(), uniq.keys(), fontsize=8)
-        files.append(_save(fig, out / f"curves_{env}.png"))
-
-        methods = sorted({describe(r)["method"] for r in recs})
-        groups: dict[tuple[str, str], list[ExperimentRecord]] = defaultdict(list)
-        for r in recs:
-            d = describe(r)
-            groups[(d["method"], d["cl"])].append(r)
-        # 2. final F1 bars
-        fig = Figure(figsize=(7, 4))
+    by_person: dict[tuple[str, str], list[ConfigGroup]] = defaultdict(list)
+    for g in groups:
+        by_person[(g.dataset, g.subject)].append(g)
+    for (env, subject), gs in sorted(by_person.items()):
+        tag = f"{env}_{subject}"
+        labels = [g.label(varying) for g in gs]
+        cl = [g.cl for g in gs]
+        fig = Figure(figsize=(14, 7))
+        _curves(fig, gs, varying, f"{env}, {subject}: learning curves")
+        files.append(_save(fig, out / f"curves_{tag}.png"))
+        # final F1 bars (mean ± 95 % interval across seeds)
+        fig = Figure(figsize=(max(6, 0.9 * len(gs) + 2), 4))
         ax = fig.subplots()
-        f1 = {
-            k: (
-                float(np.mean([_res(g)["metrics"]["test_f1"] for g in v])),
-                float(np.std([_res(g)["metrics"]["test_f1"] for g in v])),
-            )
-            for k, v in groups.items()
-        }
-        _bars(ax, methods, f1)
-        ax.set(ylabel="final test macro F1", title=f"{env}: final F1 (no CL vs CL)")
-        files.append(_save(fig, out / f"final_f1_{env}.png"))
-        # 3. % difference bars with significance marks
-        fig = Figure(figsize=(7, 4))
+        _bars(ax, labels, [mean_ci([r["metrics"]["test_f1"] for r in g.results()]) for g in gs], cl)
+        ax.set(ylabel="final test macro F1", title=f"{env}, {subject}: final F1 (hatched: CL)")
+        files.append(_save(fig, out / f"final_f1_{tag}.png"))
+        # % difference bars with significance marks (all seeds' rollouts vs the person)
+        fig = Figure(figsize=(max(6, 0.9 * len(gs) + 2), 4))
         ax = fig.subplots()
-        pdiff = {}
-        for k, v in groups.items():
-            model = np.concatenate([_res(g)["behaviour"]["model_returns"] for g in v])
-            from .evaluation import compare_returns
-
-            cmp = compare_returns(model, _res(v[0])["behaviour"]["human_returns"])
-            pdiff[k] = (cmp["pct_diff_mean"], cmp["pct_diff_std"], cmp["p_value"])
-        _bars(ax, methods, {k: (v[0], v[1]) for k, v in pdiff.items()})
-        for (m, cl), (mean, std, p) in pdiff.items():
-            x = methods.index(m) + (-0.19 if cl == "no" else 0.19)
+        pooled = [_pooled_behaviour(g) for g in gs]
+        _bars(ax, labels, [(p["pct_diff_mean"], p["pct_diff_std"]) for p in pooled], cl)
+        for i, p in enumerate(pooled):
+            mean, std = p["pct_diff_mean"], p["pct_diff_std"]
             ax.annotate(
-                _stars(p),
-                (x, mean + (std if mean >= 0 else -std)),
+                _stars(p["p_value"]),
+                (i, mean + (std if mean >= 0 else -std)),
                 ha="center",
                 va="bottom" if mean >= 0 else "top",
                 fontsize=9,
@@ -256,31 +375,28 @@ def make_report(
         ax.axhline(0, color="green", linestyle="--", linewidth=1)
         ax.set(
             ylabel="% difference from the person (return)",
-            title=f"{env}: behaviour vs person (* p<.05, ** p<.01, Mann-Whitney U)",
+            title=f"{env}, {subject}: behaviour vs person (* p<.05, ** p<.01, Mann-Whitney U)",
         )
-        files.append(_save(fig, out / f"pct_diff_{env}.png"))
-        # 4. return distributions
-        fig = Figure(figsize=(max(6, 1.2 * (len(labels) + 1)), 4))
+        files.append(_save(fig, out / f"pct_diff_{tag}.png"))
+        # return distributions: the person's, then each row's (all seeds)
+        fig = Figure(figsize=(max(6, 1.2 * (len(gs) + 1)), 4))
         ax = fig.subplots()
-        human = _res(recs[0])["behaviour"]["human_returns"]
-        data = [human] + [
-            np.concatenate(
-                [_res(r)["behaviour"]["model_returns"] for r in recs if _label(r) == lab]
-            )
-            for lab in labels
-        ]
-        data = [
-            np.asarray(d, dtype=float) + (0 if np.ptp(d) else 1e-9 * np.arange(len(d)))
-            for d in data
-        ]
+        data = [np.asarray(gs[0].human_returns(), dtype=float)]
+        data += [np.asarray(p["model_returns"], dtype=float) for p in pooled]
+        data = [d + (0 if np.ptp(d) else 1e-9 * np.arange(len(d))) for d in data]
         ax.violinplot(data, showmeans=True)
-        ax.set_xticks(range(1, len(data) + 1), ["person", *labels], rotation=20)
-        ax.set(ylabel="episode return", title=f"{env}: returns on the person's held-out seeds")
-        files.append(_save(fig, out / f"returns_{env}.png"))
+        ax.set_xticks(range(1, len(data) + 1), ["person", *labels], rotation=20, ha="right")
+        ax.set(ylabel="episode return", title=f"{env}, {subject}: returns on held-out seeds")
+        files.append(_save(fig, out / f"returns_{tag}.png"))
     table = _markdown(rows)
     notes = []
     if done and any(r.result and r.result.get("simulated") for r in done):
         notes.append("Subjects marked simulated are scripted players, not people.")
+    notes.append(
+        "One row per person and config; seeds aggregate as mean ± 95 % interval (t) across "
+        "seeds; % difference and the Mann-Whitney test pool all seeds' rollouts against that "
+        "row's own person's held-out returns."
+    )
     md = "# hbm report\n\n" + "".join(f"{n}\n\n" for n in notes)
     md += table + "\n" + "".join(f"![{p.stem}]({p.name})\n" for p in files)
     plots = list(files)
@@ -289,4 +405,4 @@ def make_report(
         from .html_report import write_html_report
 
         files.append(write_html_report(rows, plots, out, records=done, notes=notes))
-    return format_table(rows) if rows else "(no completed experiments)", files
+    return format_table(_public(rows)) if rows else "(no completed experiments)", files

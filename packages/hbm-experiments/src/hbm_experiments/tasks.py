@@ -263,11 +263,14 @@ class Experiment(ExperimentConfig):
     def _callbacks(self, folder: Path, unit: str, budget: int | None) -> list[Any]:
         """Progress (a bar on a terminal, a log line every 30 s elsewhere) and TensorBoard
         scalars in the uid folder (when the extra is installed)."""
-        from .progress import progress_callback
+        from .progress import LogDisplay, active_display, progress_callback, session_open
         from .tracking import open_tracker
 
+        t = self.training
+        # inside a CLI session its display (bars or lines); in a job, lines at this run's pace
+        display = active_display() if session_open() else LogDisplay(t.log_every_seconds)
         name = f"{self.method} {self.dataset}/{self.subject} seed={self.seed}"
-        bar = progress_callback(name, unit, budget, max_time=self.training.max_optim_time)
+        bar = progress_callback(name, unit, budget, max_time=t.max_optim_time, display=display)
         return [bar, open_tracker(folder)]
 
     def _episode_splits(
@@ -328,10 +331,12 @@ class Experiment(ExperimentConfig):
         atomic_save(
             folder / MODEL_FILE, lambda f: torch.save({"spec": spec, "state_dict": state}, f)
         )
+        last_step = int(trained.history[-1].get("step") or 0) if trained.history else 0
         evaluation = evaluate_policy(
             policy,
             data,
             seed=self.seed,
+            step=last_step,  # the last history row describes this model: same F1 draws
             repeats=self.training.behaviour_repeats,
             device=device,
         )
