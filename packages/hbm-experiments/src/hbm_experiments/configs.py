@@ -213,14 +213,32 @@ class GAConfig(_Strict):
 
 
 class ESConfig(_Strict):
-    """The lab's simple ES: softmax-weighted recombination, then mutation of every member."""
+    """Evolution strategies (hbm-ne's `ES`). `variant="softmax"`: the lab's simple ES,
+    softmax-weighted recombination (`temperature`), then mutation of every member (adaptive
+    sigmas as in the GA). `variant="openai"`: OpenAI-style antithetic sampling θ ± σε
+    (`noise_std`, even population), centred ranks, an `update` ("adam" or "sgd") step of
+    `learning_rate` with optional `weight_decay`."""
 
     name: Literal["es"] = "es"
     population_size: int = pydantic.Field(default=50, ge=2)
+    variant: Literal["softmax", "openai"] = "softmax"
     adaptive_sigma_init: float = pydantic.Field(default=1e-3, gt=0)
     adaptive_sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
     adaptive: bool = True
     temperature: float = pydantic.Field(default=1.0, gt=0)
+    noise_std: float = pydantic.Field(default=0.02, gt=0)
+    learning_rate: float = pydantic.Field(default=0.01, gt=0)
+    update: Literal["adam", "sgd"] = "adam"
+    weight_decay: float = pydantic.Field(default=0.0, ge=0)
+
+    @pydantic.model_validator(mode="after")
+    def _even_for_antithetic(self) -> ESConfig:
+        if self.variant == "openai" and self.population_size % 2:
+            raise ValueError(
+                f"optimizer.population_size={self.population_size}: variant 'openai' samples "
+                "antithetic pairs, so it needs an even population"
+            )
+        return self
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -237,7 +255,16 @@ class ESConfig(_Strict):
     def build(self, population: Any, *, generator: Any) -> Any:
         import hbm_ne
 
-        return hbm_ne.ES(population, temperature=self.temperature, generator=generator)
+        return hbm_ne.ES(
+            population,
+            method=self.variant,
+            temperature=self.temperature,
+            noise_std=self.noise_std,
+            learning_rate=self.learning_rate,
+            optimizer=self.update,
+            weight_decay=self.weight_decay,
+            generator=generator,
+        )
 
 
 class CMAESConfig(_Strict):
@@ -246,6 +273,12 @@ class CMAESConfig(_Strict):
     name: Literal["cmaes"] = "cmaes"
     population_size: int = pydantic.Field(default=50, ge=2)
     sigma0: float = pydantic.Field(default=0.1, gt=0)
+    separable: bool | None = None
+    """Diagonal covariance (sep-CMA-ES, O(λD) per generation) instead of the full one;
+    None: hbm-ne's rule (separable above D = 1000 parameters)."""
+    active: bool = True
+    """Active covariance update (negative weights; pycma's default). False: positive weights
+    only (hbm 0.1's update)."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -258,7 +291,13 @@ class CMAESConfig(_Strict):
     def build(self, population: Any, *, generator: Any) -> Any:
         import hbm_ne
 
-        return hbm_ne.CMAES(population, sigma0=self.sigma0, generator=generator)
+        return hbm_ne.CMAES(
+            population,
+            sigma0=self.sigma0,
+            diagonal=self.separable,
+            active=self.active,
+            generator=generator,
+        )
 
 
 class SGDConfig(_Strict):
@@ -325,6 +364,10 @@ class TrainingConfig(_Strict):
     evaluation, None = all)."""
     behaviour_repeats: int = pydantic.Field(default=1, ge=1)
     """Matched-seed rollouts per held-out human episode."""
+    state_mode: Literal["episode", "session", "generation"] = "episode"
+    """Recurrent neuroevolution: where a member's hidden state starts — zero at each episode,
+    carried through the episodes of a session, or carried across generations (hbm-ne's
+    `train_supervised(state_mode=...)`). Gradient descent always starts each episode at zero."""
     log_every_seconds: float = pydantic.Field(default=30.0, gt=0)
     """Off a terminal (Slurm logs, CI, pipes): a progress line at most this often, plus one at
     each evaluation; on a terminal a live bar instead."""
@@ -471,6 +514,11 @@ class ExperimentConfig(_Strict):
                 f"training: no budget for method {self.method!r}: set one of "
                 f"{', '.join('training.' + b for b in used)} (max_optim_time alone is a pure "
                 "time budget, in seconds)"
+            )
+        if t.state_mode != "episode" and (algo not in NE_ALGORITHMS or kind == "feedforward"):
+            raise ValueError(
+                f"training.state_mode={t.state_mode!r} applies to recurrent neuroevolution "
+                f"only, not to method {self.method!r}"
             )
         unused = {
             b: None

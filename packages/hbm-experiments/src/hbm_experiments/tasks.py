@@ -281,14 +281,21 @@ class Experiment(ExperimentConfig):
         meta = data.metadata
         recurrent = self.model_kind != "feedforward"
 
-        def split(obs: Any, actions: Any, lengths: list[int]) -> Any:
+        def split(obs: Any, actions: Any, episodes: Any) -> Any:
+            if not recurrent:
+                return episode_data.from_arrays(obs, actions, None, device=device)
+            # the session of each episode: `state_mode="session"` carries state through them
             return episode_data.from_arrays(
-                obs, actions, lengths if recurrent else None, device=device
+                obs,
+                actions,
+                [e.length for e in episodes],
+                sessions=[e.session for e in episodes],
+                device=device,
             )
 
         return (
-            split(data.train_obs, data.train_act, meta.train_episode_lengths),
-            split(data.test_obs, data.test_act, meta.test_episode_lengths),
+            split(data.train_obs, data.train_act, meta.train_episodes),
+            split(data.test_obs, data.test_act, meta.test_episodes),
         )
 
     def data_task(self) -> DataPreprocessingTask:
@@ -451,6 +458,7 @@ class _NEExperiment(Experiment):
             "eval_every": t.eval_every,
             "eval_every_seconds": t.loss_eval_interval_seconds,
             "batch_size": t.batch_size,
+            "state_mode": t.state_mode,
             "seed": self.seed,
             "device": device,
         }
