@@ -12,7 +12,7 @@ from hbm_data import MissingExtraError, load_human_data
 from hbm_data.cli import main
 from packaging.requirements import Requirement
 
-EXTRAS = ("gymnasium", "pygame", "matplotlib", "Box2D")
+EXTRAS = ("gymnasium", "pygame", "matplotlib", "Box2D", "pyarrow", "h5py", "minari")
 
 BLOCK = f"""
 import sys
@@ -46,7 +46,11 @@ def test_core_requirements_are_numpy_platformdirs_orjson() -> None:
     assert _needs("simulate") == {"gymnasium[box2d]"}
     assert _needs("record") == {"gymnasium", "pygame"}
     assert _needs("plot") == {"matplotlib"}
-    assert "gymnasium" not in " ".join(_needs("test"))  # the test venv stays light
+    assert _needs("expert") == {"pyarrow"}
+    assert _needs("minari") == {"h5py", "pyarrow", "minari[hdf5]"}
+    test = " ".join(_needs("test"))
+    assert "gymnasium" not in test and "minari[" not in test  # the test venv stays light
+    assert "h5py" in test and "pyarrow" in test  # but reads Parquet and Minari files
 
 
 def test_reading_and_checking_need_no_extra(lab_file: Path, tmp_path: Path) -> None:

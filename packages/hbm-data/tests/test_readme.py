@@ -18,3 +18,5 @@ def test_readme_python_blocks_run(capsys: pytest.CaptureFixture[str], simulate_e
     out = capsys.readouterr().out
     assert "CartPole-v1 sim01 simulated 6 sessions" in out
     assert "sim03-seed7 twitchy 2 episodes" in out
+    assert "expert-cartpole_data_cartpole.json expert seeds replayable: False" in out
+    assert "hbm/cartpole/expert-cartpole-v0 round trip identical: True" in out

@@ -1,12 +1,14 @@
-"""`hbm-data`: check, inspect, record and simulate episode files.
+"""`hbm-data`: check, inspect, record and simulate episode files; import and export expert sets.
 
-`check` and `info` need numpy only; `record`, `simulate` and the plot of `info` need an extra
-and say which `pip install "hbm-data[…]"` to run when it is missing.
+`check` and `info` need numpy only; `record`, `simulate`, the plot of `info`, Parquet imports
+and Minari imports/exports need an extra and say which `pip install "hbm-data[…]"` to run when
+it is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -17,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from .envs import ENVIRONMENTS
-from .episodes import Episode, check_file, infer_env, load_episodes
+from .episodes import Episode, check_file, infer_env, load_episodes, read_sidecar
 from .extras import MissingExtraError, require
 from .files import atomic_write_bytes
-from .loading import is_simulated
+from .loading import SOURCE_KINDS, source_kind
 from .paths import check_subject, data_dir, parse_episode_file_name
 from .sessions import compute_session_run_ids
 from .simulate import SIMULATED_PROFILES
@@ -31,6 +33,14 @@ def _subject(text: str) -> str:
     """argparse type of a subject: the string exactly as typed ("007" stays "007")."""
     try:
         return check_subject(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _subject_or_path(text: str) -> str:
+    """argparse type of a subject that may also be the path of an episode file."""
+    try:
+        return check_subject(text, allow_path=True)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -58,10 +68,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _label(path: Path) -> tuple[str, bool]:
+def _label(path: Path) -> tuple[str, str]:
     parsed = parse_episode_file_name(path)
     subject = parsed[0] if parsed else path.name
-    return subject, is_simulated(path, subject)
+    return subject, source_kind(path, subject)
+
+
+_KIND_NOTES = {
+    "simulated": "  (SIMULATED player, not a person)",
+    "expert": "  (EXPERT agent's demonstrations, not a person)",
+    "person": "",
+}
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -75,11 +92,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"{path}: no episodes")
         return 1
     spec = ENVIRONMENTS[args.env] if args.env else infer_env(path)
-    subject, simulated = _label(path)
+    subject, kind = _label(path)
+    simulated = kind != "person"
     sessions, runs = compute_session_run_ids([e.timestamp for e in episodes], args.gap_minutes)
     scores = np.array([e.score for e in episodes])
     print(f"file:      {path}")
-    print(f"subject:   {subject}" + ("  (SIMULATED player, not a person)" if simulated else ""))
+    print(f"subject:   {subject}" + _KIND_NOTES[kind])
     print(f"game:      {spec.env_id if spec else 'unknown (file name does not say)'}")
     print(f"episodes:  {len(episodes)}  ({sum(e.length for e in episodes)} steps)")
     print(f"sessions:  {sessions.max() + 1}  (gap ≥ {args.gap_minutes:g} min)")
@@ -127,7 +145,7 @@ def _plot(
             ax.axvline(x[m][0] - 0.5, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlabel("episode")
     ax.set_ylabel("score")
-    ax.set_title(title + (" (simulated player)" if simulated else ""))
+    ax.set_title(title + (" (not a person)" if simulated else ""))
     ax.legend(fontsize="small", loc="best")
     fig.tight_layout()
     import io
@@ -189,6 +207,81 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _imported(path: Path, what: str) -> int:
+    """Say what was written and how to load it; the seeds' caveat for expert sets."""
+    episodes = load_episodes(path)
+    parsed = parse_episode_file_name(path)
+    subject, kind = _label(path)
+    env = parsed[1] if parsed else "?"
+    steps = sum(e.length for e in episodes)
+    print(f"{path}: {_count(len(episodes), 'episode')} ({steps} steps) of {kind} {subject}, {what}")
+    name = f"expert:{subject.removeprefix('expert-')}" if subject.startswith("expert-") else subject
+    print(f"  load it as load_human_data({env!r}, {name!r})")
+    meta = read_sidecar(path) or {}
+    if meta.get("placeholder_seeds"):
+        print(
+            "  no reset seeds in the dataset: seed_used is a placeholder (the episode's index), "
+            "so behaviour replay cannot start where these episodes did"
+        )
+    return 0
+
+
+def _cmd_import_hf(args: argparse.Namespace) -> int:
+    from .expert import DatasetImportError, import_hf_dataset
+
+    try:
+        path = import_hf_dataset(
+            args.path, args.env, subject=args.subject, data_dir=args.data_dir, split=args.split,
+            max_episodes=args.max_episodes, compress=args.compress, force=args.force,
+        )  # fmt: skip
+    except (DatasetImportError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return _imported(path, f"imported from {args.path}")
+
+
+def _cmd_import_minari(args: argparse.Namespace) -> int:
+    from .expert import DatasetImportError, import_minari_dataset
+
+    try:
+        path = import_minari_dataset(
+            args.dir, env=args.env, subject=args.subject, kind=args.kind, data_dir=args.data_dir,
+            max_episodes=args.max_episodes, compress=args.compress, force=args.force,
+        )  # fmt: skip
+    except (DatasetImportError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return _imported(path, f"imported from Minari dataset {args.dir}")
+
+
+def _cmd_export_minari(args: argparse.Namespace) -> int:
+    from .expert import DatasetImportError, export_minari_dataset
+
+    try:
+        folder = export_minari_dataset(
+            args.env, args.subject, args.out_dir, data_dir=args.data_dir,
+            dataset_id=args.dataset_id, force=args.force,
+        )  # fmt: skip
+    except (DatasetImportError, EpisodeFormatError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a malformed dataset id
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    meta = json.loads((folder / "data" / "metadata.json").read_text())
+    root = Path(args.out_dir).resolve()
+    print(
+        f"{folder}: Minari dataset {meta['dataset_id']}, "
+        f"{_count(meta['total_episodes'], 'episode')} ({meta['total_steps']} steps) of "
+        f"{meta['hbm']['source_kind']} {meta['hbm']['subject']}"
+    )
+    print(
+        f'  load it with: MINARI_DATASETS_PATH={root} python -c "import minari; '
+        f"print(minari.load_dataset('{meta['dataset_id']}'))\""
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     envs = sorted(ENVIRONMENTS)
     p = argparse.ArgumentParser(prog="hbm-data", description=__doc__)
@@ -240,6 +333,64 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", help=f"default: {data_dir()}")
     s.add_argument("--force", action="store_true", help="overwrite existing files")
     s.set_defaults(func=_cmd_simulate)
+
+    h = sub.add_parser(
+        "import-hf",
+        help="import a local Hugging Face expert set as a subject (Parquet needs "
+        '"hbm-data[expert]")',
+        description="Import a local copy of a Hugging Face expert dataset (the lab's "
+        "NathanGavenski/CartPole-v1 layout: rows with obs, actions, rewards, episode_starts; "
+        "LeRobot's episode_index, next.done also read) as an episode file with a sidecar "
+        "marking it expert. Nothing is downloaded.",
+    )
+    h.add_argument("path", metavar="PATH", help="a .parquet/.jsonl/.json file or a folder of them")
+    h.add_argument("--env", required=True, choices=envs)
+    h.add_argument("--subject", type=_subject, help="default: expert-ENV (loaded as expert:ENV)")
+    h.add_argument("--split", help="only the files of this split (e.g. train) of a folder")
+    h.add_argument("--max-episodes", type=int, help="only the first N episodes")
+    h.add_argument("--data-dir", help=f"default: {data_dir()}")
+    h.add_argument("--compress", action="store_true", help="write .json.gz")
+    h.add_argument("--force", action="store_true", help="overwrite the subject's file")
+    h.set_defaults(func=_cmd_import_hf)
+
+    m = sub.add_parser(
+        "import-minari",
+        help='import a local Minari dataset as a subject (needs "hbm-data[minari]")',
+        description="Import a local Minari dataset folder (<root>/<dataset_id>, holding "
+        "data/metadata.json) as an episode file; seeds come from the episodes' metadata.",
+    )
+    m.add_argument("dir", metavar="DIR", help="the dataset folder or its data/ folder")
+    m.add_argument("--env", choices=envs, help="default: from the dataset's env_spec")
+    m.add_argument(
+        "--subject", type=_subject, help="default: the exported subject's, else expert-ENV"
+    )
+    m.add_argument(
+        "--kind",
+        choices=SOURCE_KINDS,
+        help="who played (default: what hbm exported, else expert)",
+    )
+    m.add_argument("--max-episodes", type=int, help="only the first N episodes")
+    m.add_argument("--data-dir", help=f"default: {data_dir()}")
+    m.add_argument("--compress", action="store_true", help="write .json.gz")
+    m.add_argument("--force", action="store_true", help="overwrite the subject's file")
+    m.set_defaults(func=_cmd_import_minari)
+
+    x = sub.add_parser(
+        "export-minari",
+        help='write a subject as a Minari dataset (needs "hbm-data[minari]")',
+        description="Write one subject's episodes (a person, a simulated player or an expert) "
+        "as a Minari HDF5 dataset under OUT_DIR/<dataset_id>, seeds in the episode metadata; "
+        "with MINARI_DATASETS_PATH=OUT_DIR, minari.load_dataset(<dataset_id>) opens it.",
+    )
+    x.add_argument("env", choices=envs)
+    x.add_argument(
+        "subject", type=_subject_or_path, help="sub03, expert:cartpole, or an episode file path"
+    )
+    x.add_argument("out_dir", metavar="OUT_DIR", help="Minari datasets root")
+    x.add_argument("--dataset-id", help="default: hbm/ENV/SUBJECT-v0")
+    x.add_argument("--data-dir", help=f"default: {data_dir()}")
+    x.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+    x.set_defaults(func=_cmd_export_minari)
     return p
 
 

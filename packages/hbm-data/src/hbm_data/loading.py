@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -12,7 +14,15 @@ import numpy as np
 
 from .envs import get_env_spec
 from .episodes import Episode, _load, _raise_or_warn, read_sidecar
-from .paths import check_subject, find_episode_file
+from .paths import (
+    EXPERT_FILE_PREFIX,
+    EXPERT_PREFIX,
+    check_subject,
+    find_episode_file,
+    is_path_subject,
+    parse_episode_file_name,
+    subject_file_stem,
+)
 from .paths import data_dir as default_data_dir
 from .sessions import compute_session_run_ids, normalize_session_run_features
 from .simulate import DEFAULT_SUBJECTS, ensure_default_file
@@ -22,6 +32,10 @@ from .validation import EpisodeFormatError, Problem
 logger = logging.getLogger(__name__)
 
 _SIMULATED_NAME = re.compile(r"^sim\d+$")
+
+#: Who made a file: a person (recorded), hbm's simulator, or an expert agent (an imported
+#: dataset of a trained policy's demonstrations). Sidecars say it in `source_kind`.
+SOURCE_KINDS = ("person", "simulated", "expert")
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,9 @@ class EpisodeInfo:
     start: int  # slice [start, start + length) of the split's flat arrays
     length: int
     timestamp: str
+    #: False when `seed` is a placeholder (an imported expert set recorded none, see the
+    #: sidecar's `placeholder_seeds`): a rollout on it does not start where this episode did.
+    seed_replayable: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,27 @@ class DatasetMetadata:
     num_sessions: int
     train_episodes: tuple[EpisodeInfo, ...]
     test_episodes: tuple[EpisodeInfo, ...]
+    #: "person", "simulated" or "expert" (`SOURCE_KINDS`); `simulated` is True for the last
+    #: two (not a person). Older callers that pass only `simulated=True` get "simulated".
+    source_kind: str = "person"
+
+    def __post_init__(self) -> None:
+        if self.source_kind not in SOURCE_KINDS:
+            raise ValueError(
+                f"source_kind must be one of {', '.join(SOURCE_KINDS)}, got {self.source_kind!r}"
+            )
+        if self.simulated and self.source_kind == "person":
+            object.__setattr__(self, "source_kind", "simulated")
+        elif not self.simulated and self.source_kind != "person":
+            raise ValueError(
+                f"simulated=False contradicts source_kind={self.source_kind!r} (only a person's "
+                "data is not simulated)"
+            )
+
+    @property
+    def seeds_replayable(self) -> bool:
+        """Every episode's seed replays its start (False for expert sets without seeds)."""
+        return all(e.seed_replayable for e in (*self.train_episodes, *self.test_episodes))
 
     @property
     def train_episode_lengths(self) -> list[int]:
@@ -95,12 +133,43 @@ class HumanData(NamedTuple):
     metadata: DatasetMetadata
 
 
-def is_simulated(path: Path | str, subject: str) -> bool:
-    """A file's sidecar says whether a simulator made it; without one, `sim<N>` subjects are."""
+def source_kind(path: Path | str, subject: str | None = None) -> str:
+    """Who made a file (`SOURCE_KINDS`): its sidecar's `source_kind`, else its `simulated`
+    flag; without a sidecar, `sim<N>` subjects are simulated, `expert-<name>` ones expert.
+
+    `subject` defaults to the one in the file name (`<subject>_data_<env>.json`).
+    """
     meta = read_sidecar(path)
-    if meta is not None and isinstance(meta.get("simulated"), bool):
-        return bool(meta["simulated"])
-    return bool(_SIMULATED_NAME.match(subject))
+    if meta is not None:
+        if meta.get("source_kind") in SOURCE_KINDS:
+            return str(meta["source_kind"])
+        if isinstance(meta.get("simulated"), bool):
+            return "simulated" if meta["simulated"] else "person"
+    if subject is None or is_path_subject(subject):
+        parsed = parse_episode_file_name(path)
+        subject = parsed[0] if parsed else Path(path).name
+    subject = subject_file_stem(subject)
+    if _SIMULATED_NAME.match(subject):
+        return "simulated"
+    return "expert" if subject.startswith(EXPERT_FILE_PREFIX) else "person"
+
+
+def is_simulated(path: Path | str, subject: str) -> bool:
+    """Not a person's recording: a simulated player or an expert agent (`source_kind`)."""
+    return source_kind(path, subject) != "person"
+
+
+def seed_replayable(meta: Mapping[str, Any] | None, n_episodes: int) -> np.ndarray:
+    """Per episode (file order), whether `seed_used` replays its start: False for those the
+    sidecar lists in `placeholder_seeds` (a list of indices, or "all")."""
+    out = np.ones(n_episodes, dtype=bool)
+    placeholders = None if meta is None else meta.get("placeholder_seeds")
+    if placeholders == "all":
+        out[:] = False
+    elif isinstance(placeholders, list):
+        idx = [i for i in placeholders if isinstance(i, int) and 0 <= i < n_episodes]
+        out[idx] = False
+    return out
 
 
 def _flatten(
@@ -112,6 +181,7 @@ def _flatten(
     run_cl: np.ndarray,
     use_cl_info: bool,
     obs_size: int,
+    replayable: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, tuple[EpisodeInfo, ...]]:
     infos = []
     start = 0
@@ -129,6 +199,7 @@ def _flatten(
                 start=start,
                 length=ep.length,
                 timestamp=ep.timestamp,
+                seed_replayable=bool(replayable[i]),
             )
         )
         start += ep.length
@@ -148,7 +219,7 @@ def _flatten(
 
 def load_human_data(
     env_name: str,
-    subject: str = "sim01",
+    subject: str | os.PathLike[str] = "sim01",
     *,
     use_cl_info: bool = False,
     holdout_pct: float = 0.1,
@@ -166,8 +237,11 @@ def load_human_data(
 
     `subject` is a string, kept exactly: "007" is the file `007_data_<env>.json`. An int (what
     YAML makes of an unquoted `subject: 007`, i.e. 7) is refused rather than guessed at.
+    `expert:<name>` is an imported expert dataset (the file of `expert-<name>`, see
+    `hbm_data.expert`); `dir/<file>.json[.gz]` (a slash and that suffix) is that episode file.
+    What made the data is `metadata.source_kind` (person, simulated, expert).
     """
-    check_subject(subject)
+    subject = check_subject(subject, allow_path=True)
     spec = get_env_spec(env_name)
     directory = default_data_dir() if data_dir is None else Path(data_dir)
     path = find_episode_file(spec.name, subject, directory)
@@ -175,10 +249,17 @@ def load_human_data(
         if subject in DEFAULT_SUBJECTS:
             path = ensure_default_file(spec.name, subject, directory)
         else:
-            found = sorted(p.name for p in directory.glob(f"*_data_{spec.name}.json*"))
+            found = sorted(p.name for p in path.parent.glob(f"*_data_{spec.name}.json*"))
+            hint = ""
+            if subject.startswith((EXPERT_PREFIX, EXPERT_FILE_PREFIX)):
+                hint = (
+                    f"; import an expert dataset as it with `hbm-data import-hf PATH --env "
+                    f"{spec.name} --subject {subject_file_stem(subject)}` (or import-minari)"
+                )
             raise FileNotFoundError(
                 f"{path}: no data for subject {subject!r} in {spec.name}; files for this game in "
-                f"{directory}: {found or 'none'} (default subjects: {', '.join(DEFAULT_SUBJECTS)})"
+                f"{path.parent}: {found or 'none'} (default subjects: "
+                f"{', '.join(DEFAULT_SUBJECTS)}){hint}"
             )
     loaded = _load(path, spec)
     _raise_or_warn(loaded, path)
@@ -188,14 +269,16 @@ def load_human_data(
     sessions, runs = compute_session_run_ids([e.timestamp for e in episodes], gap_minutes)
     session_cl, run_cl = normalize_session_run_features(sessions, runs)
     train_idx, test_idx = split_by_session(sessions, holdout_pct, np.random.default_rng(seed))
-    cols = (sessions, runs, session_cl, run_cl, use_cl_info, spec.obs_size)
+    replayable = seed_replayable(read_sidecar(path), len(episodes))
+    cols = (sessions, runs, session_cl, run_cl, use_cl_info, spec.obs_size, replayable)
     train_obs, train_act, train_info = _flatten(episodes, train_idx, *cols)
     test_obs, test_act, test_info = _flatten(episodes, test_idx, *cols)
+    kind = source_kind(path, subject)
     metadata = DatasetMetadata(
         env_name=spec.name,
         env_id=spec.env_id,
         subject=subject,
-        simulated=is_simulated(path, subject),
+        simulated=kind != "person",
         source_file=str(path),
         content_hash=loaded.content_hash,
         obs_size=spec.obs_size,
@@ -207,10 +290,11 @@ def load_human_data(
         num_sessions=int(sessions.max()) + 1,
         train_episodes=train_info,
         test_episodes=test_info,
+        source_kind=kind,
     )
     logger.info(
         "%s/%s: %d train episodes (%d steps), %d test episodes (%d steps), %d sessions%s",
         spec.name, subject, len(train_info), len(train_act), len(test_info), len(test_act),
-        metadata.num_sessions, " [simulated subject]" * metadata.simulated,
+        metadata.num_sessions, f" [{kind} subject]" * metadata.simulated,
     )  # fmt: skip
     return HumanData(train_obs, train_act, test_obs, test_act, metadata)

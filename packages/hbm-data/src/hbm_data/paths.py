@@ -1,4 +1,9 @@
-"""Where episode files live and how they are named (`<subject>_data_<env>.json[.gz]`)."""
+"""Where episode files live and how they are named (`<subject>_data_<env>.json[.gz]`).
+
+A subject is a name (`sub07`, `007`, `sim01`), `expert:<name>` (the file of subject
+`expert-<name>`: an expert dataset imported with `hbm-data import-hf` / `import-minari`), or,
+where a caller allows it (`load_human_data`), the path of an episode file.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,11 @@ from .envs import ENVIRONMENTS
 DATA_DIR_ENV_VAR = "HBM_DATA_DIR"
 _FILE_RE = re.compile(r"^(?P<subject>.+)_data_(?P<env>[a-z]+)\.json(?:\.gz)?$")
 
+#: `expert:<name>` names the file of subject `expert-<name>` (no colon in file names, so the
+#: data folder works on every filesystem).
+EXPERT_PREFIX = "expert:"
+EXPERT_FILE_PREFIX = "expert-"
+
 
 def data_dir() -> Path:
     """`$HBM_DATA_DIR` if set, else the per-user data directory (e.g. `~/.local/share/hbm`)."""
@@ -20,22 +30,45 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("hbm"))
 
 
-def check_subject(subject: object) -> str:
+def check_subject(subject: object, *, allow_path: bool = False) -> str:
     """`subject` itself if it names a subject file, else a TypeError/ValueError saying why.
 
     Subject ids are strings everywhere ("0123" and "007" stay those strings): a number here
-    has already lost its leading zeros, so it is refused with the fix (quote it).
+    has already lost its leading zeros, so it is refused with the fix (quote it). With
+    `allow_path`, a path to an episode file (`is_path_subject`) is accepted too, as a string.
     """
+    if allow_path and isinstance(subject, os.PathLike):
+        subject = os.fspath(subject)
     if not isinstance(subject, str):
         raise TypeError(
             f"subject must be a string such as 'sub07' or '007', got {type(subject).__name__} "
             f'{subject!r} (in YAML, quote it: subject: "007")'
         )
-    if not subject or subject != subject.strip() or any(c in subject for c in "/\\\0"):
+    if allow_path and subject and subject == subject.strip() and is_path_subject(subject):
+        return subject
+    name = subject.removeprefix(EXPERT_PREFIX)
+    if not name or subject != subject.strip() or any(c in subject for c in "/\\\0"):
         raise ValueError(
             f"subject must be a non-empty name without slashes or surrounding spaces (it names "
-            f"the file <subject>_data_<env>.json), got {subject!r}"
+            f"the file <subject>_data_<env>.json; `expert:<name>` names expert-<name>), got "
+            f"{subject!r}"
+            + " (or the path of an episode file, ending in .json or .json.gz)"
+            * allow_path
         )
+    return subject
+
+
+def is_path_subject(subject: str) -> bool:
+    """True for a subject given as the path of an episode file rather than a name: it holds a
+    path separator, which no name may, and ends in `.json` or `.json.gz`
+    (`./sub01_data_cartpole.json` for a file here). `../sub01` is neither: refused."""
+    return any(c in subject for c in "/\\") and subject.endswith((".json", ".json.gz"))
+
+
+def subject_file_stem(subject: str) -> str:
+    """The `<subject>` part of a subject's file name: `expert:cartpole` is `expert-cartpole`."""
+    if subject.startswith(EXPERT_PREFIX):
+        return EXPERT_FILE_PREFIX + subject.removeprefix(EXPERT_PREFIX)
     return subject
 
 
@@ -44,7 +77,14 @@ def episode_file_name(env_name: str, subject: str, *, compressed: bool = False) 
 
 
 def find_episode_file(env_name: str, subject: str, directory: Path | str | None = None) -> Path:
-    """The subject's existing `.json` or `.json.gz` file, else the `.json` path."""
+    """The subject's existing `.json` or `.json.gz` file, else the `.json` path.
+
+    `expert:<name>` is the file of `expert-<name>`; a path subject (`is_path_subject`) is that
+    path, whatever `directory` is.
+    """
+    if is_path_subject(subject):
+        return Path(subject).expanduser()
+    subject = subject_file_stem(subject)
     directory = data_dir() if directory is None else Path(directory)
     plain = directory / episode_file_name(env_name, subject)
     gz = directory / episode_file_name(env_name, subject, compressed=True)
