@@ -49,8 +49,8 @@ def tests(session: nox.Session, package: str) -> None:
 def data_extras(session: nox.Session) -> None:
     """hbm-data's tests with its extras installed. `tests(package='hbm-data')` proves the core
     installs and works with numpy alone (those that need gymnasium/pygame skip there, saying
-    which extra); here the same tests run with `[simulate,record,plot]`, so none is skipped."""
-    extras = ("test", "simulate", "record", "plot")
+    which extra); here the same tests run with all its extras, so none is skipped."""
+    extras = ("test", "simulate", "record", "plot", "expert", "minari")
     _sync(session, "--package", "hbm-data", *(a for e in extras for a in ("--extra", e)))
     args = session.posargs or ["-m", "not slurm and not slow"]
     session.run(
