@@ -58,14 +58,18 @@ def test_cross_subject_matrix_shapes_and_entries(subjects) -> None:  # type: ign
     two = {s: subjects[s] for s in SUBJECTS[:2]}
     gen = torch.Generator().manual_seed(0)
     models = {s: hbm_dl.FeedforwardMLP(2, 8, 3, generator=gen) for s in two}
-    m = I.cross_subject_matrix(models, two, seed=1)
+    m = I.cross_subject_matrix(models, two, seed=1, references=False)
     assert m.models == m.subjects == ("sim01", "sim02")
     assert m.metric("action_accuracy").shape == (2, 2)
     for j, subject in enumerate(m.subjects):  # row 0 against each column, computed alone
         alone = H.evaluate_humanlike(models["sim01"], two[subject], seed=1)
         assert m.blocks[0][j]["action_accuracy"] == alone["action_accuracy"]
         assert m.blocks[1][j]["person_episodes"] == two[subject].metadata.n_test
-    assert m.references is not None and set(m.references["sim02"]) == {"person", "random"}
+    assert m.references is None
+    # with references: the person / random rows of each column; no own model, no diagonal
+    one = I.cross_subject_matrix({"sim01": models["sim01"]}, {"sim02": two["sim02"]}, seed=1)
+    assert one.references is not None and set(one.references["sim02"]) == {"person", "random"}
+    assert one.diagonal_best("state_jsd") == {}
     d = m.to_dict()
     assert json.loads(json.dumps(d))["tables"]["state_jsd"] == m.metric("state_jsd").tolist()
 
