@@ -18,10 +18,11 @@ episodes, the *target*; sources are in /work/shared/reference/humanlike-evaluati
   [0, 1]) between state-visitation histograms on the fixed grid `STATE_GRIDS` (the JSD over a
   discretised state grid of the 2026 preprint in the reference).
 - `discriminator_auc`, `discriminator_auc_ci`: an automated Turing test (Navigation Turing Test,
-  Devlin et al. 2021): scikit-learn's `HistGradientBoostingClassifier` tells `window_frames(fps)`-
-  frame windows of (observation, one-hot action) of the target from the candidate's; ROC AUC
-  over `StratifiedGroupKFold` folds grouped by start seed, 95 % interval by the corrected
-  resampled t (Nadeau & Bengio 2003). 0.5 = indistinguishable.
+  Devlin et al. 2021): a classifier tells `window_frames(fps)`-frame windows of (observation,
+  one-hot action) of the target from the candidate's (scikit-learn's `RidgeClassifier` on
+  `RBFSampler` random RBF features: approximately kernel ridge classification); mean ROC AUC
+  over 5 `StratifiedGroupKFold` folds grouped by start seed, 95 % interval by the corrected
+  resampled t (Nadeau & Bengio 2003). 0.5 = indistinguishable; below 0.5 reads as chance.
 - `session_return_spearman`: Spearman's ρ between the candidate's and the person's mean return per
   session of the held-out episodes (does the model follow the person's learning?); None with
   fewer than 3 sessions or a constant side.
