@@ -15,6 +15,7 @@ from hbm_ne._shared import (
     sampled_macro_f1,
 )
 from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
+from hbm_ne.dynamic import DynamicNet, DynamicPopulation, evolve_dynamic
 from hbm_ne.fitness import (
     EpisodeData,
     accuracy,
@@ -64,6 +65,8 @@ __all__ = [
     "BatchedRecurrent",
     "CheckpointError",
     "CheckpointInfo",
+    "DynamicNet",
+    "DynamicPopulation",
     "EpisodeData",
     "EvolveResult",
     "FeedforwardMLP",
@@ -81,6 +84,7 @@ __all__ = [
     "cross_entropy",
     "evaluate",
     "evolve",
+    "evolve_dynamic",
     "f1_seed",
     "is_recurrent",
     "load_checkpoint",
