@@ -161,6 +161,8 @@ def bench_fitness(device: torch.device, quick: bool, peak: float) -> list[Result
                 repeat=3 if quick else (15 if p <= 256 else 7),  # small P: cheap, noisier
                 settle=SETTLE_S if device.type == "cpu" else 0.0,
             )
+            if p >= 256:
+                threads["breakdown_1thread"] = _ce_breakdown(pop, x, y, repeat=3 if quick else 5)
             flops = _flops(p, N, inp, out)
             gf = {k: flops / t / 1e9 for k, t in times.items()}
             extra = {
@@ -186,6 +188,77 @@ def bench_fitness(device: torch.device, quick: bool, peak: float) -> list[Result
                     )
                 )
     return results
+
+
+def _ce_breakdown(
+    pop: BatchedFeedforward, x: torch.Tensor, y: torch.Tensor, repeat: int
+) -> dict[str, object]:
+    """Where population cross-entropy spends its time, on one thread: each part of the
+    kernel's per-member work timed alone over all P members (layer-1 product with the bias
+    row, the hidden activation of the `[H, N]` tile, output product, loss over the logits),
+    against the whole `cross_entropy` call and the `baddbmm` reference. The kernel computes
+    tanh in sigmoid form (`_kernels._sigmoid_form`); `tanh` is what torch's tanh of the same
+    tile costs, and `baddbmm_over_tanh` the ratio any kernel that calls it would be held to."""
+    from hbm_ne._kernels import _multiclass_sums, _softplus_sums, class_indicator
+
+    v = pop.views()
+    p, n, out = pop.population_size, x.shape[0], pop.output_size
+    w1 = torch.cat([v["hidden.0.weight"], v["hidden.0.bias"].unsqueeze(2)], 2)  # [P, H, in+1]
+    x_aug = torch.cat([x.T, x.new_ones(1, n)])  # [in+1, N]
+    w2 = v["output.weight"]  # [P, out, H]
+    if out == 2:
+        w2 = w2[:, 1:2] - w2[:, 0:1]  # the margin unit
+    w1s, w2s = w1.unbind(0), w2.contiguous().unbind(0)
+    h, h2 = torch.empty(H, n), torch.empty(H, n)
+    torch.mm(w1s[0], x_aug, out=h)
+    logits = torch.empty(p, w2.shape[1], n)
+    rows = logits.unbind(0)
+    signs = 1.0 - 2.0 * y.float()
+    onehot = class_indicator(y, out, None, torch.float32)
+
+    def layer1() -> None:
+        for j in range(p):
+            torch.mm(w1s[j], x_aug, out=h2)
+
+    def tanh() -> None:
+        for _ in range(p):
+            torch.tanh(h, out=h2)
+
+    def sigmoid() -> None:
+        for _ in range(p):
+            torch.sigmoid(h, out=h2)
+
+    def layer2() -> None:
+        for j in range(p):
+            torch.mm(w2s[j], h, out=rows[j])
+
+    def loss() -> None:
+        if out == 2:
+            _softplus_sums(logits[:, 0] * signs, None, False)
+        else:
+            _multiclass_sums(logits.clone(), onehot, None, True, False)
+
+    with torch_threads(1):
+        t = interleaved(
+            {
+                "layer1_mm": layer1,
+                "sigmoid": sigmoid,
+                "tanh": tanh,
+                "layer2_mm": layer2,
+                "loss": loss,
+                "ours": lambda: cross_entropy(pop, x, y),
+                "baddbmm": lambda: _straightforward(pop, x, y),
+            },
+            repeat=repeat,
+            settle=SETTLE_S,
+        )
+    parts = ("layer1_mm", "sigmoid", "layer2_mm", "loss")
+    return {
+        "ms": {k: round(v * 1e3, 2) for k, v in t.items()},
+        "share_of_ours": {k: f"{100 * t[k] / t['ours']:.0f}%" for k in parts},
+        "parts_sum_share": f"{100 * sum(t[k] for k in parts) / t['ours']:.0f}%",
+        "baddbmm_over_tanh": round(t["baddbmm"] / t["tanh"], 2),
+    }
 
 
 def bench_ga(device: torch.device, quick: bool) -> list[Result]:

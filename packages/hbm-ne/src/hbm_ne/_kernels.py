@@ -65,6 +65,7 @@ def mlp_chunk_logits(
         b = biases[-1]
         weights[-1] = w[:, 1:2] - w[:, 0:1]
         biases[-1] = b[:, 1:2] - b[:, 0:1]
+    _sigmoid_form(weights, biases)
     if operands.x_shared is not None:
         weights[0] = torch.cat([weights[0], biases[0]], 2)  # [c, H, in+1]
     x_member = operands.x_member
@@ -89,6 +90,27 @@ def mlp_chunk_logits(
             _tiled_forward(chunk, tile_c, tile_n)
             ce, _ = _multiclass_sums(logits, targets, None, True, True)
     return ce
+
+
+def _sigmoid_form(weights: List[Tensor], biases: List[Tensor]) -> None:
+    """Rewrite the layers in place of the lists so that hidden units compute `s = sigmoid(.)`
+    where the network has `tanh`: tanh(z) = 2 sigmoid(2z) - 1, and torch's CPU sigmoid costs a
+    quarter of its tanh (4 vs 15 ns an element on one thread here; tanh was ~75 % of the
+    population cross-entropy). A hidden layer's weights and bias are doubled (its sigmoid takes
+    2z, exactly), and the layer after it takes s for 2s - 1: `W a + b = (2W) s + (b - W 1)`.
+    Activations agree with tanh's to ~2e-7 (absolute)."""
+    last = len(weights) - 1
+    for li in range(last + 1):
+        w = weights[li]
+        b = biases[li]
+        if li > 0:
+            b = b - w.sum(2, keepdim=True)
+            w = w * 2.0
+        if li < last:
+            w = w * 2.0
+            b = b * 2.0
+        weights[li] = w
+        biases[li] = b
 
 
 def encode_targets(targets: Tensor, num_classes: int, margin: bool, dtype: torch.dtype) -> Tensor:
@@ -150,7 +172,7 @@ def _tiled_forward(chunk: ChunkOperands, tile_c: int, tile_n: int) -> None:
                     else:
                         torch.baddbmm(biases[li][t0:t1], w[t0:t1], a, out=out)
                     if li < last:
-                        out.tanh_()
+                        out.sigmoid_()  # tanh in sigmoid form (`_sigmoid_form`)
                     a = out
                 if tn != n:
                     logits[t0:t1, :, n0:n1] = a.view(tc, -1, tn)
@@ -160,7 +182,7 @@ def _tiled_forward(chunk: ChunkOperands, tile_c: int, tile_n: int) -> None:
 
 def _whole_members(chunk: ChunkOperands) -> None:
     """`_tiled_forward` with tiles of one member and all samples (the common case): every
-    view made once, so a member costs its products and its tanh and little else; the last
+    view made once, so a member costs its products and its sigmoid and little else; the last
     layer's bias left out."""
     weights, biases, x_shared, x_member, work, logits = chunk
     last = len(weights) - 1
@@ -183,7 +205,7 @@ def _whole_members(chunk: ChunkOperands) -> None:
                     torch.mm(rows[li][j], a, out=h)
                 else:
                     torch.addmm(bias_rows[li][j], rows[li][j], a, out=h)
-                h.tanh_()
+                h.sigmoid_()
                 a = h
 
 
