@@ -293,7 +293,7 @@ def bench_ga(device: torch.device, quick: bool) -> list[Result]:
                 if evo is not None
                 else "evotorch (not installed)",
                 1 / times["evotorch"] if evo is not None else float("nan"),
-                target=2.0 if p == 1024 else None,
+                target=2.0,
                 extra={
                     "phase_shares": shares,
                     **({} if evo is not None else {"note": "pip install evotorch"}),

@@ -196,6 +196,13 @@ class _Stage(NamedTuple):
     cos2: Any
     sin2: Any  # [B]
 
+    @classmethod
+    def of(cls, y: Any, cos: Any, cos_ab: Any, cos2: Any, sin2: Any) -> _Stage:
+        return cls(
+            y, y[1:5], y[3:7], y[1], y[2], y[3:5], y[3], y[4], y[5], y[6], y[0:2], y[0],
+            y[0:3], cos, cos_ab, cos2, sin2,
+        )  # fmt: skip
+
 
 class Acrobot(BatchedEnv):
     """Acrobot-v1: torque -1 (0), 0 (1), +1 (2) on the joint; -1 per step until the tip
@@ -241,53 +248,40 @@ class Acrobot(BatchedEnv):
         self._torque_table = self._const([-1.0, 0.0, 1.0])  # AVAIL_TORQUE
         self._torque = buf(b)
 
-        self._state_t = torch.zeros(4, b, dtype=_F64, device=dev)  # th1, th2, dth1, dth2
-        self._s = s = v(self._state_t)
+        # The state lives in one [9, B] buffer with what its trigonometry and its first RK4
+        # stage need, rows: 0 th1 + th2 - pi/2, 1 th1 - pi/2, 2 th1 + th2, 3 th1, 4 th2, 5 dth1,
+        # 6 dth2, 7 ddth1, 8 ddth2: rows 3..6 are the state, rows 0..4 the inputs of its cos
+        # (rows 3..4 of its sin), rows 5..8 the first stage's derivative k1.
+        self._ext_t = torch.zeros(9, b, dtype=_F64, device=dev)
+        self._state_t = self._ext_t[3:7]  # th1, th2, dth1, dth2
+        ext = v(self._ext_t)
+        self._s = s = ext[3:7]
         self._angles, self._velocities = s[0:2], s[2:4]
-        # One [7, B] buffer per RK4 stage, rows: 0 th1 + th2 - pi/2 (scratch), 1 th1 (then
-        # th1 - pi/2), 2 th2, 3 dth1, 4 dth2, 5 ddth1, 6 ddth2: rows 1..4 are the stage input
-        # y, rows 3..6 its derivative k. The first stage reads the state's trigonometry.
-        # Trigonometry of the state after a step: inputs th1 + th2, th1, th2, th1 + th2 - pi/2,
-        # th1 - pi/2; outputs 0..4 their cos, 5..6 sin th1, sin th2. It gives the observation,
-        # the terminal test and the next step's first RK4 stage.
-        self._trig_in = x = buf(5, b)
+        # cos of ext rows 0..4 (0 cos A, 1 cos B, 2 cos(th1 + th2), 3 cos th1, 4 cos th2), then
+        # 5 sin th1, 6 sin th2: the observation, the terminal test and the next first stage.
         self._trig = trig = buf(7, b)
-        self._trig_views = (x[1:3], x[1], x[2], x[0], x[0:2], x[3:5], trig[0:5], x[1:3], trig[5:7])
+        self._trig_views = (
+            ext[3], ext[4], ext[2], ext[2:4], ext[0:2], ext[0:5], trig[0:5], ext[3:5], trig[5:7]
+        )  # fmt: skip
+        # One [7, B] buffer per later RK4 stage, rows: 0 th1 + th2 - pi/2 (scratch), 1 th1
+        # (then th1 - pi/2), 2 th2, 3 dth1, 4 dth2, 5 ddth1, 6 ddth2: rows 1..4 are the stage
+        # input y, rows 3..6 its derivative k.
+        stage1 = ext[2:9]  # the same rows 3..6 (k) as a stage buffer
         self._stages = []
         for i in range(4):
-            y = buf(7, b)
-            if i == 0:  # cos(th1 + th2 - pi/2), cos(th1 - pi/2); cos th2; sin th2 of the state
-                cos, cos_ab, cos2, sin2 = trig[2:5], trig[3:5], trig[2], trig[6]
+            if i == 0:  # the state's cos(th1 + th2 - pi/2), cos(th1 - pi/2), cos th2, sin th2
+                y = stage1
+                cos, cos_ab, cos2, sin2 = trig[0:5], trig[0:2], trig[4], trig[6]
             else:
-                cos, sin2 = buf(3, b), buf(b)
+                y, cos, sin2 = buf(7, b), buf(3, b), buf(b)
                 cos_ab, cos2 = cos[0:2], cos[2]
-            self._stages.append(
-                _Stage(
-                    y,
-                    y[1:5],
-                    y[3:7],
-                    y[1],
-                    y[2],
-                    y[3:5],
-                    y[3],
-                    y[4],
-                    y[5],
-                    y[6],
-                    y[0:2],
-                    y[0],
-                    y[0:3],
-                    cos,
-                    cos_ab,
-                    cos2,
-                    sin2,
-                )  # fmt: skip
-            )
-        # [[cos th1, sin th1], [cos th2, sin th2]]: trig rows (1, 5; 2, 6)
-        self._obs_trig = self._ops.strided(trig[1:], (2, 2, b), (b, 4 * b, 1))
+            self._stages.append(_Stage.of(y, cos, cos_ab, cos2, sin2))
+        # [[cos th1, sin th1], [cos th2, sin th2]]: trig rows (3, 5; 4, 6)
+        self._obs_trig = self._ops.strided(trig[3:], (2, 2, b), (b, 2 * b, 1))
         self._obs_trig_dst = self._obs_a[0:4].reshape(2, 2, b)
         self._obs_vel = self._obs_a[4:6]
-        self._cos1, self._cos12 = trig[1], trig[0]
-        self._tip = buf(b)
+        self._cos1, self._cos12 = trig[3], trig[2]
+        self._tip, self._abs_angles = buf(b), buf(2, b)
         self._turn = buf(2, b, dtype=torch.bool)
 
         # scratch of the derivative (see `_dsdt`)
@@ -324,11 +318,11 @@ class Acrobot(BatchedEnv):
     def _state_trig(self) -> None:
         """cos/sin of the state's angles (buffer `_trig`), as Gymnasium needs them."""
         ops = self._ops
-        angles_in, th1, th2, th12, sum_th1, shifted, cos_out, sin_in, sin_out = self._trig_views
-        ops.copy(angles_in, self._angles)
+        th1, th2, th12, sum_th1, shifted, cos_in, cos_out, sin_in, sin_out = self._trig_views
+        # cos(s[1] + s[0]) (terminal) and theta1 + theta2 (`_dsdt`): the same sum
         ops.add(th1, th2, th12)
         ops.sub(sum_th1, math.pi / 2, shifted)
-        ops.cos(self._trig_in, cos_out)
+        ops.cos(cos_in, cos_out)
         ops.sin(sin_in, sin_out)
 
     def _dsdt(self, st: _Stage) -> None:
@@ -387,8 +381,7 @@ class Acrobot(BatchedEnv):
         # rk4(self._dsdt, s_augmented, [0, self.dt]): one step of size dt
         dt = self.dt - 0
         dt2 = dt / 2.0
-        ops.copy(s1.vel, self._velocities)
-        self._dsdt(s1)
+        self._dsdt(s1)  # its input is the state itself
         self._stage(s2, s1.k, dt2)
         self._stage(s3, s2.k, dt2)
         self._stage(s4, s3.k, dt)
@@ -401,18 +394,19 @@ class Acrobot(BatchedEnv):
         ops.add(acc, s4.k, acc)
         ops.mul(acc, dt / 6.0, acc)
         ops.add(s, acc, s)
-        # wrap(ns[0], -pi, pi): while x > M: x = x - diff; then while x < m: x = x + diff
+        # wrap(ns[0], -pi, pi): while x > M: x = x - diff; then while x < m: x = x + diff.
+        # One turn each way suffices but in extreme swings: one pass each, then the loops
+        # only if some angle is still outside (an element > M after one turn is untouched by
+        # the second pass, so finishing both loops then gives the scalar loops' result).
         angles, turn, diff = self._angles, self._turn, math.pi - -math.pi
-        while True:
-            ops.gt(angles, math.pi, turn)
-            if not ops.any(turn):
-                break
-            ops.sub_where(angles, diff, turn)
-        while True:
-            ops.lt(angles, -math.pi, turn)
-            if not ops.any(turn):
-                break
-            ops.sub_where(angles, -diff, turn)
+        ops.gt(angles, math.pi, turn)
+        ops.sub_where(angles, diff, turn)
+        ops.lt(angles, -math.pi, turn)
+        ops.sub_where(angles, -diff, turn)
+        ops.abs(angles, self._abs_angles)
+        ops.gt(self._abs_angles, math.pi, turn)
+        if ops.any(turn):
+            self._wrap_loops()
         # bound(ns[2], -MAX_VEL_1, MAX_VEL_1) = min(max(x, m), M)
         ops.maximum(self._velocities, self._vel_low, self._velocities)
         ops.minimum(self._velocities, self._vel_high, self._velocities)
@@ -423,5 +417,17 @@ class Acrobot(BatchedEnv):
         ops.add(self._cos1, self._cos12, self._tip)
         ops.lt(self._tip, -1.0, self._terminated_a)
         # reward = -1.0 if not terminated else 0.0
-        ops.fill(self._reward_a, -1.0)
-        ops.fill_where(self._reward_a, 0.0, self._terminated_a)
+        ops.add(self._terminated_a, -1.0, self._reward_a)
+
+    def _wrap_loops(self) -> None:
+        ops, angles, turn, diff = self._ops, self._angles, self._turn, math.pi - -math.pi
+        while True:
+            ops.gt(angles, math.pi, turn)
+            if not ops.any(turn):
+                break
+            ops.sub_where(angles, diff, turn)
+        while True:
+            ops.lt(angles, -math.pi, turn)
+            if not ops.any(turn):
+                break
+            ops.sub_where(angles, -diff, turn)
