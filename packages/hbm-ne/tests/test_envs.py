@@ -59,6 +59,29 @@ def test_full_episodes_truncate_and_terminate_like_gymnasium() -> None:
     assert (env.returns == 1 - env.lengths.float()).all(), "-1 per step, 0 at the end"
 
 
+def test_acrobot_wraps_angles_many_turns_away_like_gymnasium() -> None:
+    # Gymnasium's `wrap` loops; from a state far outside [-pi, pi] the step needs many turns
+    # (the fallback after the one-turn passes), each one rounding like Gymnasium's
+    starts = np.array(
+        [[50.0, -3.5, 1.0, -2.0], [-41.3, 20.0, -3.0, 5.0], [3.2, -3.2, 0.0, 0.0],
+         [np.pi, -np.pi, 12.0, -28.0]]
+    )  # fmt: skip
+    env = make_env("Acrobot-v1", len(starts))
+    env.reset(range(len(starts)))
+    env._state_t.copy_(torch.from_numpy(starts.T))  # type: ignore[attr-defined]
+    env._state_trig()  # type: ignore[attr-defined]
+    ref = [gym.make("Acrobot-v1") for _ in starts]
+    for r, start in zip(ref, starts, strict=True):
+        r.reset(seed=0)
+        r.unwrapped.state = start.copy()  # type: ignore[attr-defined]
+    for _ in range(3):
+        out = env.step(torch.tensor([0, 1, 2, 0]))
+        expected = np.stack([r.step(a)[0] for r, a in zip(ref, [0, 1, 2, 0], strict=True)])
+        assert np.array_equal(bits(out.obs.numpy()), bits(expected))
+        states = np.stack([r.unwrapped.state for r in ref])  # type: ignore[attr-defined]
+        assert np.array_equal(env._state_t.numpy().T, states)  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("env_id", TORCH_ENVS)
 def test_reset_reproduces_gymnasium_initial_states(env_id: str) -> None:
     seeds = [0, 1, 7, 42, 12345, 2**31 - 1, 2**40 + 3]
