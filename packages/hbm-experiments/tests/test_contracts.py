@@ -687,14 +687,6 @@ def test_f1_agrees(name: str) -> None:
             assert all(math.isnan(v) for v in pkg.evaluate(m, empty).values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="drift: hbm_dl.evaluate (hbm_dl/sgd.py) converts anything that is not hbm-dl's own "
-    "EpisodeData with hbm_dl.data.as_episode_data, which accepts only hbm-dl's EpisodeData or "
-    "a tuple: hbm-ne's EpisodeData raises TypeError, though docs/interfaces.md says `data` is "
-    "either package's EpisodeData (hbm_ne.evaluate does take hbm-dl's)",
-)
 def test_evaluate_takes_either_data() -> None:
     obs, actions, lengths = _data(3)
     model = hbm_dl.RecurrentMLPReservoir(IN, H, OUT)

@@ -349,3 +349,26 @@ def test_time_budget_alone_is_honoured(folder: str) -> None:
     ).run()
     assert results["stop_reason"] == "max_time"
     assert results["train_time"] >= 2
+
+
+def test_section_5_3_cache_layout_and_code_snapshot(folder: str) -> None:
+    """A job on a cluster runs a snapshot of the hbm sources (exca's workdir), so a job that
+    waits in a queue, or is requeued, never runs code edited since it was submitted."""
+    import json
+
+    exp = GAExperiment(
+        model={"hidden_size": 3},
+        optimizer={"population_size": 4},
+        training={"max_generations": 1},
+        infra={"folder": folder, "cluster": "local"},
+    )
+    exp.run()
+    uid = exp.infra.uid_folder()
+    names = {p.name for p in uid.iterdir()}
+    assert {"config.yaml", "uid.yaml", "job.pkl", "result.json", "model.pt", "code"} <= names
+    logs = list((uid / "submitit").resolve().glob("*_log.*"))
+    assert logs, "no job logs"
+    code = (uid / "code").resolve()
+    assert (code / "hbm_ne" / "training.py").exists()
+    ran = json.loads((uid / "run_context.json").read_text())["code"]
+    assert all(Path(path).is_relative_to(code) for path in ran.values()), ran

@@ -178,7 +178,7 @@ def evaluate(
         )
         draw = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
         seed, step = int(draw.item()), 0
-    if not isinstance(data, EpisodeData):
+    if isinstance(data, tuple):  # either package's EpisodeData goes straight to the shared code
         first = next(iter(model.parameters()), None)
         data = as_episode_data(data, first.device if first is not None else "cpu", "data")
     return _evaluate(model, data, f1_samples=f1_samples, seed=seed, step=step, unit=unit)

@@ -194,6 +194,10 @@ def _signed(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}"
 
 
+def _plain(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _summary(result: dict[str, Any]) -> str:
     m, b = result["metrics"], result["behaviour"]
     p = b.get("p_value")
@@ -201,7 +205,7 @@ def _summary(result: dict[str, Any]) -> str:
         f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  "
         f"return {b['model_mean_return']:.1f} vs person {b['human_mean_return']:.1f}  "
         f"% diff {_signed(b.get('pct_diff_of_means'))} "
-        f"(per episode {b['pct_diff_mean']:+.1f} ± {b['pct_diff_std']:.1f})  "
+        f"(per episode {_signed(b.get('pct_diff_mean'))} ± {_plain(b.get('pct_diff_std'))})  "
         f"U p={'-' if p is None else f'{p:.3g}'}"
     )
 

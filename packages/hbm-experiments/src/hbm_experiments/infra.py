@@ -81,7 +81,34 @@ def with_default_folder(data: Any) -> Any:
         from .slurm import resolve_cluster
 
         changes["cluster"] = resolve_cluster("auto")
+    cluster = changes.get("cluster", infra.get("cluster"))
+    if cluster in ("local", "slurm") and "workdir" not in infra:
+        copied = editable_packages()
+        if copied:  # the job (and a requeued job) runs this snapshot, not later edits
+            changes["workdir"] = {"copied": copied}
     return {**data, "infra": {**infra, **changes}} if changes else data
+
+
+_HBM_PACKAGES = ("hbm_data", "hbm_ne", "hbm_dl", "hbm_experiments")
+
+
+def editable_packages() -> list[str]:
+    """The hbm packages imported from a source tree (an editable install): their code can
+    change while a job waits in a queue, so jobs run an exca `workdir` snapshot of them
+    (`<uid folder>/code/`). Packages installed from wheels cannot change under a job."""
+    import importlib.util
+    import sysconfig
+
+    site = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    out = []
+    for name in _HBM_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin).resolve()
+        if not any(origin.is_relative_to(s) for s in site):
+            out.append(name)
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -118,7 +145,18 @@ class ExperimentInfra(exca.TaskInfra):
 
     def write_run_context(self, folder: Path) -> None:
         """Called by the task when its run starts (in the job's process)."""
-        record = {"context": self.run_context(), "pid": os.getpid(), "host": os.uname().nodename}
+        import importlib
+
+        code = {
+            name: str(Path(importlib.import_module(name).__file__ or "").parent)
+            for name in _HBM_PACKAGES
+        }
+        record = {
+            "context": self.run_context(),
+            "pid": os.getpid(),
+            "host": os.uname().nodename,
+            "code": code,  # where this run's hbm packages came from (a `code/` snapshot?)
+        }
         atomic_write_text(folder / RUN_CONTEXT_FILE, json.dumps(record, indent=1) + "\n")
 
     def _failed_elsewhere(self) -> str | None:

@@ -214,8 +214,13 @@ def _pooled_behaviour(group: ConfigGroup) -> dict[str, Any]:
     """Every seed's rollouts against the person's held-out returns (one Mann-Whitney test)."""
     from .evaluation import compare_returns
 
-    model = np.concatenate([r["behaviour"]["model_returns"] for r in group.results()])
-    return compare_returns(model, group.human_returns())
+    results = group.results()
+    model = np.concatenate([r["behaviour"]["model_returns"] for r in results])
+    out = compare_returns(model, group.human_returns())
+    if not all(r["behaviour"].get("seeds_replayable", True) for r in results):
+        # placeholder seeds (expert sets): rollouts do not pair with episodes
+        out["pct_diff_mean"] = out["pct_diff_std"] = out["pct_diff_median"] = None
+    return out
 
 
 def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
@@ -244,7 +249,9 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
             "human return": f"{np.mean(g.human_returns()):.1f}",
             "% diff (means)": _pct(pooled.get("pct_diff_of_means")),
             "% diff (per episode)": (
-                f"{pooled['pct_diff_mean']:+.1f} ± {pooled['pct_diff_std']:.1f}"
+                "-"
+                if pooled["pct_diff_mean"] is None
+                else f"{pooled['pct_diff_mean']:+.1f} ± {pooled['pct_diff_std']:.1f}"
             ),
             "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
             "sig": _stars(pooled["p_value"]),
@@ -362,9 +369,16 @@ def make_report(
         fig = Figure(figsize=(max(6, 0.9 * len(gs) + 2), 4))
         ax = fig.subplots()
         pooled = [_pooled_behaviour(g) for g in gs]
-        _bars(ax, labels, [(p["pct_diff_mean"], p["pct_diff_std"]) for p in pooled], cl)
+        # per-episode % difference; the difference of means where episodes do not pair
+        pct = [
+            (p["pct_diff_mean"], p["pct_diff_std"])
+            if p["pct_diff_mean"] is not None
+            else (p.get("pct_diff_of_means") or 0.0, 0.0)
+            for p in pooled
+        ]
+        _bars(ax, labels, pct, cl)
         for i, p in enumerate(pooled):
-            mean, std = p["pct_diff_mean"], p["pct_diff_std"]
+            mean, std = pct[i]
             ax.annotate(
                 _stars(p["p_value"]),
                 (i, mean + (std if mean >= 0 else -std)),
