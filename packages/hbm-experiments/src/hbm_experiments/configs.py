@@ -121,6 +121,10 @@ class DataConfig(_Strict):
     content_hash: str | None = None
     """sha256 of the subject's episode file, filled from the file when an experiment is made:
     the data's content, not the subject's name, keys the cache (see `hbm_experiments.data`)."""
+    max_train_episodes: int | None = pydantic.Field(default=None, ge=1)
+    """Train on the person's first N training episodes only (in the order they were played);
+    the held-out episodes stay the same, so rows of a data-size sweep compare on one test
+    set. None: all of them."""
 
 
 class ModelConfig(_Strict):

@@ -101,6 +101,8 @@ class DataPreprocessingTask(pydantic.BaseModel):
     split_seed: int = 42
     content_hash: str | None = None
     """sha256 of the episode file; None: read from the file when the task is made."""
+    max_train_episodes: int | None = None
+    """Keep the first N training episodes (a data-size study); the test split is unchanged."""
     data_dir: str | None = None
     infra: exca.TaskInfra = exca.TaskInfra(version=DATA_VERSION, keep_in_ram=True)
 
@@ -138,12 +140,26 @@ class DataPreprocessingTask(pydantic.BaseModel):
                 f"configured (content {found}, expected {self.content_hash}); make the "
                 f"experiment again from its config to run it on the current file"
             )
-        return data
+        return first_train_episodes(data, self.max_train_episodes)
 
     def load_preprocessed(self) -> PreprocessedData:
         """The guide's name for `load()` (exca-integration-guide §4.3): the same cached data,
         indexable as the guide does (`data["train_obs"]`, `data["metadata"]["input_size"]`)."""
         return PreprocessedData(self.load())
+
+
+def first_train_episodes(data: Any, n: int | None) -> Any:
+    """`HumanData` with only its first `n` training episodes (all of them when `n` is None or
+    not smaller); the flat train arrays are the episodes concatenated in that order."""
+    meta = data.metadata
+    if n is None or n >= len(meta.train_episodes):
+        return data
+    kept = tuple(meta.train_episodes[:n])
+    end = kept[-1].start + kept[-1].length
+    meta = dataclasses.replace(meta, train_episodes=kept)
+    return data._replace(
+        train_obs=data.train_obs[:end], train_act=data.train_act[:end], metadata=meta
+    )
 
 
 class _ItemsAndAttributes(Mapping[str, Any]):

@@ -178,9 +178,20 @@ def config_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
         }
         key = json.dumps([rec.task, cfg], sort_keys=True, default=str)
         groups.setdefault(key, ConfigGroup(rec.task, cfg)).records.append(rec)
+    def natural(value: Any) -> tuple[int, float, str]:  # 4 before 12; None (all) last
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return (1 if value is not None else 2, 0.0, str(value))
+        return (0, float(value), "")
+
     return sorted(
         groups.values(),
-        key=lambda g: (g.dataset, g.subject, g.method, g.cl, json.dumps(g.config, default=str)),
+        key=lambda g: (
+            g.dataset,
+            g.subject,
+            g.method,
+            g.cl,
+            tuple(natural(g.config[k]) for k in sorted(g.config)),
+        ),
     )
 
 
@@ -333,6 +344,37 @@ def _curves(fig: Any, groups: Sequence[ConfigGroup], varying: Sequence[str], tit
     fig.suptitle(title)
 
 
+SIZE_KEY = "data.max_train_episodes"
+
+
+def _scaling(fig: Any, groups: Sequence[ConfigGroup], others: Sequence[str], title: str) -> None:
+    """Test CE against data size (training episodes used) and against training compute
+    (FLOPs, `results.Compute`), one line per learner config, mean ± 95 % interval over seeds."""
+    axes = fig.subplots(1, 2)
+    lines: dict[str, list[tuple[float, float, float, float | None]]] = defaultdict(list)
+    for g in groups:
+        results = g.results()
+        n = float(np.mean([r["data"]["n_train_episodes"] for r in results]))
+        flops = float(np.mean([r.get("compute", {}).get("flops", np.nan) for r in results]))
+        ce, half = mean_ci([r["metrics"]["test_ce"] for r in results])
+        lines[g.label(others)].append((n, flops, ce, half))
+    for i, (label, points) in enumerate(sorted(lines.items())):
+        for ax, x in ((axes[0], 0), (axes[1], 1)):
+            pts = sorted(points, key=lambda p: float(p[x] or 0.0))
+            ax.errorbar(
+                [p[x] for p in pts],
+                [p[2] for p in pts],
+                yerr=[p[3] or 0.0 for p in pts],
+                marker="o",
+                color=f"C{i % 10}",
+                label=label,
+                capsize=3,
+            )
+    axes[0].set(xlabel="training episodes", ylabel="test cross-entropy", title=f"{title}: data")
+    axes[1].set(xlabel="training FLOPs", xscale="log", title=f"{title}: compute")
+    axes[0].legend(fontsize=7)
+
+
 def make_report(
     records: Sequence[ExperimentRecord], out_dir: str | Path, *, html: bool = False
 ) -> tuple[str, list[Path]]:
@@ -402,6 +444,10 @@ def make_report(
         ax.set_xticks(range(1, len(data) + 1), ["person", *labels], rotation=20, ha="right")
         ax.set(ylabel="episode return", title=f"{env}, {subject}: returns on held-out seeds")
         files.append(_save(fig, out / f"returns_{tag}.png"))
+        if SIZE_KEY in varying:
+            fig = Figure(figsize=(11, 4))
+            _scaling(fig, gs, [k for k in varying if k != SIZE_KEY], f"{env}, {subject}")
+            files.append(_save(fig, out / f"scaling_{tag}.png"))
     table = _markdown(rows)
     notes = []
     if done and any(r.result and r.result.get("simulated") for r in done):

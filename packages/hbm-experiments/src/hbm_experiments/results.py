@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-__all__ = ["DataInfo", "ExperimentResult", "ResumeInfo", "guide_keys"]
+__all__ = ["Compute", "DataInfo", "ExperimentResult", "ResumeInfo", "compute_used", "guide_keys"]
 
 
 # Set when the run resumed a checkpoint (`hbm run` prints it): `unit` "generation" or "step",
@@ -31,6 +31,27 @@ class DataInfo(TypedDict):
     n_test_steps: int
 
 
+class Compute(TypedDict):
+    """What training evaluated, counted the same way for populations and gradient descent.
+
+    `forward_passes`: samples run through one network (a GA generation over N samples × P
+    members counts N·P, an SGD step over a batch counts the batch's samples), over every
+    process of a resumed run. `flops`: the usual estimate of 2 FLOPs per parameter per forward
+    pass, and twice that again for the backward pass of gradient descent (Kaplan et al. 2020:
+    training ≈ 6·N per sample), so learners compare on one compute axis."""
+
+    forward_passes: int
+    backward_passes: int
+    flops: float
+
+
+def compute_used(algorithm: str, num_params: int, samples_seen: int) -> Compute:
+    """`Compute` of a run (module docstring of `Compute` for the counting rule)."""
+    backward = 0 if algorithm in ("ga", "es", "cmaes") else samples_seen
+    flops = 2.0 * num_params * samples_seen + 4.0 * num_params * backward
+    return {"forward_passes": samples_seen, "backward_passes": backward, "flops": flops}
+
+
 class ExperimentResult(TypedDict, total=False):
     """One experiment's result. Keys marked NE / SGD exist for that family only."""
 
@@ -46,6 +67,7 @@ class ExperimentResult(TypedDict, total=False):
     data_content_hash: str  # = data["content_hash"]
     data: DataInfo
     train_time: float  # seconds of training, summed over every process of a resumed run
+    compute: Compute  # forward/backward passes and FLOPs of training
     elapsed: float  # seconds of the whole run (data, training, evaluation) in this process
     stop_reason: str  # max_generations | max_steps | max_epochs | max_time | callback
     resumed: ResumeInfo | None

@@ -54,7 +54,7 @@ from .files import (
     atomic_write_text,
 )
 from .infra import ExperimentInfra, cache_root, with_default_folder
-from .results import guide_keys
+from .results import compute_used, guide_keys
 
 __all__ = [
     "EXPERIMENT_CLASSES",
@@ -310,6 +310,7 @@ class Experiment(ExperimentConfig):
             holdout_pct=d.holdout_pct,
             split_seed=d.split_seed,
             content_hash=d.content_hash,
+            max_train_episodes=d.max_train_episodes,
             data_dir=data_dir_setting(),
             infra={"folder": self.infra.folder, "mode": mode},  # type: ignore[arg-type]
         )
@@ -385,6 +386,11 @@ class Experiment(ExperimentConfig):
             },
             # every process of a resumed run: the training loops sum their time over resumes
             "train_time": float(info.get("elapsed", time.perf_counter() - t0)),
+            "compute": compute_used(
+                self.algorithm,
+                int(sum(p.numel() for p in policy.parameters())),
+                int(info.get("samples_seen") or 0),
+            ),
             "elapsed": time.perf_counter() - t0,
             "stop_reason": info.get("stop_reason"),
             "resumed": resumed,

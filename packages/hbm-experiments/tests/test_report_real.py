@@ -1,0 +1,88 @@
+"""`hbm report` and `hbm collect` on real small experiments: two people, a two-value sweep,
+two seeds, and a data-size sweep. One row per (person, config); every row against its own
+person's held-out returns; seeds counted as seeds; sweep values as their own column."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hbm_experiments import DataPreprocessingTask, make_experiment, run_experiments
+from hbm_experiments.cli import main as hbm
+from hbm_experiments.report import comparison_rows, make_report
+from hbm_experiments.status import find_experiments
+
+TINY: dict[str, Any] = {
+    "method": "ga_feedforward",
+    "num_threads": 1,
+    "optimizer": {"population_size": 4},
+    "training": {"max_generations": 2, "eval_every": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def human_returns(shared_data_dir: Path) -> dict[str, list[float]]:
+    out = {}
+    for subject in ("sim01", "sim02"):
+        meta = DataPreprocessingTask(subject=subject, data_dir=str(shared_data_dir)).load().metadata
+        out[subject] = [e.score for e in meta.test_episodes]
+    assert out["sim01"] != out["sim02"]  # two people, two different held-out sets
+    return out
+
+
+def test_one_row_per_person_and_config(
+    tmp_path: Path, human_returns: dict[str, list[float]]
+) -> None:
+    exps = [
+        make_experiment({**TINY, "subject": subject, "seed": seed, "model": {"hidden_size": h}})
+        for subject in ("sim01", "sim02")
+        for h in (2, 3)
+        for seed in (0, 1)
+    ]
+    run_experiments(exps)
+    rows = comparison_rows(find_experiments(load_results=True))
+    assert len(rows) == 4  # 2 people x 2 sweep values; seeds aggregated, never pooled people
+    for row in rows:
+        assert row["seeds"] == 2
+        assert row["model.hidden_size"] in (2, 3)  # the sweep value is its own column
+        group = row["_group"]
+        assert group.human_returns() == human_returns[row["subject"]]
+        assert row["human return"] == f"{np.mean(human_returns[row['subject']]):.1f}"
+        assert "±" in row["test CE"]  # mean ± 95 % interval across the two seeds
+        pooled = len(group.records) * len(human_returns[row["subject"]])
+        assert len(group.records) == 2 and pooled == 2 * len(human_returns[row["subject"]])
+    assert {(r["subject"], r["model.hidden_size"]) for r in rows} == {
+        (s, h) for s in ("sim01", "sim02") for h in (2, 3)
+    }
+    table, files = make_report(find_experiments(load_results=True), tmp_path / "rep")
+    names = {f.name for f in files}
+    assert {"curves_cartpole_sim01.png", "curves_cartpole_sim02.png"} <= names
+    assert "hidden_size" in table and "sim02" in table
+    assert hbm(["collect", "--out", str(tmp_path / "rows.csv")]) == 0
+    csv_rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    assert len(csv_rows) == 8
+    assert (
+        {r["data"] for r in csv_rows}
+        == {  # the data's content hash, per person
+            e.data.content_hash.rpartition(":")[2][:8]
+            for e in exps  # type: ignore[union-attr]
+        }
+    )
+
+
+def test_data_size_sweep_rows_and_scaling_plot(tmp_path: Path) -> None:
+    exps = [
+        make_experiment({**TINY, "data": {"max_train_episodes": n}, "seed": 0}) for n in (4, 12)
+    ]
+    results = run_experiments(exps)
+    assert [r["data"]["n_train_episodes"] for r in results] == [4, 12]
+    assert results[0]["data"]["n_test_episodes"] == results[1]["data"]["n_test_episodes"]
+    assert results[0]["compute"]["flops"] < results[1]["compute"]["flops"]  # fewer samples
+    assert results[0]["compute"]["backward_passes"] == 0  # a GA runs forward passes only
+    rows = comparison_rows(find_experiments(load_results=True))
+    assert [r["data.max_train_episodes"] for r in rows] == [4, 12]
+    _, files = make_report(find_experiments(load_results=True), tmp_path / "rep")
+    assert "scaling_cartpole_sim01.png" in {f.name for f in files}
