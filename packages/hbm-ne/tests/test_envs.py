@@ -102,25 +102,28 @@ def test_gymnasium_uniform_is_gymnasiums_np_random() -> None:
         )
 
 
-def test_torch_ops_path_agrees_to_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("env_id", TORCH_ENVS)
+def test_torch_ops_path_agrees_to_rounding(env_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Off CPU the same op sequence runs in torch; run that path here on CPU tensors: torch's
     # cos/sin/x*x differ from libm's in the last bit, so agreement is to rounding
     import hbm_ne.envs._base as base
     from hbm_ne.envs._ops import NumpyOps, TorchOps
 
     seeds = list(range(16))
-    exact = make_env("Acrobot-v1", 16)
+    exact = make_env(env_id, 16)
     monkeypatch.setattr(base, "ops_for", lambda device: TorchOps())
-    approx = make_env("Acrobot-v1", 16)
+    approx = make_env(env_id, 16)
     assert isinstance(exact._ops, NumpyOps) and isinstance(approx._ops, TorchOps)
     exact.reset(seeds)
     approx.reset(seeds)
     g = torch.Generator().manual_seed(0)
     for _ in range(100):
-        a = torch.randint(3, (16,), generator=g)
+        a = torch.randint(exact.num_actions, (16,), generator=g)
         out_exact, out_approx = exact.step(a), approx.step(a)
         assert_close(out_approx.obs, out_exact.obs, atol=1e-5, rtol=0)
         assert torch.equal(out_approx.terminated, out_exact.terminated)
+        assert torch.equal(out_approx.reward, out_exact.reward)
+    assert torch.equal(approx.lengths, exact.lengths)
 
 
 def test_episode_end_is_masked_and_the_batch_keeps_going() -> None:
