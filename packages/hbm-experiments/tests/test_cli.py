@@ -142,27 +142,27 @@ def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path) -> None:
 
 def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "demo"
-    assert (
-        main(["demo", "--budget", "tiny", "--envs", "cartpole", "--out", str(out_dir), "-q"]) == 0
-    )
+    demo = ["demo", "--budget", "tiny", "--envs", "cartpole", "--num-seeds", "1", "-q"]
+    demo += ["--subjects", "sim01", "--out", str(out_dir)]
+    assert main(demo) == 0
     first = capsys.readouterr().out
     assert "4 experiments on simulated players (0 already cached)" in first
-    for label in ("ga_feedforward", "adam_feedforward"):
-        assert label in first
+    for label in ("ga_feedforward", "adam_feedforward", "person", "random"):
+        assert label in first  # the learners and the person / random reference rows
     assert "simulated players, not people" in first
     pngs = sorted(p.name for p in out_dir.glob("*.png"))
     assert pngs == [
         "curves_cartpole_sim01.png",
         "final_f1_cartpole_sim01.png",
+        "humanlike_cartpole_sim01.png",
         "pct_diff_cartpole_sim01.png",
         "returns_cartpole_sim01.png",
     ]
+    assert (out_dir / "report.html").exists()
     results = sorted((tmp_path / "cache").glob(f"*/*/{RESULT_FILE}"))
     assert len(results) == 4
     stamps = [p.stat().st_mtime_ns for p in results]
-    assert (
-        main(["demo", "--budget", "tiny", "--envs", "cartpole", "--out", str(out_dir), "-q"]) == 0
-    )
+    assert main(demo) == 0
     second = capsys.readouterr().out
     assert "(4 already cached)" in second
     assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing was recomputed

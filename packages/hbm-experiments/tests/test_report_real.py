@@ -43,9 +43,20 @@ def test_one_row_per_person_and_config(
         for seed in (0, 1)
     ]
     run_experiments(exps)
-    rows = comparison_rows(find_experiments(load_results=True))
+    every = comparison_rows(find_experiments(load_results=True))
+    rows = [r for r in every if not r.get("reference")]
+    refs = [r for r in every if r.get("reference")]
     assert len(rows) == 4  # 2 people x 2 sweep values; seeds aggregated, never pooled people
+    # each person's rows are followed by their person and random references, once
+    assert [(r["subject"], r["method"]) for r in refs] == [
+        ("sim01", "person"),
+        ("sim01", "random"),
+        ("sim02", "person"),
+        ("sim02", "random"),
+    ]
+    assert every[2]["method"] == "person" and every[3]["method"] == "random"
     for row in rows:
+        assert "±" in row["state JSD"] and "±" in row["action acc"]
         assert row["seeds"] == 2
         assert row["model.hidden_size"] in (2, 3)  # the sweep value is its own column
         group = row["_group"]
@@ -60,10 +71,13 @@ def test_one_row_per_person_and_config(
     table, files = make_report(find_experiments(load_results=True), tmp_path / "rep")
     names = {f.name for f in files}
     assert {"curves_cartpole_sim01.png", "curves_cartpole_sim02.png"} <= names
+    assert {"humanlike_cartpole_sim01.png", "humanlike_cartpole_sim02.png"} <= names
     assert "hidden_size" in table and "sim02" in table
     assert hbm(["collect", "--out", str(tmp_path / "rows.csv")]) == 0
     csv_rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
     assert len(csv_rows) == 8
+    assert all(0 <= float(r["humanlike.state_jsd"]) <= 1 for r in csv_rows)
+    assert all(float(r["compute.flops"]) > 0 for r in csv_rows)
     assert (
         {r["data"] for r in csv_rows}
         == {  # the data's content hash, per person
@@ -83,6 +97,6 @@ def test_data_size_sweep_rows_and_scaling_plot(tmp_path: Path) -> None:
     assert results[0]["compute"]["flops"] < results[1]["compute"]["flops"]  # fewer samples
     assert results[0]["compute"]["backward_passes"] == 0  # a GA runs forward passes only
     rows = comparison_rows(find_experiments(load_results=True))
-    assert [r["data.max_train_episodes"] for r in rows] == [4, 12]
+    assert [r["data.max_train_episodes"] for r in rows if not r.get("reference")] == [4, 12]
     _, files = make_report(find_experiments(load_results=True), tmp_path / "rep")
     assert "scaling_cartpole_sim01.png" in {f.name for f in files}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .configs import ENVIRONMENTS, ConfigError, _parse_value
-from .demo import DEMO_ENVS
+from .demo import DEMO_ENVS, DEMO_SEEDS, DEMO_SUBJECTS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(DEMO_ENVS),
         choices=list(ENVIRONMENTS),
     )
+    p.add_argument(
+        "--subjects", nargs="+", default=list(DEMO_SUBJECTS), help="simulated players to imitate"
+    )
+    p.add_argument("--num-seeds", type=int, default=len(DEMO_SEEDS), help="seeds 0..N-1")
     p.add_argument("--budget", choices=["default", "tiny"], default="default")
     p.add_argument("--cluster", choices=["none", "local", "slurm", "auto"])
     p.add_argument("--retry", action="store_true")
@@ -306,14 +310,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     infra = _infra(args)
     retry = infra.pop("mode", None) == "retry"
-    exps = demo_experiments(args.envs, budget=args.budget, **infra)
+    exps = demo_experiments(
+        args.envs,
+        budget=args.budget,
+        subjects=args.subjects,
+        seeds=range(args.num_seeds),
+        **infra,
+    )
     done = sum(e.infra.status() == "completed" for e in exps)
     print(f"demo: {len(exps)} experiments on simulated players ({done} already cached)")
     t0 = time.perf_counter()
     run_experiments(exps, retry=retry)
     folders = {e.infra.uid_folder() for e in exps}
     records = [r for r in find_experiments(load_results=True) if r.folder in folders]
-    table, files = make_report(records, args.out)
+    table, files = make_report(records, args.out, html=True)
     print(f"\nfinished in {time.perf_counter() - t0:.1f}s\n")
     print(table)
     print("\nNote: the subjects are simulated players, not people.")

@@ -25,6 +25,7 @@ __all__ = [
     "DATA_VERSION",
     "DataChangedError",
     "DataPreprocessingTask",
+    "HumanlikeReferences",
     "MetadataView",
     "MissingRecordingError",
     "PreprocessedData",
@@ -212,3 +213,28 @@ class PreprocessedData(_ItemsAndAttributes):
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._obj, name)
         return MetadataView(value) if name == "metadata" else value
+
+
+class HumanlikeReferences(pydantic.BaseModel):
+    """The person and random reference rows of one person's data (`humanlike_references`),
+    cached: every experiment on that data reads them instead of rolling them out again."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    _exclude_from_cls_uid: ClassVar[tuple[str, ...]] = ("data_dir",)
+
+    data: DataPreprocessingTask
+    seed: int = 0
+    data_dir: str | None = None
+    infra: exca.TaskInfra = exca.TaskInfra(version="1")
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _default_folder(cls, data: Any) -> Any:
+        return with_default_folder(data)
+
+    @infra.apply
+    def compute(self) -> dict[str, dict[str, Any]]:
+        """`{"person": ..., "random": ...}` humanlike blocks (hbm_experiments.humanlike)."""
+        from .humanlike import humanlike_references
+
+        return humanlike_references(self.data.load(), seed=self.seed)

@@ -57,6 +57,12 @@ def _metrics(result: dict[str, Any] | None) -> dict[str, Any]:
             out[k] = b[k]
     out["train_time"] = result.get("train_time")
     out["num_params"] = result.get("num_params")
+    if result.get("humanlike"):
+        from .humanlike import humanlike_columns
+
+        out |= humanlike_columns(result["humanlike"])
+    for key, value in (result.get("compute") or {}).items():
+        out[f"compute.{key}"] = value
     return out
 
 
@@ -178,6 +184,7 @@ def config_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
         }
         key = json.dumps([rec.task, cfg], sort_keys=True, default=str)
         groups.setdefault(key, ConfigGroup(rec.task, cfg)).records.append(rec)
+
     def natural(value: Any) -> tuple[int, float, str]:  # 4 before 12; None (all) last
         if isinstance(value, bool) or not isinstance(value, int | float):
             return (1 if value is not None else 2, 0.0, str(value))
@@ -266,14 +273,83 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
             ),
             "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
             "sig": _stars(pooled["p_value"]),
-            "_group": g,
         }
+        for key, column in HUMANLIKE_COLUMNS.items():
+            row[column] = _fmt_ci([r.get("humanlike", {}).get(key) for r in results], ".3f")
+        row["_group"] = g
         rows.append(row)
-    return rows
+    # after each person's rows (groups are sorted by game and person): their reference rows
+    out: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        out.append(row)
+        g = row["_group"]
+        nxt = rows[i + 1]["_group"] if i + 1 < len(rows) else None
+        if nxt is None or (nxt.dataset, nxt.subject) != (g.dataset, g.subject):
+            out.extend(_reference_rows(g, varying))
+    return out
+
+
+HUMANLIKE_COLUMNS = {
+    "action_accuracy": "action acc",
+    "action_accuracy_lag": "acc ±300ms",
+    "hold_duration_w1": "hold W1",
+    "switch_rate_ratio": "switch ratio",
+    "state_jsd": "state JSD",
+    "discriminator_auc": "disc AUC",
+    "session_return_spearman": "session ρ",
+}
+"""The humanlike metrics (`humanlike.METRICS`) as report columns."""
+
+
+def _reference_rows(group: ConfigGroup, varying: Sequence[str]) -> list[dict[str, Any]]:
+    """The person and random rows of the group's person (same code, same data): a metric
+    means something only between the two."""
+    refs = group.results()[0].get("humanlike_references")
+    if not refs:
+        return []
+    out = []
+    for name in ("person", "random"):
+        row: dict[str, Any] = {
+            "dataset": group.dataset,
+            "subject": group.subject,
+            "method": name,
+            "CL": "-",
+            **{k: None for k in varying},
+            "seeds": None,
+        }
+        for key, column in HUMANLIKE_COLUMNS.items():
+            value = refs[name].get(key)
+            row[column] = None if value is None else f"{value:.3f}"
+        row["reference"] = True
+        out.append(row)
+    return out
 
 
 def _public(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    """The table's columns: no `_group`, no `reference` flag (a reference row's method says)."""
+    return [
+        {k: v for k, v in r.items() if not k.startswith("_") and k != "reference"} for r in rows
+    ]
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+# The terminal table (the markdown and HTML tables have every column)
+TERMINAL_COLUMNS = ("dataset", "subject", "method", "CL", "seeds", "test CE", "test F1",
+                    "% diff (means)", "sig", "action acc", "state JSD", "disc AUC")  # fmt: skip
+
+
+def terminal_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The comparison in a terminal's width: identity, sweep values, headline metrics."""
+    public = _public(rows)
+    if not public:
+        return "(no completed experiments)"
+    varying = [c for c in public[0] if "." in c]  # sweep columns are dotted config keys
+    cols = [c for c in TERMINAL_COLUMNS[:4] if c in public[0]] + varying
+    cols += [c for c in TERMINAL_COLUMNS[4:] if c in public[0]]
+    return format_table(public, cols)
 
 
 def _pct(value: float | None) -> str:
@@ -286,7 +362,7 @@ def _markdown(rows: Sequence[dict[str, Any]]) -> str:
         return "_no completed experiments_\n"
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -344,6 +420,28 @@ def _curves(fig: Any, groups: Sequence[ConfigGroup], varying: Sequence[str], tit
     fig.suptitle(title)
 
 
+def _humanlike_plot(fig: Any, groups: Sequence[ConfigGroup], labels: list[str], title: str) -> None:
+    """One panel per humanlike metric: a bar per row (mean ± 95 % interval across seeds), the
+    person's own play and a random policy as lines, the metric's ideal dotted."""
+    from .humanlike import METRICS
+
+    axes = fig.subplots(2, 4, squeeze=False).ravel()
+    refs = groups[0].results()[0].get("humanlike_references") or {}
+    for ax, key in zip(axes, HUMANLIKE_COLUMNS, strict=False):
+        values = [mean_ci([r.get("humanlike", {}).get(key) for r in g.results()]) for g in groups]
+        _bars(ax, labels, values, [g.cl for g in groups])
+        for name, style in (("person", "-"), ("random", "--")):
+            value = refs.get(name, {}).get(key)
+            if value is not None and np.isfinite(value):
+                ax.axhline(value, color="black", linestyle=style, linewidth=1, label=name)
+        ax.axhline(METRICS[key].ideal, color="green", linestyle=":", linewidth=1, label="ideal")
+        ax.set_title(METRICS[key].label, fontsize=9)
+    axes[0].legend(fontsize=7)
+    for ax in axes[len(HUMANLIKE_COLUMNS) :]:
+        ax.axis("off")
+    fig.suptitle(f"{title}: human-likeness (person = their own held-out play; random = ceiling)")
+
+
 SIZE_KEY = "data.max_train_episodes"
 
 
@@ -388,7 +486,7 @@ def make_report(
     out.mkdir(parents=True, exist_ok=True)
     done = [r for r in records if r.status == "completed" and r.result]
     rows = comparison_rows(done)
-    groups = [r["_group"] for r in rows]
+    groups = [r["_group"] for r in rows if "_group" in r]
     varying = varying_keys(groups)
     files: list[Path] = []
     by_person: dict[tuple[str, str], list[ConfigGroup]] = defaultdict(list)
@@ -444,6 +542,10 @@ def make_report(
         ax.set_xticks(range(1, len(data) + 1), ["person", *labels], rotation=20, ha="right")
         ax.set(ylabel="episode return", title=f"{env}, {subject}: returns on held-out seeds")
         files.append(_save(fig, out / f"returns_{tag}.png"))
+        if any(g.results()[0].get("humanlike") for g in gs):
+            fig = Figure(figsize=(16, 7))
+            _humanlike_plot(fig, gs, labels, f"{env}, {subject}")
+            files.append(_save(fig, out / f"humanlike_{tag}.png"))
         if SIZE_KEY in varying:
             fig = Figure(figsize=(11, 4))
             _scaling(fig, gs, [k for k in varying if k != SIZE_KEY], f"{env}, {subject}")
@@ -465,4 +567,4 @@ def make_report(
         from .html_report import write_html_report
 
         files.append(write_html_report(rows, plots, out, records=done, notes=notes))
-    return format_table(_public(rows)) if rows else "(no completed experiments)", files
+    return terminal_table(rows), files

@@ -44,7 +44,7 @@ from .configs import (
     format_validation_error,
     read_yaml,
 )
-from .data import DataPreprocessingTask, content_hash, data_dir_setting
+from .data import DataPreprocessingTask, HumanlikeReferences, content_hash, data_dir_setting
 from .files import (
     CHECKPOINT_FILE,
     ERROR_FILE,
@@ -348,6 +348,19 @@ class Experiment(ExperimentConfig):
             repeats=self.training.behaviour_repeats,
             device=device,
         )
+        from .humanlike import evaluate_humanlike
+
+        humanlike = evaluate_humanlike(
+            policy, data, seed=self.seed, repeats=self.training.behaviour_repeats, device=device
+        )
+        references = HumanlikeReferences(
+            data=self.data_task(),
+            infra={"folder": self.infra.folder},  # type: ignore[arg-type]
+        ).compute()
+        from .tracking import open_tracker
+
+        with open_tracker(folder) as tracker:  # TensorBoard: humanlike scalars at the last step
+            tracker.log_humanlike(humanlike, step=int(trained.info.get("samples_seen") or 0))
         meta = data.metadata
         info = trained.info
         resumed = None
@@ -397,6 +410,9 @@ class Experiment(ExperimentConfig):
             "history": history,
             "metrics": evaluation["metrics"],
             "behaviour": evaluation["behaviour"],
+            "humanlike": humanlike,
+            # the same metrics for the person's own play and for a random policy, on this data
+            "humanlike_references": references,
             "model_file": MODEL_FILE,
         }
         result |= guide_keys(self.algorithm, history, info, str(folder / CHECKPOINT_FILE))
