@@ -64,6 +64,7 @@ class NumpyOps:
     logical_and = staticmethod(np.logical_and)
     logical_or = staticmethod(np.logical_or)
     logical_not = staticmethod(np.logical_not)
+
     def __init__(self) -> None:
         global _ARRAY_POW_OK
         if _ARRAY_POW_OK is None:
