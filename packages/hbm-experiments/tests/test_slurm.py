@@ -184,8 +184,11 @@ def job_logs(job: Any) -> str:
 
 
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
-    """A result without wall-clock fields (they differ between any two runs)."""
-    out = {k: v for k, v in result.items() if k != "train_time"}
+    """A result without wall-clock fields (they differ between any two runs), what says whether
+    it resumed, and the cache root in the checkpoint path (the runs use two caches)."""
+    out = {k: v for k, v in result.items() if k not in ("train_time", "elapsed", "resumed")}
+    if "checkpoint_path" in out:
+        out["checkpoint_path"] = Path(out["checkpoint_path"]).name
     out["history"] = [{k: v for k, v in row.items() if k != "elapsed"} for row in out["history"]]
     return out
 
