@@ -42,8 +42,8 @@ def standardise(
     `count`, `mean`, `m2 [N', c]` (float64) are updated in place where `rows [N', c]` (float64
     0/1; None = all) is 1: Chan et al.'s batch form of Welford's update, the b values merged
     at once, with the batch centred on the running mean (so float32 sums lose nothing to
-    cancellation; the running mean's own float32 rounding, below half an ulp of the values, is
-    not carried into the batch mean). Then z = (a - mean) / max(std, min_std) with
+    cancellation; the running mean's own float32 rounding, below half a float32 ulp of the
+    mean, is not carried into the batch mean). Then z = (a - mean) / max(std, min_std) with
     std = sqrt(m2 / count), or 0 while count < 2.
     """
     d = a - mean.to(a.dtype).unsqueeze(2)  # [N', c, b]

@@ -5,11 +5,13 @@ A member is a graph: one input node per observation feature, one output node per
 hidden nodes that mutation grows and prunes. Every non-input node has exactly three inputs
 (input, output or hidden nodes, itself included: cycles and self-loops are allowed) with
 weights drawn N(0, 1) when the edge is made and never trained. Each time step writes the
-observation into the input nodes, then runs `passes` synchronous passes: every non-input node
-takes the weighted sum of its three inputs' values from the previous pass, applies tanh, and
-standardises the result with its own running (Welford) mean and variance, which the samples
-update as they flow. The output nodes' z-scores are the logits. Node values are the recurrent
-state: carried across the steps of an episode, zero at each episode's start.
+observation into the input nodes (z-scored by each input node's own running statistics), then
+runs `passes` synchronous passes: every non-input node takes the weighted sum of its three
+inputs' values from the previous pass, applies tanh (or nothing: `nonlinearity="identity"`, as
+the lab's code did), and standardises the result with its own running (Welford) mean and
+variance, which the samples update as they flow. The output nodes' z-scores are the logits.
+Node values are the recurrent state: carried across the steps of an episode, zero at each
+episode's start.
 
 What differs from the lab's code, on purpose:
 - the Welford statistics belong to the member: selection copies them with the graph, the
@@ -90,7 +92,9 @@ class PackedEpisodes:
     Column n of `x [in, Ntot]` is step `steps[n]` of episode `episodes[n]` (original index);
     step t occupies `batch_sizes[t]` consecutive columns, the longest episodes first, so an
     episode that has ended leaves the batch and no step is padded. `targets [Ntot]` (int64)
-    the actions, when known. `order [E]`: the episodes by decreasing length (stable).
+    the actions, when known. `order [E]`: for each packed episode slot (longest first, ties in
+    the given order), its position among the packed episodes (= its original index when all
+    episodes are packed).
     """
 
     x: Tensor
