@@ -15,6 +15,7 @@ from hbm_ne._shared import (
     sampled_macro_f1,
 )
 from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
+from hbm_ne.continual import ContinualEnvFitness, ContinualState, evolve_env
 from hbm_ne.dynamic import DynamicNet, DynamicPopulation, evolve_dynamic
 from hbm_ne.fitness import (
     EpisodeData,
@@ -65,6 +66,8 @@ __all__ = [
     "BatchedRecurrent",
     "CheckpointError",
     "CheckpointInfo",
+    "ContinualEnvFitness",
+    "ContinualState",
     "DynamicNet",
     "DynamicPopulation",
     "EpisodeData",
@@ -85,6 +88,7 @@ __all__ = [
     "evaluate",
     "evolve",
     "evolve_dynamic",
+    "evolve_env",
     "f1_seed",
     "is_recurrent",
     "load_checkpoint",
