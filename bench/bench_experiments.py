@@ -6,7 +6,8 @@ References, timed in alternation in the same process:
   a plain pydantic construction of the same config, and against a plain function call returning
   the same result dict. The ratio says how many constructions one cached read costs; for runs
   of minutes or hours any value here is negligible.
-- `hbm status` (file-based listing, one batched Slurm query) against the naive way: building
+- `hbm status` (finished runs from their result files, exca's job objects for the others,
+  one batched Slurm query) against the naive way: building
   every experiment from its config and asking exca for `infra.status()`, which unpickles each
   job. Target: at least as fast (ratio >= 1).
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import Result, interleaved
+from hbm_experiments.configs import TrainingConfig
 from hbm_experiments.status import find_experiments, format_status_table
 from hbm_experiments.tasks import GAExperiment
 
@@ -54,6 +56,8 @@ def _result(seed: int) -> dict[str, Any]:
 
 class BenchExperiment(GAExperiment):
     """GAExperiment whose training is replaced by returning `_result`: measures the exca layer."""
+
+    training: TrainingConfig = TrainingConfig(max_generations=1)
 
     def _run_in(self, folder: Path) -> dict[str, Any]:
         return _result(self.seed)

@@ -106,38 +106,70 @@ def test_status_collect_report(
         "report.md",
     } <= names
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| cartpole | sim01 | ga_feedforward | yes | 2 |" in md
+    assert "| cartpole | sim01 | ga_feedforward | person | yes | 2 |" in md
 
 
-def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path) -> None:
+def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path, hbm_env: Path) -> None:
+    """Real experiments whose saved jobs (exca's `job.pkl`) are Slurm jobs still queued, or
+    a `cluster="local"` job: exca's job objects give the ids, Slurm is asked once."""
     import pickle
 
     import submitit
 
-    root = tmp_path / "cache"
-    method = root / "hbm_experiments.tasks.GAExperiment.run,1"
     for i, seed in enumerate((3, 4, 5, 6)):
-        uid = method / f"seed={seed}-abc{i}"
-        uid.mkdir(parents=True)
-        (uid / "uid.yaml").write_text(f"seed: {seed}\n")
-        (uid / "config.yaml").write_text(f"seed: {seed}\nmethod: ga_feedforward\n")
-        logs = method / "logs" / "me" / f"77_{i}"
+        exp = make_experiment({**TINY_GA, "seed": seed})
+        uid = exp.infra.uid_folder(create=True)
+        exp.infra.write_configs_now()
+        logs = uid.parent / "logs" / "me" / f"77_{i}"
         logs.mkdir(parents=True)
         job: Any = submitit.SlurmJob(folder=logs, job_id=f"77_{i}")
         if seed == 6:  # a `cluster="local"` job: its id is a process id, never asked of sacct
             job = submitit.local.local.LocalJob(folder=logs, job_id="77_3")
         (uid / "job.pkl").write_bytes(pickle.dumps(job))
-        (uid / "submitit").symlink_to(logs)
+    done = make_experiment({**TINY_GA, "seed": 7})
+    done.run()
     calls: list[list[str]] = []
 
     def states(ids):  # type: ignore[no-untyped-def]
         calls.append(list(ids))
         return {"77_0": "RUNNING", "77_1": "PENDING", "77_2": "TIMEOUT"}
 
-    records = find_experiments(root, job_state_fn=states)
-    assert calls == [["77_0", "77_1", "77_2"]]
-    assert [r.status for r in records] == ["running", "pending", "TIMEOUT", "running"]
+    records = find_experiments(job_state_fn=states)
+    by_seed = {int(r.config["seed"]): r for r in records}
+    assert sorted(calls[0]) == ["77_0", "77_1", "77_2"] and len(calls) == 1
+    assert [by_seed[s].status for s in (3, 4, 5, 6, 7)] == [
+        "running",
+        "pending",
+        "TIMEOUT",
+        "running",
+        "completed",
+    ]
+    assert by_seed[6].job_id == "77_3" and by_seed[7].job_id is None
     assert "77_2" in format_status_table(records)
+
+
+def test_status_lists_a_class_it_cannot_import(tmp_path: Path) -> None:
+    """A notebook's subclass (not importable by the `hbm` command) is listed from its files,
+    its Slurm job still asked of Slurm."""
+    import pickle
+
+    import submitit
+
+    root = tmp_path / "cache"
+    uid = root / "my_notebook.MyGA.run,1" / "seed=3-abc"
+    uid.mkdir(parents=True)
+    (uid / "uid.yaml").write_text("seed: 3\n")
+    (uid / "config.yaml").write_text("seed: 3\nmethod: ga_feedforward\n")
+    logs = uid.parent / "logs" / "me" / "88"
+    logs.mkdir(parents=True)
+    (uid / "job.pkl").write_bytes(pickle.dumps(submitit.SlurmJob(folder=logs, job_id="88")))
+    (record,) = find_experiments(root, job_state_fn=lambda ids: dict.fromkeys(ids, "PENDING"))
+    assert (record.task, record.version, record.status, record.job_id) == (
+        "MyGA",
+        "1",
+        "pending",
+        "88",
+    )
 
 
 def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,13 @@
 """What is in a cache folder: one record per experiment, its state, its result and its error.
 
-Reads files only (exca's `config.yaml` and `job.pkl`, plus the `result.json`/`error.txt` that
-`Experiment.run` writes), so listing hundreds of experiments never unpickles a result. Jobs
-still queued or running on Slurm are looked up with ONE batched query for all their ids.
+exca's public API says where experiments are and what state their jobs are in: the folder of
+each task class is its `infra.uid_folder().parent`, and an unfinished experiment is rebuilt
+from its config (`uid.yaml`, which exca writes for this) and asked for `infra.job()`, whose
+job object gives the id and kind of the job. Finished experiments are recognised by the
+`result.json` / `error.txt` that `Experiment.run` writes, so listing hundreds of them never
+unpickles a result (exca's `iter_cached` and `status()` each parse or unpickle every one:
+about 7 ms an experiment here, `bench/bench_experiments.py`). Jobs still queued or running on
+Slurm are looked up with ONE batched query for all their ids.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .configs import read_yaml
 from .files import CHECKPOINT_FILE, ERROR_FILE, MODEL_FILE, RESULT_FILE, RUN_CONTEXT_FILE
 from .infra import cache_root
 from .slurm import job_states  # one batched sacct query; {} without Slurm
+
+if TYPE_CHECKING:
+    from .tasks import Experiment
 
 __all__ = [
     "ExperimentRecord",
@@ -30,7 +38,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# exca's method folder: "<module>.<Class>.run,<version>" (any Experiment subclass, also user ones)
+# exca's folder of a task class, "<module>.<Class>.run,<version>": read only for folders of
+# classes this process cannot import (a notebook's subclass listed from the `hbm` command)
 _METHOD_DIR = re.compile(r"^(?P<module>[\w.]+)\.(?P<cls>\w+)\.run,(?P<version>[^/]+)$")
 
 
@@ -64,14 +73,6 @@ class ExperimentRecord:
         return lines[-1] if lines else None
 
 
-def _job_id(folder: Path) -> str | None:
-    """Job id of a submitit job: the `submitit` link points to `.../logs/<user>/<job id>`."""
-    link = folder / "submitit"
-    if link.is_symlink():
-        return Path(os.readlink(link)).name
-    return None
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -100,7 +101,7 @@ def _checkpoint_position(folder: Path) -> str | None:
 
 
 def _process_state(folder: Path) -> str | None:
-    """State of a run that exca does not know yet: in this process, a `local` job, or killed.
+    """State of a run that exca cannot know: in this process, a `local` job, or killed.
 
     `run_context.json` names the host and pid of the run; on this host a live pid is a run
     still going, a dead one a run that was interrupted (with its checkpoint position).
@@ -118,19 +119,87 @@ def _process_state(folder: Path) -> str | None:
     return f"interrupted ({position})" if position else "interrupted"
 
 
-def _is_slurm_job(folder: Path) -> bool:
-    """Whether the job exca saved is a Slurm job (a local job's id is a process id)."""
+def _task_classes() -> list[type[Experiment]]:
+    """Every experiment class this process knows: hbm's and any imported subclass."""
+    from .tasks import Experiment
+
+    found: list[type[Experiment]] = []
+    todo = [Experiment]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                todo.append(sub)
+    return found
+
+
+def _class_folders(root: Path) -> dict[Path, tuple[type[Experiment], str]]:
+    """exca's folder of each known task class under `root` (the parent of any of its uid
+    folders), with the class and its cache version."""
+    folders: dict[Path, tuple[type[Experiment], str]] = {}
+    for cls in _task_classes():
+        try:
+            # any valid instance: the folder depends on the class and version, not the config
+            probe = cls.model_validate(
+                {
+                    "data": {"content_hash": "probe"},
+                    "training": {"max_generations": 1, "max_steps": 1},
+                    "infra": {"folder": root, "mode": "read-only"},
+                }
+            )
+            folder = probe.infra.uid_folder()
+        except Exception as exc:  # a subclass with required fields of its own
+            logger.debug("%s: cannot place its cache folder (%s)", cls.__name__, exc)
+            continue
+        if folder is not None:
+            folders.setdefault(folder.parent, (cls, str(probe.infra.version)))
+    return folders
+
+
+def _job_of(cls: type[Experiment] | None, folder: Path, config: dict[str, Any]) -> Any:
+    """exca's job object of the unfinished experiment in `folder`, rebuilt from its uid
+    config; None when exca has none (not submitted).
+
+    `mode="read-only"` makes `infra.job()` return the saved job or raise, never submit. When
+    the class is not importable here, or its config no longer builds this folder's task (an
+    older code version), the saved job is read directly (a submitit job needs no user class).
+    """
+    if cls is None:
+        return _saved_job(folder)
+    try:
+        task = cls.model_validate(
+            {**config, "infra": {"folder": folder.parent.parent, "mode": "read-only"}}
+        )
+        if task.infra.uid_folder() != folder:
+            raise ValueError(f"its config now gives uid folder {task.infra.uid_folder()}")
+        return task.infra.job()
+    except RuntimeError as exc:
+        if "not computed" in str(exc):  # read-only and no saved job: not submitted
+            return None
+        reason: Exception = exc
+    except Exception as exc:
+        reason = exc
+    logger.warning("%s: exca cannot rebuild this task (%s); reading its saved job", folder, reason)
+    return _saved_job(folder)
+
+
+def _saved_job(folder: Path) -> Any:
+    """The job exca saved for a task whose class this process cannot import."""
     import pickle
 
     try:
         with (folder / "job.pkl").open("rb") as f:
-            job = pickle.load(f)
-    except Exception:
-        return False
-    return type(job).__name__ == "SlurmJob"
+            return pickle.load(f)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:
+        logger.warning("%s: job state unknown (%s)", folder, exc)
+        return None
 
 
-def _read_record(folder: Path, task: str, version: str, load_result: bool) -> ExperimentRecord:
+def _read_record(
+    folder: Path, cls: type[Experiment] | None, task: str, version: str, load_result: bool
+) -> ExperimentRecord:
     # uid.yaml (non-default fields only) is enough for the table; config.yaml (every field) is
     # read when results are wanted too, for `hbm collect`.
     config_file = folder / ("config.yaml" if load_result else "uid.yaml")
@@ -145,27 +214,29 @@ def _read_record(folder: Path, task: str, version: str, load_result: bool) -> Ex
     rec = ExperimentRecord(folder=folder, task=task, version=version, config=config, status="")
     result_file = folder / RESULT_FILE
     error_file = folder / ERROR_FILE
-    has_job = (folder / "job.pkl").exists()
-    if has_job and result_file.exists():
+    if result_file.exists() and (folder / "job.pkl").exists():
         rec.status = "completed"
         if load_result:
             try:
                 rec.result = json.loads(result_file.read_text())
             except (OSError, ValueError) as exc:
                 logger.warning("%s: unreadable result (%s)", result_file, exc)
-    elif error_file.exists():
+        return rec
+    if error_file.exists():
         rec.status = "failed"
         rec.error = error_file.read_text(errors="replace")
-    elif has_job:
-        rec.job_id = _job_id(folder)
-        if rec.job_id and _is_slurm_job(folder):
-            rec.status = "submitted"  # its Slurm state comes from one batched sacct call
-        else:
-            rec.status = _process_state(folder) or "running"
-    else:
-        rec.status = _process_state(folder) or "not submitted"
-    if rec.job_id is None:
-        rec.job_id = _job_id(folder)
+        return rec
+    import submitit
+
+    uid_config = config if config_file.name == "uid.yaml" else read_yaml(folder / "uid.yaml")
+    uid_config.pop("infra", None)
+    job = _job_of(cls, folder, uid_config)
+    if isinstance(job, submitit.Job):  # exca's own LocalJob (cluster=None) has no useful id
+        rec.job_id = str(job.job_id)
+    if isinstance(job, submitit.SlurmJob):
+        rec.status = "submitted"  # its Slurm state comes from one batched sacct call
+    else:  # a job in this process or a `local` one: exca cannot tell running from killed
+        rec.status = _process_state(folder) or ("running" if job is not None else "not submitted")
     return rec
 
 
@@ -184,15 +255,25 @@ def find_experiments(
     records: list[ExperimentRecord] = []
     if not root.is_dir():
         return records
+    known = _class_folders(root)
     for method_dir in sorted(root.iterdir()):
-        match = _METHOD_DIR.match(method_dir.name)
-        if match is None or not method_dir.is_dir():
+        if not method_dir.is_dir():
             continue
-        task, version = match["cls"], match["version"]
+        cls: type[Experiment] | None = None
+        if method_dir in known:
+            cls, version = known[method_dir]
+            task = cls.__name__
+        else:
+            match = _METHOD_DIR.match(method_dir.name)
+            if match is None:
+                continue
+            task, version = match["cls"], match["version"]
+            logger.info("%s: class not importable here; listed from its files", method_dir)
         for uid_dir in sorted(method_dir.iterdir()):
             if uid_dir.name == "logs" or not (uid_dir / "uid.yaml").exists():
                 continue
-            records.append(_read_record(uid_dir, task, version, load_results))
+            records.append(_read_record(uid_dir, cls, task, version, load_results))
+    records.sort(key=lambda r: (r.task, r.uid))
     pending = [r for r in records if r.status in ("submitted",) and r.job_id]
     if pending:
         states = (job_state_fn or job_states)([r.job_id for r in pending if r.job_id])
