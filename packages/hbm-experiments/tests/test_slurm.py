@@ -30,6 +30,8 @@ import torch
 from hbm_experiments import (
     GAExperiment,
     SGDExperiment,
+    make_experiment,
+    run_experiments,
     run_multiple_seeds,
     slurm,
 )
@@ -445,3 +447,59 @@ def test_unsatisfiable_request_fails_at_submission(tmp_path: Path, field: str) -
     assert time.monotonic() - t0 < 60, "the submission should fail at once, not pend"
     assert "Traceback" not in str(info.value)  # an error at submission, not from a job
     assert exp.infra.status() == "not submitted"  # nothing was cached or left queued
+
+
+# the other research lines (test_research_lines.py runs them locally): tiny budgets
+LINES: list[dict[str, Any]] = [
+    {
+        "method": "ga_dynamic",
+        "num_threads": 1,
+        "optimizer": {"population_size": 6},
+        "dynamic": {"max_hidden": 8},
+        "training": {"max_generations": 3, "eval_every": 1},
+    },
+    {
+        "method": "ga_env_recurrent",
+        "num_threads": 1,
+        "model": {"hidden_size": 4},
+        "optimizer": {"population_size": 6},
+        "environment": {"steps_per_generation": 50, "mem_transfer": True, "fit_transfer": True},
+        "training": {"max_generations": 3, "eval_every": 1},
+    },
+    {
+        "method": "es_env_feedforward",
+        "num_threads": 1,
+        "model": {"hidden_size": 4},
+        "optimizer": {"population_size": 6},
+        "environment": {"steps_per_generation": 50},
+        "training": {"max_generations": 3, "eval_every": 1},
+    },
+]
+
+
+@pytest.mark.timeout(400)
+def test_research_lines_go_out_as_one_array_per_task_class(
+    tmp_path: Path, submissions: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    exps = [make_experiment(c, **infra(tmp_path)) for c in LINES]
+    assert [type(e).__name__ for e in exps] == [
+        "DynamicExperiment",
+        "EnvExperiment",
+        "EnvExperiment",
+    ]
+    results = run_experiments(exps)
+    assert sorted(submissions) == [1, 2]  # one array per task class, in one submission each
+    assert [r["method"] for r in results] == [c["method"] for c in LINES]
+    assert [r["objective"] for r in results] == ["person", "returns", "returns"]
+    assert all(math.isfinite(r["metrics"]["test_ce"]) for r in results)
+    records = find_experiments(tmp_path)
+    assert {r.status for r in records} == {"completed"}
+    # fresh instances read the cache: nothing is submitted again
+    again = run_experiments([make_experiment(c, **infra(tmp_path)) for c in LINES])
+    assert sorted(submissions) == [1, 2]
+    assert [comparable(r) for r in again] == [comparable(r) for r in results]
+    # the report shows what each row was trained on
+    assert hbm(["report", "--cache", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| ga_dynamic | person |" in md and "| ga_env_recurrent | returns |" in md
+    capsys.readouterr()

@@ -23,11 +23,14 @@ __all__ = [
     "ALGORITHMS",
     "ENVIRONMENTS",
     "METHODS",
+    "OBJECTIVES",
     "AdamConfig",
     "CMAESConfig",
     "ConfigError",
     "DataConfig",
+    "DynamicConfig",
     "ESConfig",
+    "EnvObjectiveConfig",
     "ExperimentConfig",
     "GAConfig",
     "ModelConfig",
@@ -37,12 +40,14 @@ __all__ = [
     "apply_overrides",
     "atomic_write_text",
     "format_validation_error",
+    "method_objective",
     "parse_method",
     "read_yaml",
 ]
 
 Algorithm = Literal["ga", "es", "cmaes", "sgd", "adam"]
-ModelKind = Literal["feedforward", "reservoir", "trainable"]
+ModelKind = Literal["feedforward", "reservoir", "trainable", "dynamic"]
+Objective = Literal["person", "returns", "adversarial"]
 
 ALGORITHMS: tuple[str, ...] = ("ga", "es", "cmaes", "sgd", "adam")
 NE_ALGORITHMS: tuple[str, ...] = ("ga", "es", "cmaes")
@@ -62,6 +67,20 @@ METHODS: dict[str, tuple[str, str]] = {
     for algo in ALGORITHMS
     for suffix, kind in _MODEL_SUFFIXES.items()
 }
+OBJECTIVES: dict[str, Objective] = dict.fromkeys(METHODS, "person")
+"""What each method is trained on: "person" (imitate the person's actions: cross-entropy),
+"returns" (the game's reward, hbm-ne's `evolve_env`), "adversarial" (fool a discriminator
+that tells the person's play from the model's). Every method is judged against the person."""
+# The other research lines: evolving-topology networks (GA only, imitating the person) ...
+METHODS["ga_dynamic"] = ("ga", "dynamic")
+OBJECTIVES["ga_dynamic"] = "person"
+# ... and neuroevolution on environment returns
+_LINE_SUFFIXES: dict[str, ModelKind] = {"feedforward": "feedforward", "recurrent": "trainable"}
+for _objective, _infix, _algos in (("returns", "env", NE_ALGORITHMS),):
+    for _algo in _algos:
+        for _suffix, _kind in _LINE_SUFFIXES.items():
+            METHODS[f"{_algo}_{_infix}_{_suffix}"] = (_algo, _kind)
+            OBJECTIVES[f"{_algo}_{_infix}_{_suffix}"] = _objective  # type: ignore[assignment]
 
 
 class ConfigError(ValueError):
@@ -76,6 +95,12 @@ def parse_method(method: str) -> tuple[str, str]:
         raise ValueError(
             f"unknown method {method!r}; expected one of {', '.join(sorted(METHODS))}"
         ) from None
+
+
+def method_objective(method: str) -> Objective:
+    """`"ga_env_feedforward"` -> `"returns"` (`OBJECTIVES`); raises like `parse_method`."""
+    parse_method(method)
+    return OBJECTIVES[method]
 
 
 class _Strict(pydantic.BaseModel):
@@ -329,6 +354,69 @@ _OPTIMIZER_CLASSES: dict[str, type[_Strict]] = {
     "adam": AdamConfig,
 }
 
+
+class DynamicConfig(_Strict):
+    """Evolving-topology networks (`ga_dynamic`; hbm-ne's `DynamicPopulation` and
+    `evolve_dynamic`, whose defaults these are). GA selection keeps the best
+    `optimizer.selection_fraction` (hbm-ne's `survival`); `elitism` members pass unmutated
+    (at least one: slot 0 holds the train-best member that is evaluated and exported)."""
+
+    elitism: int = pydantic.Field(default=1, ge=1)
+    max_hidden: int = pydantic.Field(default=64, ge=0)
+    """Most hidden nodes a net may grow."""
+    max_passes: int = pydantic.Field(default=4, ge=1)
+    """Most synchronous passes per time step a net may evolve."""
+    initial_mutations: int = pydantic.Field(default=1, ge=0)
+    """Mutations of each initial net (outputs wired to the inputs), the lab's one."""
+    grow_rate: float = pydantic.Field(default=1.0, ge=0)
+    """Initial mean number of nodes grown per mutation (self-adapted per member)."""
+    prune_rate: float = pydantic.Field(default=0.5, ge=0)
+    """Initial mean number of nodes pruned per mutation (self-adapted per member)."""
+    passes: int = pydantic.Field(default=1, ge=1)
+    """Initial passes per time step."""
+    locality: float = pydantic.Field(default=0.5, ge=0, le=1)
+    """Initial chance of wiring a new node to a near one, ring by ring."""
+    rate_noise: float = pydantic.Field(default=0.01, ge=0)
+    """How much each mutation perturbs the member's own rates."""
+    min_std: float = pydantic.Field(default=1e-3, gt=0)
+    """Floor of a node's running standard deviation."""
+    nonlinearity: Literal["tanh", "identity"] = "tanh"
+
+    @pydantic.model_validator(mode="after")
+    def _passes_fit(self) -> DynamicConfig:
+        if self.passes > self.max_passes:
+            raise ValueError(
+                f"dynamic.passes={self.passes} must be <= dynamic.max_passes={self.max_passes}"
+            )
+        return self
+
+    def population_kwargs(self) -> dict[str, Any]:
+        """`DynamicPopulation`'s keyword arguments (all but sizes, generator and device)."""
+        return self.model_dump(exclude={"elitism"})
+
+
+class EnvObjectiveConfig(_Strict):
+    """Training on the game's returns (`*_env_*` methods; hbm-ne's `ContinualEnvFitness`, whose
+    defaults these are): each member plays `episodes` episodes per generation, at most
+    `steps_per_generation` steps (None: whole episodes), fitness = minus its mean return.
+    Fresh episodes start from seeds drawn from the experiment's seed and the generation.
+
+    The lab's transfer modes: `env_transfer` (an episode cut by the step budget continues next
+    generation; not for LunarLander, whose Box2D state cannot be saved), `mem_transfer`
+    (recurrent methods: the hidden state carries over), `fit_transfer` (returns accumulate
+    over a member's lineage, reduced by `fit_reduction`). The transfer state follows each
+    member through GA selection; ES and CMA-ES draw new members, so it restarts every
+    generation there. `deterministic`: argmax actions (False: sampled)."""
+
+    episodes: int = pydantic.Field(default=1, ge=1)
+    steps_per_generation: int | None = pydantic.Field(default=None, ge=1)
+    env_transfer: bool = False
+    mem_transfer: bool = False
+    fit_transfer: bool = False
+    fit_reduction: Literal["sum", "mean"] = "sum"
+    deterministic: bool = True
+
+
 NE_BUDGETS = ("max_generations", "max_optim_time")
 SGD_BUDGETS = ("max_epochs", "max_steps", "max_optim_time")
 
@@ -435,6 +523,12 @@ class ExperimentConfig(_Strict):
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = GAConfig()
     training: TrainingConfig = TrainingConfig()
+    # The other research lines' settings: None (out of the uid) except for their own methods.
+    dynamic: DynamicConfig | None = None
+    """`ga_dynamic` only: the evolving-topology networks (default `DynamicConfig()`)."""
+    environment: EnvObjectiveConfig | None = None
+    """`*_env_*` methods only: how the game's returns are earned (default
+    `EnvObjectiveConfig()`)."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -524,6 +618,7 @@ class ExperimentConfig(_Strict):
                 f"training.state_mode={t.state_mode!r} applies to recurrent neuroevolution "
                 f"only, not to method {self.method!r}"
             )
+        self._check_lines()
         unused = {
             b: None
             for b in ("max_generations", "max_steps", "max_epochs")
@@ -532,6 +627,74 @@ class ExperimentConfig(_Strict):
         if unused:  # e.g. a shared base config: a budget the method ignores stays out of its uid
             self.training = t.model_copy(update=unused)
         return self
+
+    def _check_lines(self) -> None:
+        """The research lines' own sub-configs, only on their methods; what does not apply to
+        them refused, naming the field. A sub-config equal to its defaults is stored as None,
+        so writing `dynamic: {}` is the same config (and uid) as leaving it out."""
+        objective, kind = self.objective, self.model_kind
+        own = {
+            "dynamic": kind == "dynamic",
+            "environment": objective == "returns",
+        }
+        defaults = {"dynamic": DynamicConfig(), "environment": EnvObjectiveConfig()}
+        for name, allowed in own.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not allowed:
+                owners = sorted(m for m in METHODS if _owns(m, name))
+                raise ValueError(
+                    f"{name}: applies to the methods {', '.join(owners)} only, not to "
+                    f"{self.method!r}; remove {name} from the config"
+                )
+            if value == defaults[name]:
+                setattr(self, name, None)
+        t = self.training
+        if (objective != "person" or kind == "dynamic") and t.state_mode != "episode":
+            raise ValueError(
+                f"training.state_mode={t.state_mode!r} does not apply to method "
+                f"{self.method!r} (every episode starts from a zero state)"
+            )
+        if objective != "person":
+            if self.data.use_cl_info:
+                raise ValueError(
+                    f"data.use_cl_info=True: method {self.method!r} plays the game itself, and "
+                    "environments give raw observations (no session/run CL features)"
+                )
+            if t.batch_size is not None:
+                raise ValueError(
+                    f"training.batch_size does not apply to method {self.method!r} (it is "
+                    f"trained on {objective}, not on minibatches of the person's steps)"
+                )
+        if kind == "dynamic":
+            set_model = sorted(set(self.model.model_dump(exclude_defaults=True)) - {"kind"})
+            if set_model:
+                raise ValueError(
+                    f"model.{set_model[0]} does not apply to method {self.method!r} (its "
+                    "topology is evolved: see the dynamic section)"
+                )
+            opt = self.optimizer
+            assert isinstance(opt, GAConfig)
+            set_opt = sorted(set(opt.model_dump(exclude_defaults=True)) - {"population_size"})
+            set_opt = [k for k in set_opt if k not in ("name", "selection_fraction")]
+            if set_opt:
+                raise ValueError(
+                    f"optimizer.{set_opt[0]} does not apply to method {self.method!r} (its "
+                    "mutation settings are in the dynamic section)"
+                )
+        env = self.environment or EnvObjectiveConfig()
+        if objective == "returns":
+            if env.mem_transfer and kind == "feedforward":
+                raise ValueError(
+                    f"environment.mem_transfer=True needs a recurrent method, not "
+                    f"{self.method!r} (a feedforward net has no hidden state to carry)"
+                )
+            if env.env_transfer and self.dataset == "lunarlander":
+                raise ValueError(
+                    "environment.env_transfer=True is not supported for lunarlander (its Box2D "
+                    "state cannot be saved and restored); use mem_transfer or fit_transfer"
+                )
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
@@ -550,6 +713,18 @@ class ExperimentConfig(_Strict):
     @property
     def model_kind(self) -> str:
         return parse_method(self.method)[1]
+
+    @property
+    def objective(self) -> Objective:
+        """What the method is trained on: "person", "returns" or "adversarial"."""
+        return method_objective(self.method)
+
+
+def _owns(method: str, section: str) -> bool:
+    """Whether `method` takes the top-level sub-config `section`."""
+    if section == "dynamic":
+        return METHODS[method][1] == "dynamic"
+    return OBJECTIVES[method] == {"environment": "returns", "adversarial": "adversarial"}[section]
 
 
 # ----------------------------------------------------------------------------------------------

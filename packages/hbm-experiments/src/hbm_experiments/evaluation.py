@@ -192,6 +192,15 @@ def evaluate_policy(
 def model_spec(policy: torch.nn.Module, kind: str, rank: int | None = 1) -> dict[str, Any]:
     """Architecture read off the state_dict (layout of docs/interfaces.md)."""
     sd = policy.state_dict()
+    if kind == "dynamic":  # hbm-ne's DynamicNet: the graph is in the state_dict
+        nodes, wired = int(sd["center"].shape[0]), int(sd["weight"].shape[0])
+        output_size = int(getattr(policy, "output_size"))  # noqa: B009 - not in the layout
+        return {
+            "kind": kind,
+            "input_size": nodes - wired,
+            "output_size": output_size,
+            "num_hidden": wired - output_size,
+        }
     out_w = sd["output.weight"]
     if kind == "feedforward":
         hidden = [int(sd[f"hidden.{i}.weight"].shape[0]) for i in range(_count_hidden(sd))]
@@ -221,7 +230,8 @@ def _count_hidden(sd: Mapping[str, Any]) -> int:
 
 
 def build_model(spec: Mapping[str, Any]) -> torch.nn.Module:
-    """An (untrained) hbm-dl module of the architecture `spec` describes."""
+    """An (untrained) hbm-dl module of the architecture `spec` describes (for kind
+    "dynamic", an hbm-ne `DynamicNet` of that size, whose graph `load_state_dict` sets)."""
     import hbm_dl
 
     kind = spec["kind"]
@@ -237,11 +247,16 @@ def build_model(spec: Mapping[str, Any]) -> torch.nn.Module:
         return hbm_dl.RecurrentMLPTrainable(
             spec["input_size"], spec["hidden_size"], spec["output_size"], rank=spec.get("rank")
         )
+    if kind == "dynamic":  # an evolved graph; passes, min_std, nonlinearity: extra state
+        import hbm_ne
+
+        return hbm_ne.DynamicNet(spec["input_size"], spec["output_size"], spec["num_hidden"])
     raise ValueError(f"unknown model kind {kind!r} in spec {dict(spec)}")
 
 
 def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """Load a `model.pt` written by an experiment (any algorithm) as an hbm-dl module."""
+    """Load a `model.pt` written by an experiment (any algorithm) as an hbm-dl module (an
+    hbm-ne `DynamicNet` for `ga_dynamic`)."""
     path = Path(path)
     try:
         blob = torch.load(path, map_location=device, weights_only=True)

@@ -31,6 +31,9 @@ REFERENCE_METHODS = frozenset({"person", "human", "random"})
 # "How to read this", per column of `report.comparison_rows` (other columns get no note).
 METRIC_HELP: dict[str, str] = {
     "seeds": "Training runs (seeds) averaged in this row.",
+    "trained on": "What training optimised: the person's actions (person), the game's "
+    "returns (returns) or fooling a discriminator of the person's play (adversarial). Every "
+    "row is judged against the same person.",
     "CL": "Whether the model saw the curriculum-learning information (the person's "
     "level or phase) as an input.",
     "test CE": "Cross-entropy of the person's actions on held-out episodes under the model "

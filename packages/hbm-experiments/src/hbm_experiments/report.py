@@ -72,6 +72,8 @@ def collect_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
     for rec in records:
         row: dict[str, Any] = {"task": rec.task, "version": rec.version, **describe(rec)}
         row |= {f"config.{k}": v for k, v in flat_config(rec).items()}
+        if rec.result:  # results before the research lines were all trained on the person
+            row["objective"] = rec.result.get("objective", "person")
         row |= _metrics(rec.result)
         row["folder"] = str(rec.folder)
         rows.append(row)
@@ -141,6 +143,14 @@ class ConfigGroup:
     @property
     def method(self) -> str:
         return str(self.config.get("method", "?"))
+
+    @property
+    def objective(self) -> str:
+        """What the config's method trains on ("person", "returns", "adversarial"): rows of
+        different objectives are different methods, so they are never pooled."""
+        from .configs import OBJECTIVES
+
+        return OBJECTIVES.get(self.method, "person")
 
     @property
     def cl(self) -> bool:
@@ -256,6 +266,7 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
             "dataset": g.dataset,
             "subject": g.subject,
             "method": g.method,
+            "trained on": g.objective,
             "CL": "yes" if g.cl else "no",
         }
         row |= {k: g.config.get(k) for k in varying}
@@ -313,6 +324,7 @@ def _reference_rows(group: ConfigGroup, varying: Sequence[str]) -> list[dict[str
             "dataset": group.dataset,
             "subject": group.subject,
             "method": name,
+            "trained on": "-",
             "CL": "-",
             **{k: None for k in varying},
             "seeds": None,
@@ -337,8 +349,9 @@ def _cell(value: Any) -> str:
 
 
 # The terminal table (the markdown and HTML tables have every column)
-TERMINAL_COLUMNS = ("dataset", "subject", "method", "CL", "seeds", "test CE", "test F1",
-                    "% diff (means)", "sig", "action acc", "state JSD", "disc AUC")  # fmt: skip
+TERMINAL_COLUMNS = ("dataset", "subject", "method", "trained on", "CL", "seeds", "test CE",
+                    "test F1", "% diff (means)", "sig", "action acc", "state JSD",
+                    "disc AUC")  # fmt: skip
 
 
 def terminal_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -347,8 +360,8 @@ def terminal_table(rows: Sequence[dict[str, Any]]) -> str:
     if not public:
         return "(no completed experiments)"
     varying = [c for c in public[0] if "." in c]  # sweep columns are dotted config keys
-    cols = [c for c in TERMINAL_COLUMNS[:4] if c in public[0]] + varying
-    cols += [c for c in TERMINAL_COLUMNS[4:] if c in public[0]]
+    cols = [c for c in TERMINAL_COLUMNS[:5] if c in public[0]] + varying
+    cols += [c for c in TERMINAL_COLUMNS[5:] if c in public[0]]
     return format_table(public, cols)
 
 

@@ -43,13 +43,26 @@ class Compute(TypedDict):
     forward_passes: int
     backward_passes: int
     flops: float
+    env_steps: int  # environment steps played in training (0 for the person's data alone)
 
 
-def compute_used(algorithm: str, num_params: int, samples_seen: int) -> Compute:
-    """`Compute` of a run (module docstring of `Compute` for the counting rule)."""
+def compute_used(
+    algorithm: str, num_params: int, samples_seen: int, *, objective: str = "person"
+) -> Compute:
+    """`Compute` of a run (`Compute`'s docstring for the counting rule).
+
+    What a sample is depends on the objective: a step of the person's data ("person"), an
+    environment step a member played ("returns": hbm-ne's `samples_seen` counts environment
+    steps, one forward pass each, and `env_steps` says so)."""
     backward = 0 if algorithm in ("ga", "es", "cmaes") else samples_seen
     flops = 2.0 * num_params * samples_seen + 4.0 * num_params * backward
-    return {"forward_passes": samples_seen, "backward_passes": backward, "flops": flops}
+    env_steps = samples_seen if objective == "returns" else 0
+    return {
+        "forward_passes": samples_seen,
+        "backward_passes": backward,
+        "flops": flops,
+        "env_steps": env_steps,
+    }
 
 
 class ExperimentResult(TypedDict, total=False):
@@ -57,7 +70,8 @@ class ExperimentResult(TypedDict, total=False):
 
     method: str  # e.g. "ga_feedforward"
     algorithm: str  # ga | es | cmaes | sgd | adam
-    model_kind: str  # feedforward | reservoir | trainable
+    model_kind: str  # feedforward | reservoir | trainable | dynamic
+    objective: str  # what training optimised: person | returns | adversarial
     dataset: str
     subject: str
     simulated: bool  # the subject is a simulated player, not a person

@@ -18,7 +18,13 @@ import pydantic
 
 from .configs import ConfigError, apply_overrides, format_validation_error
 from .slurm import check_infra
-from .tasks import Experiment, _set_infra, experiment_to_dict, make_experiment
+from .tasks import (
+    Experiment,
+    _set_infra,
+    experiment_class,
+    experiment_to_dict,
+    make_experiment,
+)
 
 __all__ = ["ExperimentsFailed", "HyperparameterSweep", "run_experiments", "run_multiple_seeds"]
 
@@ -154,9 +160,7 @@ class HyperparameterSweep(pydantic.BaseModel):
             try:
                 out.append(
                     make_experiment(
-                        data,
-                        source=f"sweep {self.param_name}={v!r}",
-                        cls=type(self.base_config),
+                        data, source=f"sweep {self.param_name}={v!r}", cls=self._class_for(data)
                     )
                 )
             except ConfigError:
@@ -164,6 +168,17 @@ class HyperparameterSweep(pydantic.BaseModel):
             except pydantic.ValidationError as exc:  # pragma: no cover - make_experiment wraps
                 raise ConfigError(format_validation_error(exc, "sweep")) from None
         return out
+
+    def _class_for(self, data: dict[str, Any]) -> type[Experiment] | None:
+        """The base config's class, unless a swept `method` needs another one (a sweep over
+        methods of several lines: `--param method --values ga_feedforward ga_env_feedforward`,
+        "trained on the person" against "trained on returns" in one report)."""
+        cls = type(self.base_config)
+        try:
+            runs = issubclass(cls, experiment_class(str(data.get("method"))))
+        except ValueError:  # an unknown method: make_experiment names it
+            return cls
+        return cls if runs else None
 
     def run(self, *, retry: bool = False, force: bool = False) -> list[dict[str, Any]]:
         """Run (or read from the cache) every value; results in the order of `param_values`,

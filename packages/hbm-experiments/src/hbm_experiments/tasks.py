@@ -35,6 +35,8 @@ from .configs import (
     AdamConfig,
     CMAESConfig,
     ConfigError,
+    DynamicConfig,
+    EnvObjectiveConfig,
     ESConfig,
     ExperimentConfig,
     GAConfig,
@@ -45,6 +47,7 @@ from .configs import (
     read_yaml,
 )
 from .data import DataPreprocessingTask, HumanlikeReferences, content_hash, data_dir_setting
+from .evaluation import F1_SAMPLES
 from .files import (
     CHECKPOINT_FILE,
     ERROR_FILE,
@@ -61,7 +64,9 @@ __all__ = [
     "EXPERIMENT_VERSION",
     "CMAESExperiment",
     "DataPreprocessingTask",
+    "DynamicExperiment",
     "ESExperiment",
+    "EnvExperiment",
     "Experiment",
     "GAExperiment",
     "SGDExperiment",
@@ -152,6 +157,8 @@ class Experiment(ExperimentConfig):
         "max_requeues",
     )
     _algorithms: ClassVar[tuple[str, ...]] = ()
+    _line: ClassVar[str] = "imitating the person"
+    """Which methods of `_algorithms` the class runs (for the message naming the right one)."""
     infra_version: ClassVar[str] = EXPERIMENT_VERSION
     """The cache version of this class's results (exca's `infra.version`; in the cache path)."""
     # srun: Slurm's time-limit warning (`slurm.requeue_infra`) reaches job steps only
@@ -186,11 +193,12 @@ class Experiment(ExperimentConfig):
 
     @pydantic.model_validator(mode="after")
     def _algorithm_of_class(self) -> Experiment:
-        if self._algorithms and self.algorithm not in self._algorithms:
+        expected = experiment_class(self.method)
+        if self._algorithms and not isinstance(self, expected):
             raise ValueError(
                 f"method {self.method!r} is not run by {type(self).__name__} "
-                f"(it runs {', '.join(self._algorithms)}); use "
-                f"{experiment_class(self.method).__name__} or make_experiment()"
+                f"(it runs {', '.join(self._algorithms)} {self._line}); use "
+                f"{expected.__name__} or make_experiment()"
             )
         return self
 
@@ -335,7 +343,10 @@ class Experiment(ExperimentConfig):
         trained = self._train(data, folder / CHECKPOINT_FILE, device)
         policy = trained.policy.to(device).eval()
         spec = model_spec(policy, self.model_kind, self.model.rank)
-        state = {k: v.cpu() for k, v in policy.state_dict().items()}
+        # tensors to CPU; a DynamicNet's graph settings travel as its `_extra_state` dict
+        state = {
+            k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in policy.state_dict().items()
+        }
         atomic_save(
             folder / MODEL_FILE, lambda f: torch.save({"spec": spec, "state_dict": state}, f)
         )
@@ -378,16 +389,19 @@ class Experiment(ExperimentConfig):
                 resumed["checkpoint_time"],
             )
         history = _jsonable(trained.history)
+        num_params = int(sum(p.numel() for p in policy.parameters()))
         result: dict[str, Any] = {
             "method": self.method,
             "algorithm": self.algorithm,
             "model_kind": self.model_kind,
+            # what training optimised; every method is evaluated against the person below
+            "objective": self.objective,
             "dataset": meta.env_name,
             "subject": meta.subject,
             "simulated": bool(meta.simulated),
             "use_cl_info": bool(meta.use_cl_info),
             "seed": self.seed,
-            "num_params": int(sum(p.numel() for p in policy.parameters())),
+            "num_params": num_params,
             "data_content_hash": meta.content_hash,
             "data": {
                 "content_hash": meta.content_hash,
@@ -401,8 +415,9 @@ class Experiment(ExperimentConfig):
             "train_time": float(info.get("elapsed", time.perf_counter() - t0)),
             "compute": compute_used(
                 self.algorithm,
-                int(sum(p.numel() for p in policy.parameters())),
+                num_params,
                 int(info.get("samples_seen") or 0),
+                objective=self.objective,
             ),
             "elapsed": time.perf_counter() - t0,
             "stop_reason": info.get("stop_reason"),
@@ -451,10 +466,41 @@ class _NEExperiment(Experiment):
     def build(
         self, data: Any = None, *, device: torch.device | str | None = None
     ) -> dict[str, Any]:
+        device, data = self._setup(data, device)
+        pop, algorithm, train, test = self._population(data, device)
+        t = self.training
+        return {
+            "population": pop,
+            "train_data": train,
+            "test_data": test,
+            "optimizer": algorithm,
+            "batch_size": t.batch_size,
+            "state_mode": t.state_mode,
+            **self._loop_kwargs(device),
+        }
+
+    def _setup(self, data: Any, device: Device) -> tuple[torch.device, Any]:
+        """The device to build on (default the config's) and the data (default the cached)."""
+        device = torch.device(device if device is not None else self.device)
+        return device, self.data_task().load() if data is None else data
+
+    def _loop_kwargs(self, device: torch.device) -> dict[str, Any]:
+        """Budgets, evaluation cadence, seed and device: the same for every hbm-ne loop."""
+        t = self.training
+        return {
+            "max_generations": t.max_generations,
+            "max_time": t.max_optim_time,
+            "eval_every": t.eval_every,
+            "eval_every_seconds": t.loss_eval_interval_seconds,
+            "seed": self.seed,
+            "device": device,
+        }
+
+    def _population(self, data: Any, device: torch.device) -> tuple[Any, Any, Any, Any]:
+        """(the population, its algorithm, the person's training and held-out data as
+        hbm-ne's `EpisodeData`), from one generator seeded with the experiment's seed."""
         import hbm_ne
 
-        device = torch.device(device if device is not None else self.device)
-        data = self.data_task().load() if data is None else data
         meta = data.metadata
         opt = self.optimizer
         assert isinstance(opt, GAConfig | ESConfig | CMAESConfig)
@@ -469,21 +515,11 @@ class _NEExperiment(Experiment):
             device=device,
         )
         train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
-        t = self.training
-        return {
-            "population": pop,
-            "train_data": train,
-            "test_data": test,
-            "optimizer": opt.build(pop, generator=gen),
-            "max_generations": t.max_generations,
-            "max_time": t.max_optim_time,
-            "eval_every": t.eval_every,
-            "eval_every_seconds": t.loss_eval_interval_seconds,
-            "batch_size": t.batch_size,
-            "state_mode": t.state_mode,
-            "seed": self.seed,
-            "device": device,
-        }
+        return pop, opt.build(pop, generator=gen), train, test
+
+    _library_call: ClassVar[str] = "train_supervised"
+    """The hbm-ne function `build()`'s arguments are for (`_fit` adds checkpoints, the
+    fingerprint and callbacks)."""
 
     def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
         import hbm_ne
@@ -491,7 +527,7 @@ class _NEExperiment(Experiment):
         t = self.training
         callbacks = self._callbacks(checkpoint_path.parent, "generation", t.max_generations)
         try:
-            result = hbm_ne.train_supervised(
+            result = getattr(hbm_ne, self._library_call)(
                 **setup,
                 checkpoint_path=checkpoint_path,
                 checkpoint_every=t.checkpoint_every,
@@ -503,7 +539,7 @@ class _NEExperiment(Experiment):
             for callback in callbacks:
                 callback.close()
         if result.model is None:
-            raise RuntimeError("train_supervised returned no best member")
+            raise RuntimeError(f"{self._library_call} returned no best member")
         return TrainOutput(result.model, list(result.history), _train_info(result))
 
 
@@ -527,6 +563,90 @@ class CMAESExperiment(_NEExperiment):
     _algorithms: ClassVar[tuple[str, ...]] = ("cmaes",)
     method: str = "cmaes_feedforward"
     optimizer: OptimizerConfig = CMAESConfig()
+
+
+class DynamicExperiment(_NEExperiment):
+    """Evolving-topology networks (`ga_dynamic`): hbm-ne's `DynamicPopulation` evolved by GA
+    to imitate the person (`evolve_dynamic`); the exported member is a recurrent `DynamicNet`."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = ("ga",)
+    _line: ClassVar[str] = "evolving-topology networks"
+    _library_call: ClassVar[str] = "evolve_dynamic"
+    method: str = "ga_dynamic"
+
+    def build(
+        self, data: Any = None, *, device: torch.device | str | None = None
+    ) -> dict[str, Any]:
+        """`hbm_ne.evolve_dynamic(**exp.build())` is the cached experiment's training."""
+        import hbm_ne
+
+        device, data = self._setup(data, device)
+        meta = data.metadata
+        opt = self.optimizer
+        assert isinstance(opt, GAConfig)
+        dyn = self.dynamic or DynamicConfig()
+        gen = torch.Generator(device=device).manual_seed(self.seed)
+        pop = hbm_ne.DynamicPopulation(
+            meta.input_size,
+            meta.num_actions,
+            opt.population_size,
+            **dyn.population_kwargs(),
+            generator=gen,
+            device=device,
+        )
+        train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
+        return {
+            "population": pop,
+            "train_data": train,
+            "test_data": test,
+            "survival": opt.selection_fraction,
+            "elitism": dyn.elitism,
+            "batch_size": self.training.batch_size,
+            "f1_samples": F1_SAMPLES,
+            **self._loop_kwargs(device),
+        }
+
+
+class EnvExperiment(_NEExperiment):
+    """Neuroevolution on the game's returns (`{ga,es,cmaes}_env_{feedforward,recurrent}`):
+    hbm-ne's `ContinualEnvFitness` with the lab's transfer modes (`environment`), driven by
+    `evolve_env`. The history's test rows are the train-best member's CE/F1 on the person's
+    held-out actions (as for every method), so "trained on returns" and "trained on the
+    person" compare in one report."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = NE_ALGORITHMS
+    _line: ClassVar[str] = "trained on returns"
+    _library_call: ClassVar[str] = "evolve_env"
+    method: str = "ga_env_feedforward"
+
+    def build(
+        self, data: Any = None, *, device: torch.device | str | None = None
+    ) -> dict[str, Any]:
+        """`hbm_ne.evolve_env(**exp.build())` is the cached experiment's training."""
+        import hbm_ne
+
+        device, data = self._setup(data, device)
+        env = self.environment or EnvObjectiveConfig()
+        pop, algorithm, _, test = self._population(data, device)
+        return {
+            "population": pop,
+            "algorithm": algorithm,
+            "fitness": hbm_ne.ContinualEnvFitness(
+                data.metadata.env_id,
+                env.episodes,
+                steps_per_generation=env.steps_per_generation,
+                env_transfer=env.env_transfer,
+                mem_transfer=env.mem_transfer,
+                fit_transfer=env.fit_transfer,
+                fit_reduction=env.fit_reduction,
+                seed=self.seed,
+                deterministic=env.deterministic,
+            ),
+            "eval_fn": hbm_ne.SupervisedEvaluation(
+                test, pop, f1_samples=F1_SAMPLES, seed=self.seed
+            ),
+            **self._loop_kwargs(device),
+        }
 
 
 class SGDExperiment(Experiment):
@@ -598,10 +718,17 @@ EXPERIMENT_CLASSES: dict[str, type[Experiment]] = {
 
 
 def experiment_class(method: str) -> type[Experiment]:
-    """The task class that runs `method` (e.g. `sgd_reservoir` -> `SGDExperiment`)."""
-    from .configs import parse_method
+    """The task class that runs `method` (e.g. `sgd_reservoir` -> `SGDExperiment`,
+    `ga_dynamic` -> `DynamicExperiment`, `es_env_recurrent` -> `EnvExperiment`)."""
+    from .configs import method_objective, parse_method
 
-    return EXPERIMENT_CLASSES[parse_method(method)[0]]
+    algorithm, kind = parse_method(method)
+    objective = method_objective(method)
+    if objective == "returns":
+        return EnvExperiment
+    if kind == "dynamic":
+        return DynamicExperiment
+    return EXPERIMENT_CLASSES[algorithm]
 
 
 def make_experiment(
