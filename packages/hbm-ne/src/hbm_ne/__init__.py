@@ -14,6 +14,7 @@ from hbm_ne._shared import (
     f1_seed,
     sampled_macro_f1,
 )
+from hbm_ne.adversarial import AdversarialFitness, evolve_adversarial
 from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
 from hbm_ne.continual import ContinualEnvFitness, ContinualState, evolve_env
 from hbm_ne.dynamic import DynamicNet, DynamicPopulation, evolve_dynamic
@@ -61,6 +62,7 @@ __all__ = [
     "HISTORY_FIELDS",
     "INITS",
     "OPTIMIZERS",
+    "AdversarialFitness",
     "Algorithm",
     "BatchedFeedforward",
     "BatchedRecurrent",
@@ -87,6 +89,7 @@ __all__ = [
     "cross_entropy",
     "evaluate",
     "evolve",
+    "evolve_adversarial",
     "evolve_dynamic",
     "evolve_env",
     "f1_seed",

@@ -254,6 +254,14 @@ def _own_fingerprint(population: Population, algorithm: Algorithm, seed: int) ->
     }
 
 
+def _has_state(fitness_fn: object) -> bool:
+    """A fitness with its own evolving state (`state_dict()` / `load_state_dict(state)`, e.g.
+    an adversary): it travels in the checkpoint under "fitness_state"."""
+    return callable(getattr(fitness_fn, "state_dict", None)) and callable(
+        getattr(fitness_fn, "load_state_dict", None)
+    )
+
+
 def _per_member_reservoir(population: Population) -> Tensor | None:
     reservoir = getattr(population, "reservoir", None)
     if reservoir is None or getattr(population, "shared_reservoir", True):
@@ -316,6 +324,9 @@ def evolve(
     from `train_supervised`, the data signatures and supervised settings) must equal this
     call's, else `CheckpointError` names the differing fields and the file is left untouched.
     `resume=False` ignores an existing file; the first new checkpoint replaces it.
+    A fitness with state of its own (methods `state_dict()` and `load_state_dict(state)`, e.g.
+    `AdversarialFitness`'s discriminators) has it saved under "fitness_state" and restored on
+    resume (its `load_state_dict` may refuse a foreign state with `CheckpointError`).
     `checkpoint_interval` is the deprecated name of `checkpoint_every_seconds`.
     """
     if checkpoint_interval is not None:
@@ -387,6 +398,7 @@ def _evolve(
         fingerprint, "hbm_ne", {**_own_fingerprint(population, algorithm, seed), **settings}
     )
     generator = torch.Generator(device=population.device).manual_seed(seed)
+    stateful = _has_state(fitness_fn)
     p = population.population_size
     history: list[dict[str, Any]] = []
     fitness_history: list[float] = []
@@ -402,10 +414,19 @@ def _evolve(
     elif ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt)
         check_fingerprint(ckpt, state["fingerprint"], full_fingerprint)
+        if stateful and "fitness_state" not in state:
+            raise CheckpointError(
+                f"{ckpt}: holds no fitness state, and this fitness "
+                f"({type(fitness_fn).__name__}) has one; refusing to resume from or overwrite it"
+            )
         try:
             population.load_state_dict(_to_device(state["population"], population.device))
             algorithm.load_state_dict(_to_device(state["algorithm"], population.device))
             generator.set_state(state["generator"])
+            if stateful:
+                fitness_fn.load_state_dict(state["fitness_state"])  # type: ignore[attr-defined]
+        except CheckpointError:
+            raise
         except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(
                 f"{ckpt}: does not match this population/algorithm ({exc}); refusing to resume "
@@ -499,6 +520,7 @@ def _evolve(
                 "step": generation,
                 "elapsed": elapsed(),
                 "samples_seen": samples_seen,
+                **({"fitness_state": fitness_fn.state_dict()} if stateful else {}),  # type: ignore[attr-defined]
             },
         )
         log.debug("checkpoint %s at generation %d", ckpt, generation)

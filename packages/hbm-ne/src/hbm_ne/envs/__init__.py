@@ -15,7 +15,8 @@ step at a time; here every member of a population plays its own episodes, all at
   earn nothing more; `done`, `returns`, `lengths` track them.
 - `rollout(population, env_id, seeds, deterministic=..., generator=...)`: members of a
   `BatchedFeedforward` / `BatchedRecurrent` (or anything with the same methods) each play
-  the E episodes `seeds` (or their own row of a `[P, E]` grid) -> returns, lengths `[P, E]`.
+  the E episodes `seeds` (or their own row of a `[P, E]` grid) -> returns, lengths `[P, E]`;
+  `record_rollout` also returns every observation and action (`Trajectories`).
 - `evaluate_module(policy, env_id, seeds, extra_features=...)`: the matched-seed behaviour
   rollout of one `torch.nn.Module` (feedforward, or recurrent with `forward_step`): play the
   seeds a person played, with that episode's CL features appended -> returns `[E]`.
@@ -48,7 +49,15 @@ from hbm_ne.envs._base import BatchedEnv, StepResult, gymnasium_uniform
 from hbm_ne.envs._registry import ENV_CLASSES, SHORT_NAMES, env_class, make_env, resolve_env_id
 from hbm_ne.envs.classic import Acrobot, CartPole, MountainCar
 from hbm_ne.envs.lunar import LunarLander
-from hbm_ne.envs.rollout import EnvReturnFitness, evaluate_module, play, rollout, select_actions
+from hbm_ne.envs.rollout import (
+    EnvReturnFitness,
+    Trajectories,
+    evaluate_module,
+    play,
+    record_rollout,
+    rollout,
+    select_actions,
+)
 
 __all__ = [
     "ENV_CLASSES",
@@ -60,11 +69,13 @@ __all__ = [
     "LunarLander",
     "MountainCar",
     "StepResult",
+    "Trajectories",
     "env_class",
     "evaluate_module",
     "gymnasium_uniform",
     "make_env",
     "play",
+    "record_rollout",
     "resolve_env_id",
     "rollout",
     "select_actions",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -133,10 +133,16 @@ def play(
     extra_features: Tensor | None = None,
     deterministic: bool = False,
     generator: torch.Generator | None = None,
+    max_steps: int | None = None,
+    record: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Play one episode per environment of `env` (B = P*E) to the end; the shared core.
 
     Environment b = p*E + e is played by member p. Returns (returns, lengths) `[P, E]`.
+    `max_steps` stops every episode after that many steps (lengths and returns so far).
+    `record` = (obs `[T, P, E, obs_size]`, actions `[T, P, E]`), T >= the steps played: row t
+    receives the observation seen and the action taken at step t (ended episodes keep being
+    written; their `lengths` tell where they stopped).
     """
     p = population_size
     e = env.num_envs // p
@@ -159,12 +165,18 @@ def play(
     obs = env.reset(seeds)
     # The all-done check syncs with the device: every step on CPU, every 16 on accelerators.
     check_every = 1 if dev.type == "cpu" else 16
+    last = env.max_episode_steps if max_steps is None else min(max_steps, env.max_episode_steps)
+    if last < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     while True:
         x_obs.copy_(obs.view(p, e, obs_size))
         logits, state = step_fn(x, state)
         select_actions(logits, deterministic=deterministic, generator=generator, out=actions)
+        if record is not None:
+            record[0][env.elapsed_steps].copy_(x_obs)
+            record[1][env.elapsed_steps].copy_(actions)
         env.step(flat_actions)
-        if env.elapsed_steps >= env.max_episode_steps:
+        if env.elapsed_steps >= last:
             break
         if env.elapsed_steps % check_every == 0 and bool(env.done.all()):
             break
@@ -201,6 +213,8 @@ def rollout(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     extra_features: Tensor | np.ndarray | None = None,
+    max_steps: int | None = None,
+    record: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Every member of `population` plays its own episodes; all P*E environments step at once.
 
@@ -210,7 +224,8 @@ def rollout(
     `forward_step`) keep one hidden state per environment, zero at the start. `extra_features`
     `[E, k]` or `[P, E, k]` (e.g. the CL features of a session/run) are appended to every
     observation of episode e. `env_id` may also be a `BatchedEnv` of P*E environments, to reuse
-    it across calls. Returns (returns, lengths), `[P, E]` float32 and int64.
+    it across calls. `max_steps` and `record` as in `play` (see `record_rollout`). Returns
+    (returns, lengths), `[P, E]` float32 and int64.
     """
     p = int(population.population_size)
     dev = _device_of(population, device)
@@ -228,7 +243,54 @@ def rollout(
         extra_features=feats,
         deterministic=deterministic,
         generator=generator,
+        max_steps=max_steps,
+        record=record,
     )
+
+
+class Trajectories(NamedTuple):
+    """What `record_rollout` returns; step t < lengths[p, e] of episode (p, e) is real."""
+
+    obs: Tensor  # [P, E, T, obs_size] float32, the observation each action was taken in
+    actions: Tensor  # [P, E, T] int64
+    lengths: Tensor  # [P, E] int64
+    returns: Tensor  # [P, E] float32
+
+
+def record_rollout(
+    population: PopulationPolicy,
+    env_id: str | BatchedEnv,
+    seeds: Seeds,
+    *,
+    deterministic: bool = False,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    max_steps: int | None = None,
+) -> Trajectories:
+    """`rollout` that also records every observation and action (for imitation by
+    discrimination: the trajectories are the data). T is the longest episode played;
+    `max_steps` caps every episode. Steps past an episode's end are zero."""
+    p = int(population.population_size)
+    dev = _device_of(population, device)
+    env = _resolve_env(env_id, p * _seed_grid(seeds, p)[1], dev)
+    cap = env.max_episode_steps if max_steps is None else min(max_steps, env.max_episode_steps)
+    obs = torch.zeros(max(cap, 1), p, env.num_envs // p, env.obs_size, device=dev)
+    actions = torch.zeros(obs.shape[:3], dtype=torch.int64, device=dev)
+    returns, lengths = rollout(
+        population,
+        env,
+        seeds,
+        deterministic=deterministic,
+        generator=generator,
+        device=dev,
+        max_steps=max_steps,
+        record=(obs, actions),
+    )
+    t = int(lengths.max())
+    real = torch.arange(t, device=dev)[:, None, None] < lengths
+    obs = (obs[:t] * real[..., None]).permute(1, 2, 0, 3).contiguous()
+    actions = (actions[:t] * real).permute(1, 2, 0).contiguous()
+    return Trajectories(obs, actions, lengths.clone(), returns)
 
 
 def evaluate_module(
