@@ -1,11 +1,14 @@
-"""The lab's other research lines as methods: evolving-topology networks (`ga_dynamic`) and
-training on the game's returns (`{ga,es,cmaes}_env_{feedforward,recurrent}`), through the CLI
-(`hbm run`, `seeds`, `sweep`, `collect`, `report`), the cache, bitwise resume and the refusals
-of configs that do not apply."""
+"""The lab's other research lines as methods: evolving-topology networks (`ga_dynamic`),
+training on the game's returns (`{ga,es,cmaes}_env_{feedforward,recurrent}`) and adversarial
+imitation (`{ga,es}_adversarial_{feedforward,recurrent}`), through the CLI (`hbm run`, `seeds`,
+`sweep`, `collect`, `report`), the cache, bitwise resume and the refusals of configs that do
+not apply."""
 
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from hbm_experiments.evaluation import load_model
 from hbm_experiments.tasks import (
     CHECKPOINT_FILE,
     MODEL_FILE,
+    AdversarialExperiment,
     DynamicExperiment,
     EnvExperiment,
     Experiment,
@@ -57,6 +61,32 @@ ENV_RECURRENT: dict[str, Any] = {
         "mem_transfer": True,
         "fit_transfer": True,
         "deterministic": False,
+    },
+}
+# the person's first 4 training episodes replayed, each at most 60 steps: a few seconds a run
+ADVERSARIAL: dict[str, Any] = {
+    "method": "ga_adversarial_feedforward",
+    "num_threads": 1,
+    "model": {"hidden_size": 4},
+    "optimizer": {"population_size": 6},
+    "data": {"max_train_episodes": 4},
+    "adversarial": {
+        "discriminator_population_size": 6,
+        "windows_per_class": 64,
+        "max_episode_steps": 60,
+    },
+    "training": TINY,
+}
+ADVERSARIAL_ADAM: dict[str, Any] = {
+    **ADVERSARIAL,
+    "method": "es_adversarial_recurrent",
+    "adversarial": {
+        "discriminator": "adam",
+        "discriminator_steps": 2,
+        "windows_per_class": 64,
+        "max_episode_steps": 60,
+        "window": 4,
+        "hide_elements": [1, 3],
     },
 }
 _TIMED = ("elapsed", "train_time", "resumed")
@@ -94,6 +124,11 @@ def test_methods_objectives_and_classes() -> None:
             method = f"{algo}_env_{kind}"
             assert method_objective(method) == "returns"
             assert experiment_class(method) is EnvExperiment
+    for method in ("ga_adversarial_feedforward", "ga_adversarial_recurrent"):
+        assert method_objective(method) == "adversarial"
+        assert experiment_class(method) is AdversarialExperiment
+    assert parse_method("es_adversarial_recurrent") == ("es", "trainable")
+    assert "cmaes_adversarial_feedforward" not in METHODS
     assert experiment_class("ga_dynamic") is DynamicExperiment
     assert experiment_class("ga_feedforward") is GAExperiment
     exp = make_experiment(ENV)
@@ -144,6 +179,27 @@ def test_sections_leave_other_uids_alone() -> None:
         ),
         ({**DYNAMIC, "dynamic": {"passes": 5}}, r"dynamic.passes=5 must be <= dynamic.max_passes"),
         ({**ENV, "environment": {"episodes": 0}}, r"environment.episodes"),
+        (
+            {**ADVERSARIAL, "method": "ga_env_feedforward"},
+            r"adversarial: applies to the methods .*ga_adversarial_feedforward",
+        ),
+        (
+            {**ADVERSARIAL, "data": {"use_cl_info": True}},
+            r"data.use_cl_info=True.*raw observations",
+        ),
+        (
+            {**ADVERSARIAL, "adversarial": {"hide_elements": [4]}},
+            r"hide_elements \[4\]: cartpole observations have indices 0..3",
+        ),
+        (
+            {**ADVERSARIAL, "adversarial": {"discriminator": "adam", "judges": 2}},
+            r"judges=2: discriminator 'adam' is one network",
+        ),
+        (
+            {**ADVERSARIAL, "adversarial": {"max_episode_steps": 501}},
+            r"max_episode_steps=501 exceeds cartpole's limit of 500",
+        ),
+        ({**ADVERSARIAL, "adversarial": {"discriminator": "cmaes"}}, r"adversarial.discriminator"),
     ],
     ids=lambda v: v if isinstance(v, str) else v["method"],
 )
@@ -206,6 +262,48 @@ def test_env_run_cached_compute_and_library_call(
     assert set(model.state_dict()) == set(direct.model.state_dict())
 
 
+def test_adversarial_run_cached_metrics_and_library_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _write(tmp_path / "adv.yaml", ADVERSARIAL)
+    assert main(["run", str(cfg), "-q"]) == 0
+    assert "ga_adversarial_feedforward on cartpole/sim01" in capsys.readouterr().out
+    assert main(["run", str(cfg), "-q"]) == 0
+    assert "(from cache)" in capsys.readouterr().out
+    exp = make_experiment(ADVERSARIAL)
+    result = exp.run()
+    assert result["objective"] == "adversarial"
+    last = result["history"][-1]
+    assert 0 <= last["discriminator_accuracy"] <= 1 and last["discriminator_loss"] > 0
+    assert 0 <= last["train_loss"] <= 1  # 1 - how often the best generator passes as the person
+    assert result["metrics"]["test_ce"] == last["test_ce"]
+    assert set(result["humanlike"]) >= {"action_accuracy", "state_jsd", "discriminator_auc"}
+    # 6 generators x 4 episodes x at most 60 steps x 3 generations
+    assert 0 < result["compute"]["env_steps"] == last["samples_seen"] <= 6 * 4 * 60 * 3
+    direct = hbm_ne.evolve_adversarial(**exp.build())
+    assert _rows(direct.history) == _rows(result["history"])
+
+
+def test_adversarial_refuses_recordings_without_replayable_seeds(
+    tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expert set records placeholder seeds: the person's episodes cannot be replayed."""
+    from hbm_data import load_human_data
+    from hbm_experiments.data import episode_file
+
+    load_human_data("cartpole", "sim01", data_dir=shared_data_dir)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(
+        episode_file("cartpole", "sim01", shared_data_dir), folder / "ex1_data_cartpole.json"
+    )
+    sidecar = {"source_kind": "expert", "placeholder_seeds": "all"}
+    (folder / "ex1_data_cartpole.meta.json").write_text(json.dumps(sidecar))
+    monkeypatch.setenv("HBM_DATA_DIR", str(folder))
+    with pytest.raises(ValueError, match=r"no replayable seeds \(an expert data set\)"):
+        make_experiment({**ADVERSARIAL, "subject": "ex1"}).run()
+
+
 class _Interrupted(RuntimeError):
     pass
 
@@ -232,7 +330,13 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, generation: int) -> None:
 
 @pytest.mark.parametrize(
     "config",
-    [DYNAMIC, ENV_RECURRENT, {**ENV, "method": "cmaes_env_feedforward"}],
+    [
+        DYNAMIC,
+        ENV_RECURRENT,
+        {**ENV, "method": "cmaes_env_feedforward"},
+        ADVERSARIAL,
+        ADVERSARIAL_ADAM,
+    ],
     ids=lambda c: c["method"],
 )
 def test_interrupted_run_resumes_bitwise(
@@ -255,7 +359,8 @@ def test_interrupted_run_resumes_bitwise(
 
 
 # ----------------------------------------------------------------------------------------------
-# Seeds, sweeps, collect and report: "trained on returns" beside "trained on the person"
+# Seeds, sweeps, collect and report: "trained on returns" (and adversarially) beside "trained on
+# the person"
 
 
 def test_seeds_sweep_over_lines_collect_and_report(
@@ -272,6 +377,7 @@ def test_seeds_sweep_over_lines_collect_and_report(
     assert "method=ga_feedforward:" in out and "method=ga_dynamic:" in out
     sweep_env = ["sweep", str(cfg), "--param", "environment.episodes", "--values", "1", "2", "-q"]
     assert main(sweep_env) == 0
+    assert main(["run", str(_write(tmp_path / "adv.yaml", ADVERSARIAL)), "-q"]) == 0
     capsys.readouterr()
 
     assert main(["collect", "--out", str(tmp_path / "all.csv")]) == 0
@@ -280,6 +386,7 @@ def test_seeds_sweep_over_lines_collect_and_report(
     assert by_method[("ga_env_feedforward", "1")]["objective"] == "returns"
     assert by_method[("ga_feedforward", "0")]["objective"] == "person"
     assert by_method[("ga_dynamic", "0")]["objective"] == "person"
+    assert by_method[("ga_adversarial_feedforward", "0")]["objective"] == "adversarial"
     assert float(by_method[("ga_env_feedforward", "0")]["compute.env_steps"]) > 0
 
     assert main(["report", "--out", str(tmp_path / "rep")]) == 0
@@ -292,6 +399,7 @@ def test_seeds_sweep_over_lines_collect_and_report(
     assert "| ga_env_feedforward | returns | no |" in md
     assert "| ga_feedforward | person | no |" in md
     assert "| ga_dynamic | person | no |" in md
+    assert "| ga_adversarial_feedforward | adversarial | no |" in md
     env_rows = [line for line in md.splitlines() if "| ga_env_feedforward | returns |" in line]
     assert len(env_rows) == 2  # episodes=1 (seeds 0 and 1 pooled) and episodes=2
     assert any("| 2 |" in line for line in env_rows)

@@ -38,6 +38,7 @@ from hbm_experiments import (
 from hbm_experiments.cli import main as hbm
 from hbm_experiments.slurm import JobState, SlurmJob
 from hbm_experiments.status import describe, find_experiments
+from test_research_lines import ADVERSARIAL, DYNAMIC, ENV, ENV_RECURRENT
 
 pytestmark = pytest.mark.slurm
 
@@ -449,31 +450,12 @@ def test_unsatisfiable_request_fails_at_submission(tmp_path: Path, field: str) -
     assert exp.infra.status() == "not submitted"  # nothing was cached or left queued
 
 
-# the other research lines (test_research_lines.py runs them locally): tiny budgets
+# the other research lines, as test_research_lines.py runs them locally (tiny budgets)
 LINES: list[dict[str, Any]] = [
-    {
-        "method": "ga_dynamic",
-        "num_threads": 1,
-        "optimizer": {"population_size": 6},
-        "dynamic": {"max_hidden": 8},
-        "training": {"max_generations": 3, "eval_every": 1},
-    },
-    {
-        "method": "ga_env_recurrent",
-        "num_threads": 1,
-        "model": {"hidden_size": 4},
-        "optimizer": {"population_size": 6},
-        "environment": {"steps_per_generation": 50, "mem_transfer": True, "fit_transfer": True},
-        "training": {"max_generations": 3, "eval_every": 1},
-    },
-    {
-        "method": "es_env_feedforward",
-        "num_threads": 1,
-        "model": {"hidden_size": 4},
-        "optimizer": {"population_size": 6},
-        "environment": {"steps_per_generation": 50},
-        "training": {"max_generations": 3, "eval_every": 1},
-    },
+    DYNAMIC,
+    ENV_RECURRENT,
+    {**ENV, "method": "es_env_feedforward"},
+    {**ADVERSARIAL, "method": "ga_adversarial_recurrent"},
 ]
 
 
@@ -486,20 +468,22 @@ def test_research_lines_go_out_as_one_array_per_task_class(
         "DynamicExperiment",
         "EnvExperiment",
         "EnvExperiment",
+        "AdversarialExperiment",
     ]
     results = run_experiments(exps)
-    assert sorted(submissions) == [1, 2]  # one array per task class, in one submission each
+    assert sorted(submissions) == [1, 1, 2]  # one array per task class, one submission each
     assert [r["method"] for r in results] == [c["method"] for c in LINES]
-    assert [r["objective"] for r in results] == ["person", "returns", "returns"]
+    assert [r["objective"] for r in results] == ["person", "returns", "returns", "adversarial"]
     assert all(math.isfinite(r["metrics"]["test_ce"]) for r in results)
     records = find_experiments(tmp_path)
     assert {r.status for r in records} == {"completed"}
     # fresh instances read the cache: nothing is submitted again
     again = run_experiments([make_experiment(c, **infra(tmp_path)) for c in LINES])
-    assert sorted(submissions) == [1, 2]
+    assert sorted(submissions) == [1, 1, 2]
     assert [comparable(r) for r in again] == [comparable(r) for r in results]
     # the report shows what each row was trained on
     assert hbm(["report", "--cache", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| ga_dynamic | person |" in md and "| ga_env_recurrent | returns |" in md
+    assert "| ga_adversarial_recurrent | adversarial |" in md
     capsys.readouterr()

@@ -25,6 +25,7 @@ __all__ = [
     "METHODS",
     "OBJECTIVES",
     "AdamConfig",
+    "AdversarialConfig",
     "CMAESConfig",
     "ConfigError",
     "DataConfig",
@@ -74,9 +75,12 @@ that tells the person's play from the model's). Every method is judged against t
 # The other research lines: evolving-topology networks (GA only, imitating the person) ...
 METHODS["ga_dynamic"] = ("ga", "dynamic")
 OBJECTIVES["ga_dynamic"] = "person"
-# ... and neuroevolution on environment returns
+# ... and neuroevolution on environment returns or against a discriminator of the person's play
 _LINE_SUFFIXES: dict[str, ModelKind] = {"feedforward": "feedforward", "recurrent": "trainable"}
-for _objective, _infix, _algos in (("returns", "env", NE_ALGORITHMS),):
+for _objective, _infix, _algos in (
+    ("returns", "env", NE_ALGORITHMS),
+    ("adversarial", "adversarial", ("ga", "es")),
+):
     for _algo in _algos:
         for _suffix, _kind in _LINE_SUFFIXES.items():
             METHODS[f"{_algo}_{_infix}_{_suffix}"] = (_algo, _kind)
@@ -417,6 +421,55 @@ class EnvObjectiveConfig(_Strict):
     deterministic: bool = True
 
 
+class AdversarialConfig(_Strict):
+    """Adversarial imitation (`{ga,es}_adversarial_{feedforward,recurrent}`; hbm-ne's
+    `AdversarialFitness`, whose names and defaults these are). Every generation the generators
+    (the population the method evolves) replay the seeds of the person's training episodes;
+    the discriminator then takes one update on `windows_per_class` windows of the person's
+    play against as many of the generators' (`window` steps of observation, `hide_elements`
+    zeroed, and one-hot action), and a generator's loss is 1 - how often it is taken for the
+    person. `discriminator`: "ga" / "es" (a population of `discriminator_population_size`
+    MLPs evolved on their cross-entropy, mutation `discriminator_sigma_init`; the `judges` best
+    score the generators) or "adam" (one MLP, `discriminator_steps` Adam steps of
+    `discriminator_learning_rate` a generation, GAIL's update). `max_episode_steps` caps the
+    replayed episodes (None: the game's limit); `deterministic` plays argmax actions."""
+
+    discriminator: Literal["ga", "es", "adam"] = "ga"
+    discriminator_population_size: int = pydantic.Field(default=50, ge=2)
+    discriminator_hidden_sizes: tuple[int, ...] = (32,)
+    window: int = pydantic.Field(default=8, ge=1)
+    hide_elements: tuple[int, ...] = ()
+    windows_per_class: int = pydantic.Field(default=512, ge=1)
+    discriminator_learning_rate: float = pydantic.Field(default=1e-3, gt=0)
+    discriminator_steps: int = pydantic.Field(default=10, ge=1)
+    discriminator_sigma_init: float = pydantic.Field(default=0.02, gt=0)
+    judges: int = pydantic.Field(default=1, ge=1)
+    max_episode_steps: int | None = pydantic.Field(default=None, ge=1)
+    deterministic: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> AdversarialConfig:
+        if any(h < 1 for h in self.discriminator_hidden_sizes):
+            raise ValueError(
+                "adversarial.discriminator_hidden_sizes must be positive, got "
+                f"{list(self.discriminator_hidden_sizes)}"
+            )
+        if self.discriminator == "adam" and self.judges != 1:
+            raise ValueError(
+                f"adversarial.judges={self.judges}: discriminator 'adam' is one network (judges 1)"
+            )
+        if self.judges > self.discriminator_population_size:
+            raise ValueError(
+                f"adversarial.judges={self.judges} exceeds "
+                f"adversarial.discriminator_population_size={self.discriminator_population_size}"
+            )
+        return self
+
+    def fitness_kwargs(self) -> dict[str, Any]:
+        """`AdversarialFitness`'s keyword arguments (all but env, person, seeds, seed, device)."""
+        return self.model_dump()
+
+
 NE_BUDGETS = ("max_generations", "max_optim_time")
 SGD_BUDGETS = ("max_epochs", "max_steps", "max_optim_time")
 
@@ -529,6 +582,8 @@ class ExperimentConfig(_Strict):
     environment: EnvObjectiveConfig | None = None
     """`*_env_*` methods only: how the game's returns are earned (default
     `EnvObjectiveConfig()`)."""
+    adversarial: AdversarialConfig | None = None
+    """`*_adversarial_*` methods only: the discriminator (default `AdversarialConfig()`)."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -636,8 +691,13 @@ class ExperimentConfig(_Strict):
         own = {
             "dynamic": kind == "dynamic",
             "environment": objective == "returns",
+            "adversarial": objective == "adversarial",
         }
-        defaults = {"dynamic": DynamicConfig(), "environment": EnvObjectiveConfig()}
+        defaults = {
+            "dynamic": DynamicConfig(),
+            "environment": EnvObjectiveConfig(),
+            "adversarial": AdversarialConfig(),
+        }
         for name, allowed in own.items():
             value = getattr(self, name)
             if value is None:
@@ -683,6 +743,20 @@ class ExperimentConfig(_Strict):
                     f"optimizer.{set_opt[0]} does not apply to method {self.method!r} (its "
                     "mutation settings are in the dynamic section)"
                 )
+        adv = self.adversarial or AdversarialConfig()
+        spec = _DATA_ENVIRONMENTS[self.dataset]
+        bad = [i for i in adv.hide_elements if not 0 <= i < spec.obs_size]
+        if bad:
+            raise ValueError(
+                f"adversarial.hide_elements {bad}: {self.dataset} observations have indices "
+                f"0..{spec.obs_size - 1}"
+            )
+        cap = adv.max_episode_steps
+        if cap is not None and cap > spec.max_episode_steps:
+            raise ValueError(
+                f"adversarial.max_episode_steps={cap} exceeds {self.dataset}'s limit of "
+                f"{spec.max_episode_steps} steps"
+            )
         env = self.environment or EnvObjectiveConfig()
         if objective == "returns":
             if env.mem_transfer and kind == "feedforward":

@@ -52,11 +52,13 @@ def compute_used(
     """`Compute` of a run (`Compute`'s docstring for the counting rule).
 
     What a sample is depends on the objective: a step of the person's data ("person"), an
-    environment step a member played ("returns": hbm-ne's `samples_seen` counts environment
-    steps, one forward pass each, and `env_steps` says so)."""
+    environment step a member played ("returns", "adversarial": hbm-ne's `samples_seen` counts
+    environment steps, one forward pass of the member each, and `env_steps` says so). For
+    "adversarial" the counts are the generators' only: the discriminators' own passes (a
+    population's, or Adam's steps, over the windows of each generation) are not in them."""
     backward = 0 if algorithm in ("ga", "es", "cmaes") else samples_seen
     flops = 2.0 * num_params * samples_seen + 4.0 * num_params * backward
-    env_steps = samples_seen if objective == "returns" else 0
+    env_steps = samples_seen if objective in ("returns", "adversarial") else 0
     return {
         "forward_passes": samples_seen,
         "backward_passes": backward,

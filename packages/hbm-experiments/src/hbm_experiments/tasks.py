@@ -33,6 +33,7 @@ import torch
 from .configs import (
     NE_ALGORITHMS,
     AdamConfig,
+    AdversarialConfig,
     CMAESConfig,
     ConfigError,
     DynamicConfig,
@@ -62,6 +63,7 @@ from .results import compute_used, guide_keys
 __all__ = [
     "EXPERIMENT_CLASSES",
     "EXPERIMENT_VERSION",
+    "AdversarialExperiment",
     "CMAESExperiment",
     "DataPreprocessingTask",
     "DynamicExperiment",
@@ -649,6 +651,56 @@ class EnvExperiment(_NEExperiment):
         }
 
 
+class AdversarialExperiment(_NEExperiment):
+    """Adversarial imitation (`{ga,es}_adversarial_{feedforward,recurrent}`): the population
+    (generators) is evolved against hbm-ne's `AdversarialFitness`, discriminators of windows of
+    the person's training episodes replayed on their own seeds (`adversarial`), by
+    `evolve_adversarial`. History rows add the discriminator's loss and accuracy; the test
+    rows are the person's held-out CE/F1, as for every method."""
+
+    _algorithms: ClassVar[tuple[str, ...]] = ("ga", "es")
+    _line: ClassVar[str] = "against a discriminator"
+    _library_call: ClassVar[str] = "evolve_adversarial"
+    method: str = "ga_adversarial_feedforward"
+
+    def build(
+        self, data: Any = None, *, device: torch.device | str | None = None
+    ) -> dict[str, Any]:
+        """`hbm_ne.evolve_adversarial(**exp.build())` is the cached experiment's training."""
+        import hbm_ne
+
+        device, data = self._setup(data, device)
+        meta = data.metadata
+        if not getattr(meta, "seeds_replayable", True):
+            raise ValueError(
+                f"{meta.source_file}: method {self.method!r} replays the person's episodes on "
+                "their own seeds, and this recording has no replayable seeds (an expert data "
+                "set): train it with a method that imitates the person instead"
+            )
+        adv = self.adversarial or AdversarialConfig()
+        pop, algorithm, _, test = self._population(data, device)
+        person = hbm_ne.EpisodeData.from_arrays(
+            data.train_obs, data.train_act, meta.train_episode_lengths, device=device
+        )
+        fitness = hbm_ne.AdversarialFitness(
+            meta.env_id,
+            person,
+            [int(e.seed) for e in meta.train_episodes],
+            **adv.fitness_kwargs(),
+            seed=self.seed,
+            device=device,
+        )
+        return {
+            "population": pop,
+            "algorithm": algorithm,
+            "fitness": fitness,
+            "eval_fn": hbm_ne.SupervisedEvaluation(
+                test, pop, f1_samples=F1_SAMPLES, seed=self.seed
+            ),
+            **self._loop_kwargs(device),
+        }
+
+
 class SGDExperiment(Experiment):
     """Gradient descent (SGD or Adam) on one hbm-dl model."""
 
@@ -726,6 +778,8 @@ def experiment_class(method: str) -> type[Experiment]:
     objective = method_objective(method)
     if objective == "returns":
         return EnvExperiment
+    if objective == "adversarial":
+        return AdversarialExperiment
     if kind == "dynamic":
         return DynamicExperiment
     return EXPERIMENT_CLASSES[algorithm]
