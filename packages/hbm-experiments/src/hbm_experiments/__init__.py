@@ -2,6 +2,7 @@
 
 from .configs import (
     METHODS,
+    OBJECTIVES,
     ConfigError,
     DataConfig,
     ExperimentConfig,
@@ -13,8 +14,11 @@ from .configs import (
 from .sweeps import ExperimentsFailed, HyperparameterSweep, run_experiments, run_multiple_seeds
 from .tasks import (
     EXPERIMENT_VERSION,
+    AdversarialExperiment,
     CMAESExperiment,
     DataPreprocessingTask,
+    DynamicExperiment,
+    EnvExperiment,
     ESExperiment,
     Experiment,
     GAExperiment,
@@ -31,11 +35,15 @@ __version__ = "0.1.0"
 __all__ = [
     "EXPERIMENT_VERSION",
     "METHODS",
+    "OBJECTIVES",
+    "AdversarialExperiment",
     "CMAESExperiment",
     "ConfigError",
     "DataConfig",
     "DataPreprocessingTask",
+    "DynamicExperiment",
     "ESExperiment",
+    "EnvExperiment",
     "Experiment",
     "ExperimentConfig",
     "ExperimentsFailed",
