@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 from hbm_ne import (
+    ES,
     GA,
     AdversarialFitness,
     BatchedFeedforward,
@@ -16,6 +17,7 @@ from hbm_ne import (
     EpisodeData,
     Population,
     Progress,
+    adversarial,
     evolve,
     evolve_adversarial,
 )
@@ -115,6 +117,7 @@ def tensors_equal(a: Any, b: Any) -> bool:
         ({"discriminator_steps": 0}, "discriminator_steps"),
         ({"hide_elements": (1, 4)}, r"hide_elements \[4\] out of range"),
         ({"hide_elements": (-1,)}, "out of range"),
+        ({"hide_elements": (1.5,)}, "hide_elements must be integer indices"),
         ({"discriminator_population_size": 1}, "discriminator_population_size must be >= 2"),
         ({"judges": 9}, "judges"),
         ({"discriminator": "adam", "judges": 2}, "judges must be 1"),
@@ -230,7 +233,9 @@ def test_record_rollout_matches_rollout(recurrent: bool, one_torch_thread: None)
     assert torch.equal(capped.obs, traj.obs[:, :, :20])
 
 
-def test_every_member_plays_its_own_episodes(person: EpisodeData, one_torch_thread: None) -> None:
+def test_every_member_plays_its_own_episodes(
+    person: EpisodeData, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
+) -> None:
     pop = crafted(4)
     fit = small_fitness(person, deterministic=True)
     loss = fit(pop, 0, gen(0))
@@ -249,6 +254,8 @@ def test_every_member_plays_its_own_episodes(person: EpisodeData, one_torch_thre
     alone = BatchedFeedforward(4, 2, 1, (8,))
     alone.params.copy_(pop.params[3:4])
     assert_close(fit.score(alone), scores[3:4], atol=1e-6, rtol=0)
+    monkeypatch.setattr(adversarial, "WINDOW_CHUNK", 7)  # scored in chunks: the same means
+    assert_close(fit.score(pop), scores, atol=1e-7, rtol=0)
 
 
 def test_recurrent_generators(person: EpisodeData, one_torch_thread: None) -> None:
@@ -320,6 +327,18 @@ def test_same_seed_gives_the_same_history(
     assert_close(torch.sigmoid(out).double(), fa.person_probability(fa.person_windows[:5]))
 
 
+def test_es_and_recurrent_generators_run_in_the_loop(
+    person: EpisodeData, one_torch_thread: None
+) -> None:
+    pop = BatchedRecurrent(4, 2, 6, 8, sigma_init=0.1, generator=gen(5))
+    fit = small_fitness(person, discriminator="es", hide_elements=(0,))
+    result = evolve_adversarial(pop, ES(pop), fit, max_generations=2, eval_every=1)
+    assert [row["generation"] for row in result.history] == [0, 1]
+    assert result.model is not None and hasattr(result.model, "forward_step")
+    assert fit.last_scores is not None and fit.last_scores.shape == (6,)
+    assert result.samples_seen >= 2 * 6 * 4  # environment steps (all episodes end after >= 4)
+
+
 @pytest.mark.parametrize("discriminator", ["ga", "adam"])
 def test_interrupted_run_resumes_bit_for_bit(
     person: EpisodeData, discriminator: str, tmp_path: Path, one_torch_thread: None
@@ -368,3 +387,91 @@ def test_plain_fitness_checkpoints_hold_no_fitness_state(tmp_path: Path) -> None
     fitness = EnvReturnFitness("cartpole", episodes=1)
     evolve(pop, GA(pop), fitness, max_generations=1, checkpoint_path=tmp_path / "c.pt")
     assert "fitness_state" not in load_checkpoint(tmp_path / "c.pt")
+
+
+# -- a simulated subject ----------------------------------------------------------------------
+def auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """P(score of a positive > score of a negative), ties counting half (Mann-Whitney)."""
+    d = positive[:, None].double() - negative[None, :].double()
+    return float(((d > 0).double() + 0.5 * (d == 0).double()).mean())
+
+
+def held_out_auc(
+    params: torch.Tensor, person: EpisodeData, seeds: list[int], window: int = 8
+) -> tuple[float, float]:
+    """AUC of a classifier trained afresh (a small torch MLP) to tell the person's windows
+    from those of the generator `params`, both playing held-out `seeds` (the generator on 8
+    starts per seed, since its episodes may be short); trained on the episodes of the first
+    half of the seeds, scored on the rest. Returns (AUC, the generator's mean length)."""
+    generator = BatchedFeedforward(4, 2, 1, (8,))
+    generator.params.copy_(params[None])
+    starts = [s + 1000 * k for k in range(8) for s in seeds]
+    traj = record_rollout(generator, "cartpole", starts, deterministic=True)
+    lengths = torch.tensor(person.episode_lengths)
+    p_obs, p_act, _ = person.padded([[i] for i in range(len(seeds))])
+    p_win, p_ep = episode_windows(step_features(p_obs, p_act, lengths, 2), lengths, window)
+    g_steps = step_features(traj.obs[0], traj.actions[0], traj.lengths[0], 2)
+    g_win, g_ep = episode_windows(g_steps, traj.lengths[0], window)
+    g_ep = g_ep % len(seeds)
+    half = len(seeds) // 2
+    pos, neg = p_win[p_ep < half], g_win[g_ep < half]
+    x = torch.cat([pos, neg])
+    y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
+    weight = torch.cat(
+        [torch.full((len(pos),), 0.5 / len(pos)), torch.full((len(neg),), 0.5 / len(neg))]
+    )
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+    )
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        logits = net((x - mean) / std).squeeze(-1)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        (bce * weight).sum().backward()
+        optimizer.step()
+    with torch.no_grad():
+        score_p = net((p_win[p_ep >= half] - mean) / std).squeeze(-1)
+        score_g = net((g_win[g_ep >= half] - mean) / std).squeeze(-1)
+    return auc(score_p, score_g), float(traj.lengths.float().mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("discriminator", "generations"), [("adam", 100), ("ga", 150)])
+def test_adversarial_training_moves_a_held_out_auc_toward_half(
+    discriminator: str, generations: int, one_torch_thread: None
+) -> None:
+    """The person is the scripted CartPole controller on 8 training seeds; a fresh classifier
+    on 8 held-out seeds tells it from the generation-0 best generator almost perfectly, and
+    clearly less well from the final best one, which also plays longer, like the person."""
+    train_seeds, test_seeds = list(range(100, 108)), list(range(200, 208))
+    person, held_out = scripted_person(train_seeds), scripted_person(test_seeds)
+    fitness = AdversarialFitness(
+        "cartpole",
+        person,
+        train_seeds,
+        discriminator=discriminator,
+        discriminator_population_size=32,
+        windows_per_class=256,
+        max_episode_steps=200,
+        deterministic=True,
+        discriminator_sigma_init=0.1,
+        discriminator_learning_rate=3e-3,
+    )
+    pop = BatchedFeedforward(4, 2, 64, (8,), sigma_init=0.1, generator=gen(0))
+    measured: dict[int, tuple[float, float]] = {}
+
+    def measure(best: torch.Tensor, step: int) -> dict[str, float]:
+        measured[step] = held_out_auc(best, held_out, test_seeds)
+        return {"held_out_auc": measured[step][0]}
+
+    result = evolve_adversarial(
+        pop, GA(pop), fitness, max_generations=generations, eval_every=None, eval_fn=measure
+    )
+    (auc_0, length_0), (auc_n, length_n) = measured[0], measured[generations - 1]
+    assert result.history[-1]["held_out_auc"] == auc_n
+    assert auc_0 > 0.94
+    assert auc_n < auc_0 - 0.08, (auc_0, auc_n)
+    assert length_n > 2 * length_0

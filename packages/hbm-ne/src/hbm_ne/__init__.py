@@ -1,9 +1,11 @@
 """Neuroevolution kernels in PyTorch: batched populations, GA, ES, CMA-ES, supervised fitness.
 
 Fitness convention: a loss, minimised (lower is better). Batched environments and rollouts
-live in `hbm_ne.envs` (needs the `envs` extra). The training loop, its `Progress` record,
-result fields, checkpoint fingerprints, the exported networks, their initialisation and the
-macro F1 (`evaluate`, `f1_seed`) are the contracts shared with hbm-dl (docs/interfaces.md).
+live in `hbm_ne.envs` (needs the `envs` extra); adversarial imitation (generators against
+discriminators of person-like windows) in `hbm_ne.adversarial`. The training loop, its
+`Progress` record, result fields, checkpoint fingerprints, the exported networks, their
+initialisation and the macro F1 (`evaluate`, `f1_seed`) are the contracts shared with hbm-dl
+(docs/interfaces.md).
 """
 
 from hbm_ne._shared import (

@@ -44,7 +44,7 @@ import copy
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -62,6 +62,7 @@ from hbm_ne.training import EvolveResult, evolve, make_algorithm
 __all__ = [
     "DISCRIMINATORS",
     "AdversarialFitness",
+    "EpisodeWindows",
     "WindowDiscriminator",
     "episode_windows",
     "evolve_adversarial",
@@ -70,6 +71,9 @@ __all__ = [
 
 #: The discriminator kinds `AdversarialFitness(discriminator=...)` accepts.
 DISCRIMINATORS = ("ga", "es", "adam")
+
+#: Generated windows scored per discriminator call (bounds the memory of long episodes).
+WINDOW_CHUNK = 1 << 15
 
 
 def step_features(
@@ -85,21 +89,45 @@ def step_features(
     return x * real[..., None]
 
 
-def episode_windows(steps: Tensor, lengths: Tensor, window: int) -> tuple[Tensor, Tensor]:
-    """Sliding windows inside each episode: `steps [B, T, C]` (zero past each episode's end),
-    `lengths [B]` -> (windows `[N, window * C]` step-major, episode index `[N]` int64).
+class EpisodeWindows(NamedTuple):
+    """Every sliding window of a batch of episodes, gathered on demand (all at once they would
+    take `window` times the memory of the steps).
 
-    Starts t = 0 .. max(L - window, 0): no window crosses into another episode; an episode
-    shorter than `window` gives one window ending in zero steps."""
-    b, t, c = steps.shape
-    dev = steps.device
-    padded = torch.cat([steps, steps.new_zeros(b, window, c)], dim=1)
-    last_start = (lengths.to(dev) - window).clamp_min(0)
-    episode, start = torch.nonzero(
-        torch.arange(t, device=dev) <= last_start[:, None], as_tuple=True
-    )
-    rows = start[:, None] + torch.arange(window, device=dev)
-    return padded[episode[:, None], rows].reshape(-1, window * c), episode
+    Starts t = 0 .. max(L - window, 0) of each episode of length L: no window crosses into
+    another episode; an episode shorter than `window` gives one window ending in zero steps.
+    """
+
+    padded: Tensor  # [B, T + window, C] the steps, zero past each episode's end
+    episode: Tensor  # [N] int64, the episode of each window
+    start: Tensor  # [N] int64, its first step
+    window: int
+
+    @classmethod
+    def of(cls, steps: Tensor, lengths: Tensor, window: int) -> EpisodeWindows:
+        """`steps [B, T, C]` (zero past each episode's end), `lengths [B]`."""
+        b, t, c = steps.shape
+        dev = steps.device
+        padded = torch.cat([steps, steps.new_zeros(b, window, c)], dim=1)
+        last_start = (lengths.to(dev) - window).clamp_min(0)
+        starts = torch.arange(t, device=dev) <= last_start[:, None]
+        episode, start = torch.nonzero(starts, as_tuple=True)
+        return cls(padded, episode, start, window)
+
+    def __len__(self) -> int:
+        return int(self.episode.shape[0])
+
+    def gather(self, index: Tensor | slice = slice(None)) -> Tensor:
+        """Windows `index` -> `[n, window * C]`, step-major."""
+        episode, start = self.episode[index], self.start[index]
+        rows = start[:, None] + torch.arange(self.window, device=start.device)
+        return self.padded[episode[:, None], rows].reshape(episode.shape[0], -1)
+
+
+def episode_windows(steps: Tensor, lengths: Tensor, window: int) -> tuple[Tensor, Tensor]:
+    """All windows of `steps [B, T, C]` (see `EpisodeWindows`) -> (windows `[N, window * C]`,
+    episode index `[N]` int64)."""
+    windows = EpisodeWindows.of(steps, lengths, window)
+    return windows.gather(), windows.episode
 
 
 class WindowDiscriminator(nn.Module):
@@ -234,6 +262,8 @@ class AdversarialFitness:
             raise ValueError(
                 f"discriminator='adam' has one network: judges must be 1, got {judges}"
             )
+        if any(isinstance(i, bool) or int(i) != i for i in hide_elements):
+            raise ValueError(f"hide_elements must be integer indices, got {list(hide_elements)}")
         hide = sorted({int(i) for i in hide_elements})
         bad = [i for i in hide if not 0 <= i < self.obs_size]
         if bad:
@@ -377,8 +407,10 @@ class AdversarialFitness:
                 "pass device= to AdversarialFitness"
             )
 
-    def generated_windows(self, population: Any, generator: torch.Generator | None) -> Tensor:
-        """Play the person's seeds with every member; returns the windows `[N, in]` and sets
+    def generated_windows(
+        self, population: Any, generator: torch.Generator | None
+    ) -> EpisodeWindows:
+        """Play the person's seeds with every member; returns their windows and sets
         `last_trajectories` and `_members [N]` (the member of each window)."""
         p, e = int(population.population_size), len(self.seeds)
         traj = record_rollout(
@@ -397,11 +429,24 @@ class AdversarialFitness:
             self.num_actions,
             self.hide_elements,
         )
-        windows, episode = episode_windows(steps, lengths, self.window)
+        windows = EpisodeWindows.of(steps, lengths, self.window)
         self.last_trajectories = traj
         self.last_num_samples = int(lengths.sum()) // p
-        self._members = episode // e
+        self._members = windows.episode // e
         return windows
+
+    def _member_scores(self, windows: EpisodeWindows, p: int) -> Tensor:
+        """Mean person probability of each member's windows `[P]` float64 (in chunks)."""
+        prob = torch.cat(
+            [
+                self.person_probability(windows.gather(slice(i, i + WINDOW_CHUNK)))
+                for i in range(0, len(windows), WINDOW_CHUNK)
+            ]
+        )
+        members = self._members
+        sums = torch.zeros(p, dtype=torch.float64, device=prob.device)
+        sums.index_add_(0, members, prob)
+        return sums / torch.bincount(members, minlength=p).double()
 
     @torch.no_grad()
     def _evolved_update(self, x: Tensor, y: Tensor) -> dict[str, float]:
@@ -446,20 +491,13 @@ class AdversarialFitness:
         logits = self._judges.forward(windows * self._scale + self._shift)[..., 0]
         return torch.sigmoid(logits.double()).mean(dim=0)
 
-    def _member_means(self, values: Tensor, p: int) -> Tensor:
-        """Per-window `values [N]` -> mean of each member's windows `[P]` float64."""
-        members = self._members
-        sums = torch.zeros(p, dtype=torch.float64, device=values.device)
-        sums.index_add_(0, members, values.double())
-        return sums / torch.bincount(members, minlength=p).double()
-
     def score(self, population: Population, generator: torch.Generator | None = None) -> Tensor:
         """How person-like each member plays for the current judges, without updating them:
         `[P]` mean sigmoid(D) over its windows (1 − the loss `__call__` would give after its
         update). Needs `generator` unless `deterministic`."""
         self._check_population(population)
         windows = self.generated_windows(population, generator)
-        return self._member_means(self.person_probability(windows), population.population_size)
+        return self._member_scores(windows, population.population_size)
 
     def __call__(
         self, population: Population, generation: int, generator: torch.Generator
@@ -472,12 +510,12 @@ class AdversarialFitness:
         pick_person = torch.randint(
             self.person_windows.shape[0], (w,), generator=generator, device=dev
         )
-        pick_generated = torch.randint(generated.shape[0], (w,), generator=generator, device=dev)
-        x = torch.cat([self.person_windows[pick_person], generated[pick_generated]])
+        pick_generated = torch.randint(len(generated), (w,), generator=generator, device=dev)
+        x = torch.cat([self.person_windows[pick_person], generated.gather(pick_generated)])
         y = torch.cat([x.new_ones(w), x.new_zeros(w)])
         update = self._evolved_update if self._module is None else self._adam_update
         stats = update(x, y)
-        scores = self._member_means(self.person_probability(generated), p)
+        scores = self._member_scores(generated, p)
         self.last_scores = scores
         self.last_stats = {
             "generation": float(generation),
