@@ -242,6 +242,7 @@ def test_every_member_plays_its_own_episodes(
     assert loss.shape == (4,) and loss.dtype == torch.float64
     assert len(set(loss.tolist())) == 4  # the lab gave every generator member 0's score
     traj = fit.last_trajectories
+    assert traj is not None
     assert len({tuple(a.flatten().tolist()) for a in traj.actions}) == 4
     assert fit.last_num_samples == int(traj.lengths.sum()) // 4
     # under the (now fixed) judges, a member's score does not depend on the others
@@ -264,6 +265,7 @@ def test_recurrent_generators(person: EpisodeData, one_torch_thread: None) -> No
     loss = fit(pop, 0, gen(0))
     assert len(set(loss.tolist())) == 4
     _, lengths = rollout(pop, "cartpole", SEEDS, deterministic=True)
+    assert fit.last_trajectories is not None
     assert torch.equal(fit.last_trajectories.lengths, lengths.clamp_max(60))
 
 

@@ -54,7 +54,7 @@ from hbm_ne._shared import CheckpointError, FeedforwardMLP, check_fingerprint, d
 from hbm_ne.algorithms import Algorithm
 from hbm_ne.envs._base import BatchedEnv, as_seed_list
 from hbm_ne.envs._registry import env_class, make_env, resolve_env_id
-from hbm_ne.envs.rollout import record_rollout
+from hbm_ne.envs.rollout import Trajectories, record_rollout
 from hbm_ne.fitness import EpisodeData
 from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, Population
 from hbm_ne.training import EvolveResult, evolve, make_algorithm
@@ -338,7 +338,7 @@ class AdversarialFitness:
             )
         self.last_stats: dict[str, float] = {}
         self.last_scores: Tensor | None = None
-        self.last_trajectories: Any = None
+        self.last_trajectories: Trajectories | None = None
         self.last_num_samples = 0
         self._members = torch.zeros(0, dtype=torch.int64, device=self.device)
         self._env: BatchedEnv | None = None
