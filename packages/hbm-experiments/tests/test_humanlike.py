@@ -175,6 +175,32 @@ def test_discriminator_tells_tapping_from_holding_deterministically() -> None:
     assert H.discriminator_auc(zt, one_seed)["auc"] is None  # cannot group-cross-validate
 
 
+def test_discriminator_fold_aucs_equal_sklearns_ridge_classifier_and_roc_auc() -> None:
+    """The fast path (Ridge on ±1 labels, AUC as Mann-Whitney U / n1 n0) against the textbook
+    one (`RidgeClassifier`, `roc_auc_score`) on the same folds: two code paths, 1e-9."""
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    rng = np.random.default_rng(8)
+    holding = _trajectories([_held_actions(rng, 60) for _ in range(8)])
+    mixed = _trajectories(
+        [_held_actions(rng, 30) + rng.integers(0, 2, 30).tolist() for _ in range(8)], seed=9
+    )
+    (x1, g1), (x0, g0) = (H.window_features(t, "cartpole") for t in (holding, mixed))
+    out = H.discriminator_auc((x1, g1), (x0, g0), seed=2, max_windows=10**6)
+    assert len(x1) == len(x0)  # equal classes: discriminator_auc keeps every window
+    x, y = np.concatenate([x1, x0]), np.r_[np.ones(len(x1), int), np.zeros(len(x0), int)]
+    groups = np.concatenate([g1, g0])
+    cv = StratifiedGroupKFold(n_splits=H.FOLDS, shuffle=True, random_state=2)
+    expected = [
+        roc_auc_score(y[te], RidgeClassifier(alpha=1.0).fit(x[tr], y[tr]).decision_function(x[te]))
+        for tr, te in cv.split(x, y, groups)
+    ]
+    assert 0.55 < out["auc"] < 0.999  # neither chance nor perfect: the scores are ranked
+    np.testing.assert_allclose(out["fold_aucs"], expected, rtol=0, atol=1e-9)
+
+
 def test_trajectory_windows_pad_short_episodes_and_one_hot_actions() -> None:
     traj = _trajectories([[1, 0, 1], [0] * 10], obs_dim=2)
     x, owner = H.trajectory_windows(traj, num_actions=2, window=4, stride=2)

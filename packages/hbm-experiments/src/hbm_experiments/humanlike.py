@@ -19,7 +19,7 @@ episodes, the *target*; sources are in /work/shared/reference/humanlike-evaluati
   discretised state grid of the 2026 preprint in the reference).
 - `discriminator_auc`, `discriminator_auc_ci`: an automated Turing test (Navigation Turing Test,
   Devlin et al. 2021): a classifier tells `window_frames(fps)`-frame windows of (observation,
-  one-hot action) of the target from the candidate's (scikit-learn's `RidgeClassifier` on
+  one-hot action) of the target from the candidate's (scikit-learn's `Ridge` of the ±1 label on
   `RBFSampler` random RBF features: approximately kernel ridge classification); mean ROC AUC
   over 5 `StratifiedGroupKFold` folds grouped by start seed, 95 % interval by the corrected
   resampled t (Nadeau & Bengio 2003). 0.5 = indistinguishable; below 0.5 reads as chance.
@@ -499,14 +499,25 @@ def window_features(
 
 
 def _classifier() -> Any:
-    """Ridge classification on the random RBF features: approximately kernel ridge regression
-    of the label (a least-squares SVM), solved in closed form, so a fold costs one small
-    linear solve. Windows differ by interactions (which key in which state, whether the key
-    changed, how far the pole swings either way) that a linear model on raw one-hot windows
-    cannot see; the RBF features see them."""
-    from sklearn.linear_model import RidgeClassifier
+    """Ridge regression of the ±1 label on the random RBF features: approximately kernel ridge
+    regression (a least-squares SVM), solved in closed form, so a fold costs one small linear
+    solve. Windows differ by interactions (which key in which state, whether the key changed,
+    how far the pole swings either way) that a linear model on raw one-hot windows cannot
+    see; the RBF features see them. (sklearn's `RidgeClassifier` is this same regression
+    behind a label encoder that cost a third of the fit.)"""
+    from sklearn.linear_model import Ridge
 
-    return RidgeClassifier(alpha=1.0)
+    return Ridge(alpha=1.0)
+
+
+def _auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney U statistic of the positives' scores over the negatives'
+    (U / (n1 n0), ties counting one half): the same number as `roc_auc_score`, without its
+    per-call input checks (5 ms a fold, more than the fit)."""
+    from scipy.stats import mannwhitneyu
+
+    pos, neg = scores[y == 1], scores[y == 0]
+    return float(mannwhitneyu(pos, neg, method="asymptotic").statistic) / (len(pos) * len(neg))
 
 
 _THREADPOOLS: Any = None
@@ -551,7 +562,6 @@ def discriminator_auc(
     """
     import sklearn
     from scipy.stats import t as student_t
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedGroupKFold
 
     (x1, g1), (x0, g0) = target, candidate
@@ -575,8 +585,8 @@ def discriminator_auc(
         for train, test in cv.split(x, y, groups):
             if len(np.unique(y[test])) < 2 or len(np.unique(y[train])) < 2:
                 continue  # a fold with one class cannot score an AUC
-            clf = _classifier().fit(x[train], y[train])
-            aucs.append(float(roc_auc_score(y[test], clf.decision_function(x[test]))))
+            clf = _classifier().fit(x[train], 2.0 * y[train] - 1.0)
+            aucs.append(_auc(y[test], clf.predict(x[test])))
     if not aucs:
         return empty
     mean = float(np.mean(aucs))
