@@ -951,12 +951,13 @@ def record_rollouts(
     """Every policy plays episode e from `seeds[e]` on hbm-ne's batched env, recording each
     step's observation and action; returns one `Trajectories` per member.
 
-    The same loop as `hbm_ne.envs.rollout.play` (which keeps only returns): actions drawn from
-    the softmax with `generator` by `select_actions` in the same order, so returns equal
-    `evaluate_module`'s for the same generator. `extra_features [E, k]` (the episode's CL
-    features) are appended to the observations; `sessions [E]` label the episodes.
+    hbm-ne's game loop (`hbm_ne.envs.rollout.play`, recording), so actions are drawn from the
+    softmax with `generator` in the same order and returns equal `evaluate_module`'s for the
+    same generator. `extra_features [E, k]` (the episode's CL features) are appended to the
+    observations; `sessions [E]` label the episodes.
     """
-    from hbm_ne.envs import make_env, select_actions
+    from hbm_ne.envs import make_env
+    from hbm_ne.envs.rollout import play
 
     dev = torch.device(device)
     members = _Members(policies, dev)
@@ -965,33 +966,30 @@ def record_rollouts(
     try:
         d = env.obs_size
         k = 0 if extra_features is None else int(np.shape(extra_features)[-1])
-        x = torch.empty(p, e, d + k, device=dev)
+        feats = None
         if extra_features is not None:
-            x[..., d:] = torch.as_tensor(extra_features, dtype=torch.float32, device=dev)
+            feats = torch.as_tensor(extra_features, dtype=torch.float32, device=dev)
         if not deterministic and generator is None:
             generator = torch.Generator(device=dev).manual_seed(0)
         t_max = env.max_episode_steps
         obs_buf = torch.empty(t_max, p * e, d, device=dev)
         act_buf = torch.empty(t_max, p * e, dtype=torch.int64, device=dev)
-        actions = torch.empty(p, e, dtype=torch.int64, device=dev)
-        flat_actions = actions.view(-1)
-        obs = env.reset([int(s) for s in seeds] * p)
         members.start(e)
-        check_every = 1 if dev.type == "cpu" else 16
-        steps = 0
-        while steps < t_max:
-            obs_buf[steps].copy_(obs)
-            x[..., :d].copy_(obs.view(p, e, d))
-            select_actions(
-                members.step(x), deterministic=deterministic, generator=generator, out=actions
-            )
-            act_buf[steps].copy_(flat_actions)
-            env.step(flat_actions)
-            steps += 1
-            if steps % check_every == 0 and bool(env.done.all()):
-                break
-        lengths = env.lengths.cpu().numpy()
-        returns = env.returns.view(p, e).double().cpu().numpy()
+        returns_t, lengths_t = play(
+            env,
+            lambda x, state: (members.step(x), state),  # the members keep their own state
+            None,
+            [int(s) for s in seeds] * p,
+            p,
+            input_size=d + k,
+            extra_features=feats,
+            deterministic=deterministic,
+            generator=generator,
+            record=(obs_buf.view(t_max, p, e, d), act_buf.view(t_max, p, e)),
+        )
+        steps = int(env.elapsed_steps)
+        lengths = lengths_t.reshape(-1).cpu().numpy()
+        returns = returns_t.double().cpu().numpy()
     finally:
         env.close()
     o = obs_buf[:steps].cpu().numpy()
