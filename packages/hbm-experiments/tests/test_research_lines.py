@@ -380,6 +380,11 @@ def test_seeds_sweep_over_lines_collect_and_report(
     assert main(["run", str(_write(tmp_path / "adv.yaml", ADVERSARIAL)), "-q"]) == 0
     capsys.readouterr()
 
+    assert main(["status"]) == 0  # a class's default method, left out of uid.yaml, is named
+    listed = capsys.readouterr().out
+    assert "ga_dynamic " in listed and "ga_adversarial_feedforward " in listed
+    assert " ? " not in listed
+
     assert main(["collect", "--out", str(tmp_path / "all.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "all.csv").open()))
     by_method = {(r["method"], r["config.seed"]): r for r in rows}
@@ -395,6 +400,10 @@ def test_seeds_sweep_over_lines_collect_and_report(
     md = (tmp_path / "rep" / "report.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| dataset"))
     assert "| method | trained on | CL |" in header
+    # the sweep within one method is a column; a line's own section (set on one method only)
+    # is told apart by the method column, not spread over the table as "varying"
+    assert "environment.episodes" in header
+    assert not any(f"{s}." in header for s in ("adversarial", "dynamic", "optimizer"))
     # returns and person rows side by side in one report, never pooled
     assert "| ga_env_feedforward | returns | no |" in md
     assert "| ga_feedforward | person | no |" in md

@@ -213,9 +213,21 @@ def config_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
 
 
 def varying_keys(groups: Sequence[ConfigGroup]) -> list[str]:
-    """Config keys whose value differs between groups (sweep parameters): their own columns."""
+    """Config keys whose value differs between groups of one person, method and CL setting
+    (sweep parameters): their own columns. Keys that differ only between methods (a line's own
+    config section, an optimizer's defaults) are told apart by the method column already."""
     keys = sorted({k for g in groups for k in g.config} - set(_IDENTITY) - set(_HIDDEN))
-    return [k for k in keys if len({json.dumps(g.config.get(k), default=str) for g in groups}) > 1]
+    peers: dict[tuple[str, str, str, bool], list[ConfigGroup]] = {}
+    for g in groups:
+        peers.setdefault((g.dataset, g.subject, g.method, g.cl), []).append(g)
+
+    def varies(key: str) -> bool:
+        return any(
+            len({json.dumps(g.config.get(key), default=str) for g in same}) > 1
+            for same in peers.values()
+        )
+
+    return [k for k in keys if varies(k)]
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float | None]:

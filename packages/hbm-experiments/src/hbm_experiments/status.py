@@ -297,8 +297,8 @@ def describe(rec: ExperimentRecord) -> dict[str, Any]:
     """The short fields of a record for tables: method, data, seed, state."""
     c = rec.config
     data = c.get("data", {}) if isinstance(c.get("data"), dict) else {}
-    defaults = {"GAExperiment": "ga_feedforward", "ESExperiment": "es_feedforward"}
-    defaults |= {"CMAESExperiment": "cmaes_feedforward", "SGDExperiment": "sgd_feedforward"}
+    # uid.yaml leaves out defaults: a method not written is its class's default
+    defaults = {cls.__name__: cls.model_fields["method"].default for cls in _task_classes()}
     return {
         "method": c.get("method", defaults.get(rec.task, "?")),
         "dataset": c.get("dataset", "cartpole"),
