@@ -111,7 +111,8 @@ def test_status_collect_report(
 
 def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path, hbm_env: Path) -> None:
     """Real experiments whose saved jobs (exca's `job.pkl`) are Slurm jobs still queued, or
-    a `cluster="local"` job: exca's job objects give the ids, Slurm is asked once."""
+    a `cluster="local"` job: exca's job objects give the ids, Slurm is asked once; a finished
+    one is not asked about at all."""
     import pickle
 
     import submitit
@@ -126,8 +127,10 @@ def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path, hbm_env: Path) -> N
         if seed == 6:  # a `cluster="local"` job: its id is a process id, never asked of sacct
             job = submitit.local.local.LocalJob(folder=logs, job_id="77_3")
         (uid / "job.pkl").write_bytes(pickle.dumps(job))
-    done = make_experiment({**TINY_GA, "seed": 7})
-    done.run()
+    with pytest.MonkeyPatch.context() as env:  # as inside a `cluster="local"` submitit job
+        env.setenv("SUBMITIT_EXECUTOR", "local")
+        env.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
+        make_experiment({**TINY_GA, "seed": 7}).run()
     calls: list[list[str]] = []
 
     def states(ids):  # type: ignore[no-untyped-def]
@@ -144,7 +147,8 @@ def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path, hbm_env: Path) -> N
         "running",
         "completed",
     ]
-    assert by_seed[6].job_id == "77_3" and by_seed[7].job_id is None
+    # a finished run keeps the id of the job that ran it (its run_context.json)
+    assert by_seed[6].job_id == "77_3" and by_seed[7].job_id == "4242"
     assert "77_2" in format_status_table(records)
 
 

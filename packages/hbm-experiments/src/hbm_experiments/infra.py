@@ -59,6 +59,17 @@ def cache_root() -> Path:
     return Path(os.environ.get("HBM_CACHE") or "results/exca_cache").expanduser().absolute()
 
 
+def _submitit_job_id() -> str | None:
+    """The id of the submitit job this process runs in (`12_3` for a Slurm array task, a pid
+    for `cluster="local"`); None in-process."""
+    import submitit
+
+    try:
+        return str(submitit.JobEnvironment().job_id)
+    except RuntimeError:  # not inside a submitit job
+        return None
+
+
 def with_default_folder(data: Any) -> Any:
     """Pattern C of exca-notes §3.1: add the folder before exca validates the infra.
 
@@ -155,6 +166,7 @@ class ExperimentInfra(exca.TaskInfra):
             "context": self.run_context(),
             "pid": os.getpid(),
             "host": os.uname().nodename,
+            "job_id": _submitit_job_id(),  # `hbm status` shows it for finished runs too
             "code": code,  # where this run's hbm packages came from (a `code/` snapshot?)
         }
         atomic_write_text(folder / RUN_CONTEXT_FILE, json.dumps(record, indent=1) + "\n")

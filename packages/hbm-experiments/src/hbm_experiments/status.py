@@ -100,16 +100,25 @@ def _checkpoint_position(folder: Path) -> str | None:
     return "checkpoint"
 
 
+def _run_context(folder: Path) -> dict[str, Any]:
+    """`run_context.json`, written by `Experiment.run` when a run starts: host, pid, job id."""
+    try:
+        ctx = json.loads((folder / RUN_CONTEXT_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return ctx if isinstance(ctx, dict) else {}
+
+
 def _process_state(folder: Path) -> str | None:
     """State of a run that exca cannot know: in this process, a `local` job, or killed.
 
     `run_context.json` names the host and pid of the run; on this host a live pid is a run
     still going, a dead one a run that was interrupted (with its checkpoint position).
     """
+    ctx = _run_context(folder)
     try:
-        ctx = json.loads((folder / RUN_CONTEXT_FILE).read_text())
         pid, host = int(ctx["pid"]), str(ctx["host"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
     if host != os.uname().nodename:
         return f"running? (on {host})"
@@ -214,6 +223,7 @@ def _read_record(
     rec = ExperimentRecord(folder=folder, task=task, version=version, config=config, status="")
     result_file = folder / RESULT_FILE
     error_file = folder / ERROR_FILE
+    rec.job_id = _run_context(folder).get("job_id")  # the job that ran last, if any did
     if result_file.exists() and (folder / "job.pkl").exists():
         rec.status = "completed"
         if load_result:
@@ -232,7 +242,7 @@ def _read_record(
     uid_config.pop("infra", None)
     job = _job_of(cls, folder, uid_config)
     if isinstance(job, submitit.Job):  # exca's own LocalJob (cluster=None) has no useful id
-        rec.job_id = str(job.job_id)
+        rec.job_id = str(job.job_id)  # the job queued now (a retry's, not the failed one's)
     if isinstance(job, submitit.SlurmJob):
         rec.status = "submitted"  # its Slurm state comes from one batched sacct call
     else:  # a job in this process or a `local` one: exca cannot tell running from killed
