@@ -420,6 +420,10 @@ class EnvObjectiveConfig(_Strict):
     fit_reduction: Literal["sum", "mean"] = "sum"
     deterministic: bool = True
 
+    def fitness_kwargs(self) -> dict[str, Any]:
+        """`ContinualEnvFitness`'s keyword arguments (all but env, seed and fixed seeds)."""
+        return self.model_dump()
+
 
 class AdversarialConfig(_Strict):
     """Adversarial imitation (`{ga,es}_adversarial_{feedforward,recurrent}`; hbm-ne's

@@ -55,6 +55,8 @@ class ExperimentRecord:
     job_id: str | None = None
     error: str | None = None
     result: dict[str, Any] | None = field(default=None, repr=False)
+    default_method: str | None = None
+    """The task class's default method: `uid.yaml` leaves it out when the config kept it."""
 
     @property
     def uid(self) -> str:
@@ -221,6 +223,8 @@ def _read_record(
         config = {}
     config.pop("infra", None)
     rec = ExperimentRecord(folder=folder, task=task, version=version, config=config, status="")
+    if cls is not None:
+        rec.default_method = str(cls.model_fields["method"].default)
     result_file = folder / RESULT_FILE
     error_file = folder / ERROR_FILE
     rec.job_id = _run_context(folder).get("job_id")  # the job that ran last, if any did
@@ -307,10 +311,8 @@ def describe(rec: ExperimentRecord) -> dict[str, Any]:
     """The short fields of a record for tables: method, data, seed, state."""
     c = rec.config
     data = c.get("data", {}) if isinstance(c.get("data"), dict) else {}
-    # uid.yaml leaves out defaults: a method not written is its class's default
-    defaults = {cls.__name__: cls.model_fields["method"].default for cls in _task_classes()}
     return {
-        "method": c.get("method", defaults.get(rec.task, "?")),
+        "method": c.get("method", rec.default_method or "?"),
         "dataset": c.get("dataset", "cartpole"),
         "subject": c.get("subject", "sim01"),
         "cl": "yes" if data.get("use_cl_info") else "no",

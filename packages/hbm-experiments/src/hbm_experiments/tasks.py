@@ -634,15 +634,7 @@ class EnvExperiment(_NEExperiment):
             "population": pop,
             "algorithm": algorithm,
             "fitness": hbm_ne.ContinualEnvFitness(
-                data.metadata.env_id,
-                env.episodes,
-                steps_per_generation=env.steps_per_generation,
-                env_transfer=env.env_transfer,
-                mem_transfer=env.mem_transfer,
-                fit_transfer=env.fit_transfer,
-                fit_reduction=env.fit_reduction,
-                seed=self.seed,
-                deterministic=env.deterministic,
+                data.metadata.env_id, **env.fitness_kwargs(), seed=self.seed
             ),
             "eval_fn": hbm_ne.SupervisedEvaluation(
                 test, pop, f1_samples=F1_SAMPLES, seed=self.seed

@@ -55,7 +55,7 @@ from torch import Tensor, nn
 from hbm_ne._dynamic_kernels import kernel
 from hbm_ne._shared import Callback, data_signature, evaluate
 from hbm_ne.algorithms import GA
-from hbm_ne.fitness import EpisodeData, as_episode_data
+from hbm_ne.fitness import EpisodeData, as_episode_data, check_fits
 from hbm_ne.population import Population, parallel_map
 from hbm_ne.training import EvolveResult, evolve
 
@@ -1200,16 +1200,7 @@ def evolve_dynamic(
             continue
         if d.episode_lengths is None:
             raise ValueError(f"{name}: dynamic networks need episodes (episode_lengths)")
-        if d.input_size != population.input_size:
-            raise ValueError(
-                f"{name}: obs has {d.input_size} features, population expects "
-                f"{population.input_size}"
-            )
-        if d.num_steps and int(d.actions.max()) >= population.output_size:
-            raise ValueError(
-                f"{name}: actions go up to {int(d.actions.max())}, population has "
-                f"{population.output_size} outputs"
-            )
+        check_fits(name, d, population.input_size, population.output_size)
     caller = dict(fingerprint or {})
     if "hbm_ne_dynamic" in caller:
         raise ValueError("fingerprint key 'hbm_ne_dynamic' is reserved for evolve_dynamic")

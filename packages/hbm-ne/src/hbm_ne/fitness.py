@@ -147,6 +147,20 @@ def as_episode_data(
     raise TypeError(f"expected EpisodeData or an (obs, actions) tuple, got {type(data).__name__}")
 
 
+def check_fits(name: str, data: EpisodeData, input_size: int, num_outputs: int) -> None:
+    """Refuse data a population cannot take: observation width or action range (`name` is the
+    argument named in the message)."""
+    if data.input_size != input_size:
+        raise ValueError(
+            f"{name}: obs has {data.input_size} features, population expects {input_size}"
+        )
+    if data.num_steps and int(data.actions.max()) >= num_outputs:
+        raise ValueError(
+            f"{name}: actions go up to {int(data.actions.max())}, population has "
+            f"{num_outputs} outputs"
+        )
+
+
 def ce_sum(
     logits: Tensor, targets: Tensor, weight: Tensor | None = None, *, inplace: bool = False
 ) -> Tensor:

@@ -44,7 +44,13 @@ from hbm_ne._shared import (
     save_checkpoint_file,
 )
 from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
-from hbm_ne.fitness import EpisodeData, as_episode_data, cross_entropy, sequence_cross_entropy
+from hbm_ne.fitness import (
+    EpisodeData,
+    as_episode_data,
+    check_fits,
+    cross_entropy,
+    sequence_cross_entropy,
+)
 from hbm_ne.population import BatchedFeedforward, BatchedRecurrent, Population, _NetworkPopulation
 
 __all__ = [
@@ -820,16 +826,8 @@ def train_supervised(
     train = as_episode_data(train_data, dev)
     test = None if test_data is None else as_episode_data(test_data, dev)
     for name, d in (("train_data", train), ("test_data", test)):
-        if d is not None and d.input_size != population.input_size:
-            raise ValueError(
-                f"{name}: obs has {d.input_size} features, population expects "
-                f"{population.input_size}"
-            )
-        if d is not None and d.num_steps and int(d.actions.max()) >= population.output_size:
-            raise ValueError(
-                f"{name}: actions go up to {int(d.actions.max())}, population has "
-                f"{population.output_size} outputs"
-            )
+        if d is not None:
+            check_fits(name, d, population.input_size, population.output_size)
     fitness = SupervisedFitness(
         train, batch_size=batch_size, state_mode=state_mode, max_bytes=max_bytes
     )
