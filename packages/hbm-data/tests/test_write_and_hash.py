@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hbm_data import atomic_write_bytes, file_content_hash, write_episodes
+from hbm_data import _atomic, atomic_write_bytes, file_content_hash, write_episodes
 from hbm_data import files as files_mod
 from hbm_data.episodes import write_sidecar
 from hbm_data.files import current_umask
@@ -58,16 +58,17 @@ def _dead_pid() -> int:
 
 def test_next_write_removes_temp_files_orphaned_by_a_kill(tmp_path: Path) -> None:
     target = tmp_path / "sub01_data_cartpole.json"
-    host = files_mod._host_tag()
+    host = _atomic.host_tag()
     killed = tmp_path / f".{target.name}.{host}.{_dead_pid()}.k1l3d.tmp"
     ancient = tmp_path / f".{target.name}.x7q2.tmp"  # another naming scheme, an hour old
     foreign = tmp_path / f".{target.name}.otherhost.1.abcd.tmp"  # another host, just now
     live = tmp_path / f".{target.name}.{host}.{os.getpid()}.busy.tmp"  # a writer at work
-    slow = tmp_path / f".{target.name}.{host}.{os.getpid()}.slow.tmp"  # still at work, 2 h on
+    start = _atomic.process_start_time(os.getpid()) or 0
+    slow = tmp_path / f".{target.name}.{host}.{os.getpid()}.{start}.slow.tmp"  # at work, 2 h on
     unrelated = tmp_path / ".other.json.x.tmp"
     for p in (killed, ancient, foreign, live, slow, unrelated):
         p.write_bytes(b"half a file")
-    old = time.time() - 2 * files_mod.ORPHAN_AGE_SECONDS
+    old = time.time() - 2 * _atomic.FOREIGN_TEMP_AGE_S
     os.utime(ancient, (old, old))
     os.utime(slow, (old, old))
     atomic_write_bytes(target, b"[]")

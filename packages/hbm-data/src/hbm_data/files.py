@@ -4,37 +4,46 @@ Every file hbm-data writes (episode files, sidecars, recorder updates, simulated
 plots) goes through `atomic_write_bytes`, so they all get the same guarantees: readers see the
 old or the new file, never half of one; a new file gets the permissions the user's umask allows
 (`0o666 & ~umask`, like a plain `open()`), so a lab group can share data under umask 002 and a
-person's recordings stay private under 077; and temp files orphaned by a kill are removed.
+person's recordings stay private under 077; and temp files orphaned by a kill are removed, while
+those of live writers stay (`hbm_data._atomic` holds the writer and that rule).
 
 `file_content_hash` keys data by what a file contains, not by its name.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import re
-import socket
-import tempfile
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["HASH_PREFIX", "atomic_write_bytes", "current_umask", "file_content_hash"]
+from . import _atomic
+from ._atomic import (
+    LockHeldError,
+    OwnerLock,
+    atomic_write,
+    atomic_write_text,
+    process_start_time,
+    remove_stale_temps,
+)
+
+__all__ = [
+    "HASH_PREFIX",
+    "LockHeldError",
+    "OwnerLock",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "current_umask",
+    "file_content_hash",
+    "process_start_time",
+    "remove_stale_temps",
+]
 
 #: Prefix of every content hash, so a stored hash names its algorithm.
 HASH_PREFIX = "sha256:"
-
-#: Temp files of another host (or an older naming scheme) count as orphaned after this long;
-#: no single write of an episode file takes anywhere near an hour.
-ORPHAN_AGE_SECONDS = 3600.0
-
-#: A temp file of a live process of this host is left alone for this long: its pid may have
-#: been reused by another process after the writer died, so it cannot stay forever.
-LIVE_WRITER_AGE_SECONDS = 24 * 3600.0
 
 _umask_lock = threading.Lock()
 
@@ -61,109 +70,15 @@ def current_umask() -> int:
     return old
 
 
-def _host_tag() -> str:
-    """This host's name, reduced to characters safe in a file name without dots."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
-
-
-def _tmp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def _remove_orphans(path: Path) -> None:
-    """Remove `.<name>.*.tmp` left next to `path` by a writer killed mid-write.
-
-    A temp file is orphaned when its writer (host and pid are in its name) is a dead process of
-    this host, or when it is older than `ORPHAN_AGE_SECONDS` (another host's, whose pid cannot
-    be checked from here, or an older naming scheme), or `LIVE_WRITER_AGE_SECONDS` (a live pid of
-    this host, possibly reused). So two processes, or cluster nodes on a shared filesystem,
-    writing one file never remove each other's temp file mid-write.
-    """
-    prefix = _tmp_prefix(path)
-    host = _host_tag()
-    try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
-    except OSError:
-        return
-    now = time.time()
-    for name in names:
-        tmp = path.parent / name
-        m = re.fullmatch(
-            re.escape(prefix) + r"(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\..*\.tmp", name
-        )
-        pid = int(m["pid"]) if m is not None and m["host"] == host else None  # ours: checkable
-        ours = pid is not None
-        if pid is not None and not _pid_alive(pid):
-            orphaned = True
-        else:
-            try:
-                age = now - tmp.stat().st_mtime
-            except OSError:
-                continue
-            orphaned = age > (LIVE_WRITER_AGE_SECONDS if ours else ORPHAN_AGE_SECONDS)
-        if orphaned:
-            tmp.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError as exc:
-        return exc.errno != errno.ESRCH
-    return True
-
-
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     """Write `data` to `path` atomically and durably; returns the path.
 
-    Temp file in the same directory (named `.<name>.<host>.<pid>.<random>.tmp`), fsync, then
-    `os.replace`, then fsync of the directory: readers see the old or the new file, never half,
-    even after a power cut. A new file gets `0o666 & ~umask`; rewriting an existing file keeps
-    its mode (a `chmod` the user made stays). Temp files orphaned by an earlier killed write to
-    the same path are removed first.
+    Temp file in the same folder, fsync, `os.replace`, fsync of the folder: readers see the old
+    or the new file, never half, even after a power cut. A new file gets `0o666 & ~umask`;
+    rewriting an existing file keeps its mode. Temp files of earlier writes killed mid-write
+    are removed first, those of live writers never (the rule of `hbm_data._atomic`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(path)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o666 & ~current_umask()  # mkstemp's own 0600 ignores the umask
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f"{_tmp_prefix(path)}{_host_tag()}.{os.getpid()}.", suffix=".tmp"
-    )
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; some filesystems cannot fsync a directory (ignored)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return _atomic.atomic_write_bytes(path, data)
 
 
 # ----------------------------------------------------------------------------- content hashes
