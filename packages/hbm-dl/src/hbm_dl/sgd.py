@@ -47,7 +47,14 @@ from hbm_dl.data import ArrayLike, EpisodeData, as_episode_data
 from hbm_dl.metrics import cross_entropy
 from hbm_dl.models import is_recurrent
 
-__all__ = ["HISTORY_FIELDS", "Progress", "SGDResult", "evaluate", "optimize_sgd"]
+__all__ = [
+    "HISTORY_FIELDS",
+    "VALIDATION_FIELDS",
+    "Progress",
+    "SGDResult",
+    "evaluate",
+    "optimize_sgd",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +68,10 @@ HISTORY_FIELDS = (
     "test_accuracy",
     "test_f1",
 )
+#: Keys a history row gains when the run has validation data (`validation_data=`): the
+#: model's cross-entropy, accuracy and sampled macro F1 on the validation episodes, next to the
+#: test ones (hbm-ne's rows use the same names).
+VALIDATION_FIELDS = ("val_loss", "val_accuracy", "val_f1")
 _START_LOSS_STEPS = 8192  # steps used for the step-0 train loss
 
 Data = EpisodeData | tuple[ArrayLike, ArrayLike]
@@ -72,9 +83,10 @@ class SGDResult(ResultMapping):
 
     `history`: one row per evaluation (keys `HISTORY_FIELDS`); its last row describes `model`
     (the object passed in, trained, on the training device). `steps`: optimizer steps done;
-    `stop_reason`: "max_steps", "max_epochs", "max_time" or "callback"; `elapsed` and
-    `samples_seen` count every process of a resumed run; `resumed_from`: the step this process
-    resumed at (None: fresh start) and `checkpoint_time` when that checkpoint was written (ISO).
+    `stop_reason`: "max_steps", "max_epochs", "max_samples", "max_time" or "callback";
+    `elapsed` and `samples_seen` count every process of a resumed run; `resumed_from`: the step
+    this process resumed at (None: fresh start) and `checkpoint_time` when that checkpoint was
+    written (ISO).
     Read by key too, like the design guide's dicts: `result["loss_history"]`
     (train loss per row), `result["test_loss_history"]` (test CE per row).
     """
@@ -212,7 +224,11 @@ def _make_optimizer(
 
 
 def _own_fingerprint(
-    model: nn.Module, train: EpisodeData, test: EpisodeData | None, **settings: Any
+    model: nn.Module,
+    train: EpisodeData,
+    test: EpisodeData | None,
+    validation: EpisodeData | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """hbm_dl's own part of the checkpoint fingerprint: what a checkpoint must match to be
     resumed by this call (budgets and cadences may differ)."""
@@ -226,13 +242,17 @@ def _own_fingerprint(
         },
         "train_data": data_signature(train),
         "test_data": None if test is None else data_signature(test),
+        # only when given, so that runs without validation keep their fingerprints
+        **({} if validation is None else {"validation_data": data_signature(validation)}),
         **settings,
     }
 
 
 def _check_arguments(*, batch_size: int, learning_rate: float, **budgets: float | None) -> None:
-    if all(budgets[k] is None for k in ("max_epochs", "max_steps", "max_time")):
-        raise ValueError("optimize_sgd needs a budget: set max_epochs, max_steps or max_time")
+    if all(budgets[k] is None for k in ("max_epochs", "max_steps", "max_samples", "max_time")):
+        raise ValueError(
+            "optimize_sgd needs a budget: set max_epochs, max_steps, max_samples or max_time"
+        )
     for name, value in budgets.items():
         if value is None:
             continue
@@ -290,6 +310,8 @@ def optimize_sgd(
     max_epochs: int | None = None,
     max_steps: int | None = None,
     max_time: float | None = None,
+    max_samples: int | None = None,
+    validation_data: Data | None = None,
     eval_every: int | None = 1000,
     eval_every_seconds: float | None = None,
     f1_samples: int = 10,
@@ -309,16 +331,23 @@ def optimize_sgd(
 ) -> SGDResult:
     """Train `model` to imitate `train_data` actions by minibatch SGD or Adam on cross-entropy.
 
-    Budgets: stops at whichever comes first of `max_epochs`, `max_steps` (optimizer updates) and
-    `max_time` (seconds, summed over every process of a resumed run); at least one is required.
-    `batch_size` counts steps (feedforward) or episodes (recurrent).
+    Budgets: stops at whichever comes first of `max_epochs`, `max_steps` (optimizer updates),
+    `max_samples` (once `samples_seen`, the steps of every minibatch so far, reaches it: the
+    count hbm-ne's loops stop on too, so learners given the same `max_samples` see the same
+    data to within one minibatch) and `max_time` (seconds, summed over every process of a
+    resumed run); at least one is required. `batch_size` counts steps (feedforward) or
+    episodes (recurrent).
 
     Evaluation (`hbm_dl.evaluate` on `test_data`: test CE, accuracy, macro F1 of
     `f1_samples` sampled actions seeded `f1_seed(seed, step)`) gives a history row at step 0,
     every `eval_every` steps (None: at each epoch end), whenever `eval_every_seconds` have passed
     since the last row, and at the last step, so the last row always describes the returned
     model. `train_loss` is the mean minibatch loss since the previous row (step 0: the loss on
-    the first 8192 training steps). `test_data=None` leaves the test columns None.
+    the first 8192 training steps). `test_data=None` leaves the test columns None. With
+    `validation_data` (episodes held out of training to choose with, never the test ones) each
+    row also has `VALIDATION_FIELDS` (`val_loss`, `val_accuracy`, `val_f1`) on the same
+    cadence; without it rows have no such keys. Nothing here chooses by test: the returned
+    model is the last one.
 
     Callbacks get a `Progress` after step 0 and after every optimizer step (a device sync per
     step on accelerators, only when callbacks are given); one returning True stops the run
@@ -330,7 +359,8 @@ def optimize_sgd(
     exists and `resume` is True, training resumes from it (a larger budget continues the run);
     it must belong to this run: the stored fingerprint (the caller's JSON-able `fingerprint`
     plus hbm_dl's own settings under "hbm_dl": version, seed, optimizer, learning rate, batch
-    size, bptt, f1_samples, model layout, data signatures) must equal this call's, else
+    size, bptt, f1_samples, model layout, data signatures, validation's when given; budgets
+    are not in it, so a larger budget continues the run) must equal this call's, else
     `CheckpointError` names the differing fields and the file is left untouched. With
     `resume=False` an existing file is ignored and replaced by the first new checkpoint.
 
@@ -354,6 +384,7 @@ def optimize_sgd(
         max_epochs=max_epochs,
         max_steps=max_steps,
         max_time=max_time,
+        max_samples=max_samples,
         eval_every=eval_every,
         eval_every_seconds=eval_every_seconds,
         f1_samples=f1_samples,
@@ -375,10 +406,16 @@ def optimize_sgd(
         if test_data is None
         else _prepare_data(model, test_data, device, "test_data", recurrent)
     )
-    if test_set is not None and train_set.input_size != test_set.input_size:
-        raise ValueError(
-            f"train has {train_set.input_size} observation columns, test {test_set.input_size}"
-        )
+    val_set = (
+        None
+        if validation_data is None
+        else _prepare_data(model, validation_data, device, "validation_data", recurrent)
+    )
+    for name, other in (("test", test_set), ("validation", val_set)):
+        if other is not None and train_set.input_size != other.input_size:
+            raise ValueError(
+                f"train has {train_set.input_size} observation columns, {name} {other.input_size}"
+            )
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, learning_rate, device)
@@ -390,6 +427,7 @@ def optimize_sgd(
             model,
             train_set,
             test_set,
+            val_set,
             seed=seed,
             optimizer=optimizer,
             learning_rate=float(learning_rate),
@@ -445,12 +483,18 @@ def optimize_sgd(
             row["test_ce"] = metrics["ce"]
             row["test_accuracy"] = metrics["accuracy"]
             row["test_f1"] = metrics["f1"]
+        if val_set is not None:
+            metrics = _evaluate(model, val_set, f1_samples=f1_samples, seed=seed, step=state.step)
+            values = (metrics["ce"], metrics["accuracy"], metrics["f1"])
+            row.update(zip(VALIDATION_FIELDS, values, strict=True))
         tests = ""
         if test_set is not None:
             tests = (
                 f" test_ce {row['test_ce']:.4f} test_acc {row['test_accuracy']:.3f}"
                 f" test_f1 {row['test_f1']:.3f}"
             )
+        if val_set is not None:
+            tests += f" val_loss {row['val_loss']:.4f} val_f1 {row['val_f1']:.3f}"
         logger.info(
             "step %d epoch %.2f train_loss %.4f%s",
             row["step"],
@@ -508,6 +552,8 @@ def optimize_sgd(
             return "max_steps"
         if max_epochs is not None and state.epoch >= max_epochs:
             return "max_epochs"
+        if max_samples is not None and state.samples_seen >= max_samples:
+            return "max_samples"
         if max_time is not None and elapsed() >= max_time:
             return "max_time"
         return ""

@@ -57,7 +57,7 @@ from hbm_ne._shared import Callback, data_signature, evaluate
 from hbm_ne.algorithms import GA
 from hbm_ne.fitness import EpisodeData, as_episode_data, check_fits
 from hbm_ne.population import Population, parallel_map
-from hbm_ne.training import EvolveResult, evolve
+from hbm_ne.training import VALIDATION_FIELDS, EvolveResult, evolve
 
 __all__ = [
     "DynamicEvaluation",
@@ -1124,7 +1124,8 @@ class DynamicEvaluation:
     """Test cross-entropy, accuracy and sampled macro F1 for `evolve`, of the exported member
     in slot 0 (GA with elitism ≥ 1 puts the generation's train-best member there, unmutated,
     before `evolve` evaluates), its statistics frozen; each episode runs from a zero state.
-    hbm-ne's shared `evaluate` (F1 draws seeded `f1_seed(seed, step)`)."""
+    hbm-ne's shared `evaluate` (F1 draws seeded `f1_seed(seed, step)`). `split="validation"`
+    names the metrics `VALIDATION_FIELDS` instead of the test keys."""
 
     def __init__(
         self,
@@ -1133,9 +1134,15 @@ class DynamicEvaluation:
         *,
         f1_samples: int = 10,
         seed: int = 0,
+        split: str = "test",
     ) -> None:
         if data.episode_lengths is None:
             raise ValueError("test data need episode_lengths (dynamic networks are recurrent)")
+        if split not in ("test", "validation"):
+            raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+        self.keys = (
+            ("test_ce", "test_accuracy", "test_f1") if split == "test" else VALIDATION_FIELDS
+        )
         self.data = data
         self.population = population
         self.f1_samples = f1_samples
@@ -1144,7 +1151,8 @@ class DynamicEvaluation:
     def __call__(self, best_params: Tensor, step: int) -> dict[str, float]:
         module = self.population.export(0)
         m = evaluate(module, self.data, f1_samples=self.f1_samples, seed=self.seed, step=step)
-        return {"test_ce": m["ce"], "test_accuracy": m["accuracy"], "test_f1": m["f1"]}
+        ce, accuracy, f1 = self.keys
+        return {ce: m["ce"], accuracy: m["accuracy"], f1: m["f1"]}
 
 
 def _algorithm_seed(seed: int) -> int:
@@ -1161,6 +1169,8 @@ def evolve_dynamic(
     elitism: int = 1,
     max_generations: int | None = None,
     max_time: float | None = None,
+    max_samples: int | None = None,
+    validation_data: EpisodeData | tuple[Any, Any] | None = None,
     eval_every: int | None = 10,
     eval_every_seconds: float | None = None,
     batch_size: int | None = None,
@@ -1178,12 +1188,14 @@ def evolve_dynamic(
     """Evolve dynamic networks to imitate recorded actions with GA (fitness = cross-entropy).
 
     `GA(population, survival, elitism)` seeded from `seed` (as `train_supervised` seeds its
-    algorithms) driven by hbm-ne's `evolve`, so budgets (`max_generations`, `max_time`),
+    algorithms) driven by hbm-ne's `evolve`, so budgets (`max_generations`, `max_samples`,
+    `max_time`),
     cadences, atomic checkpoints (`checkpoint_path`, `checkpoint_every`,
     `checkpoint_every_seconds`), bitwise resume, `fingerprint`, callbacks and history rows
     (`generation`, `train_loss`, `test_ce`, `test_accuracy`, `test_f1`, `elapsed`, ...) are
-    the other methods'. `batch_size` counts episodes per generation (None: all). The fingerprint
-    also holds the data signatures and these settings (under "hbm_ne_dynamic").
+    the other methods'. `validation_data` adds `VALIDATION_FIELDS` to the rows, as in
+    `train_supervised`. `batch_size` counts episodes per generation (None: all). The
+    fingerprint also holds the data signatures and these settings (under "hbm_ne_dynamic").
 
     The result's `model` (= `best`) is the exported train-best member of the last generation
     (statistics frozen); `elitism` must be ≥ 1 so that slot 0 holds it unmutated.
@@ -1195,7 +1207,8 @@ def evolve_dynamic(
     dev = population.device
     train = as_episode_data(train_data, dev)
     test = None if test_data is None else as_episode_data(test_data, dev)
-    for name, d in (("train_data", train), ("test_data", test)):
+    val = None if validation_data is None else as_episode_data(validation_data, dev)
+    for name, d in (("train_data", train), ("test_data", test), ("validation_data", val)):
         if d is None:
             continue
         if d.episode_lengths is None:
@@ -1209,12 +1222,23 @@ def evolve_dynamic(
         "f1_samples": f1_samples,
         "train_data": data_signature(train),
         "test_data": None if test is None else data_signature(test),
+        **({} if val is None else {"validation_data": data_signature(val)}),
     }
     algorithm = GA(population, survival=survival, elitism=elitism, seed=_algorithm_seed(seed))
+    evaluations = [
+        DynamicEvaluation(d, population, f1_samples=f1_samples, seed=seed, split=split)
+        for d, split in ((test, "test"), (val, "validation"))
+        if d is not None
+    ]
+
+    def evaluate_all(best_params: Tensor, step: int) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for f in evaluations:
+            row.update(f(best_params, step))
+        return row
+
     evaluation: Callable[[Tensor, int], Mapping[str, Any]] | None = (
-        None
-        if test is None
-        else DynamicEvaluation(test, population, f1_samples=f1_samples, seed=seed)
+        evaluate_all if evaluations else None
     )
     result = evolve(
         population,
@@ -1222,6 +1246,7 @@ def evolve_dynamic(
         DynamicFitness(train, batch_size=batch_size),
         max_generations=max_generations,
         max_time=max_time,
+        max_samples=max_samples,
         eval_fn=evaluation,
         eval_every=eval_every,
         eval_every_seconds=eval_every_seconds,

@@ -58,6 +58,7 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "HISTORY_FIELDS",
     "OPTIMIZERS",
+    "VALIDATION_FIELDS",
     "CheckpointError",
     "EvalFn",
     "EvolveResult",
@@ -93,6 +94,11 @@ HISTORY_FIELDS = (
     "mean_fitness",
 )
 
+#: Keys a history row gains when the run has validation data (`validation_data=`): the
+#: evaluated member's cross-entropy, accuracy and sampled macro F1 on the validation episodes,
+#: next to the test ones (hbm-dl's rows use the same names).
+VALIDATION_FIELDS = ("val_loss", "val_accuracy", "val_f1")
+
 #: Names `train_supervised(optimizer=...)` accepts, with the class each builds.
 OPTIMIZERS: dict[str, type[Algorithm]] = {"ga": GA, "es": ES, "cmaes": CMAES}
 
@@ -119,8 +125,9 @@ class EvolveResult(ResultMapping):
     `history`: one row per evaluation (keys `HISTORY_FIELDS`); its last row describes `model`,
     the member that was best on train at the last generation, as a plain `nn.Module` (None for
     raw-vector populations; `best` is the same object). `best_params [D]` its parameters.
-    `generations` (= `steps`) generations done; `stop_reason`: "max_generations", "max_time"
-    or "callback". `elapsed` and `samples_seen` count every process of a resumed run;
+    `generations` (= `steps`) generations done; `stop_reason`: "max_generations",
+    "max_samples", "max_time" or "callback". `elapsed` and `samples_seen` count every process
+    of a resumed run;
     `resumed_from` is the generation this process resumed at (None: fresh start) and
     `checkpoint_time` when that checkpoint was written (ISO). `fitness_history`: the best
     fitness of every generation. Read by key too, like the design guide's result dicts:
@@ -296,6 +303,7 @@ def evolve(
     *,
     max_generations: int | None = None,
     max_time: float | None = None,
+    max_samples: int | None = None,
     eval_fn: EvalFn | None = None,
     eval_every: int | None = 1,
     eval_every_seconds: float | None = None,
@@ -318,7 +326,11 @@ def evolve(
     generations (None: no count cadence), whenever `eval_every_seconds` passed since the last
     row, and at the last generation, so the last history row always describes the returned
     model. Budgets: `max_generations`, `max_time`
-    (seconds, summed over every process of a resumed run); at least one.
+    (seconds, summed over every process of a resumed run), `max_samples` (stop once
+    `samples_seen`, the samples every member was scored on summed over members and
+    generations, reaches it: the count hbm-dl's `optimize_sgd` stops on too, so learners given
+    the same `max_samples` see the same data to within one generation); at least one.
+    Budgets are not in the fingerprint: a resume with a larger budget continues the run.
 
     Callbacks get a `Progress` after every generation (`step` = that generation's index); one
     returning True stops the run (`stop_reason="callback"`, final checkpoint written).
@@ -348,6 +360,7 @@ def evolve(
         fitness_fn,
         max_generations=max_generations,
         max_time=max_time,
+        max_samples=max_samples,
         eval_fn=eval_fn,
         eval_every=eval_every,
         eval_every_seconds=eval_every_seconds,
@@ -372,6 +385,7 @@ def _evolve(
     *,
     max_generations: int | None,
     max_time: float | None,
+    max_samples: int | None,
     eval_fn: EvalFn | None,
     eval_every: int | None,
     eval_every_seconds: float | None,
@@ -387,8 +401,14 @@ def _evolve(
     settings: Mapping[str, Any],
     data_size: int | None,
 ) -> EvolveResult:
-    if max_generations is None and max_time is None:
-        raise ValueError("give max_generations or max_time (or both): the loop needs a budget")
+    if max_generations is None and max_time is None and max_samples is None:
+        raise ValueError(
+            "give max_generations, max_samples or max_time (or several): the loop needs a budget"
+        )
+    if max_samples is not None and (
+        not isinstance(max_samples, int) or isinstance(max_samples, bool) or max_samples < 1
+    ):
+        raise ValueError(f"max_samples must be a positive int or None, got {max_samples!r}")
     if algorithm.population is not population:
         raise ValueError("algorithm was built for another population")
     dev = torch.device(device) if device is not None else population.device
@@ -485,7 +505,7 @@ def _evolve(
             "".join(
                 f" {k} {v:.5g}"
                 for k, v in row.items()
-                if k.startswith("test_") and isinstance(v, float)
+                if k.startswith(("test_", "val_")) and isinstance(v, float)
             ),
         )
         return row
@@ -534,6 +554,8 @@ def _evolve(
     def budget_reason() -> str:
         if max_generations is not None and generation >= max_generations:
             return "max_generations"
+        if max_samples is not None and samples_seen >= max_samples:
+            return "max_samples"
         if max_time is not None and elapsed() >= max_time:
             return "max_time"
         return ""
@@ -692,12 +714,18 @@ class SupervisedFitness:
         return cross_entropy(population, obs, act, max_bytes=self.max_bytes)
 
 
+#: The history keys of each split an evaluation can score: (cross-entropy, accuracy, F1).
+_SPLIT_KEYS = {"test": ("test_ce", "test_accuracy", "test_f1"), "validation": VALIDATION_FIELDS}
+
+
 class SupervisedEvaluation:
     """Test cross-entropy, accuracy and sampled macro F1 of one member, for `evolve`.
 
     `__call__(best_params, step)` exports the member as its `nn.Module` and runs the shared
     `evaluate` (the function and seeding rule hbm-dl uses: F1 draws seeded `f1_seed(seed,
     step)`); recurrent members run each episode (state_mode "episode") or session from zero.
+    `split="validation"` names the metrics `VALIDATION_FIELDS` instead of the test keys, for
+    the episodes that choose (tuning, model selection) while test only reports.
     """
 
     def __init__(
@@ -708,9 +736,13 @@ class SupervisedEvaluation:
         f1_samples: int = 10,
         seed: int = 0,
         state_mode: str = "episode",
+        split: str = "test",
     ) -> None:
         if not isinstance(population, _NetworkPopulation):
             raise TypeError("supervised evaluation needs a network population")
+        if split not in _SPLIT_KEYS:
+            raise ValueError(f"split must be one of {sorted(_SPLIT_KEYS)}, got {split!r}")
+        self.keys = _SPLIT_KEYS[split]
         self.data = data
         self.population = population
         self.f1_samples = f1_samples
@@ -728,7 +760,25 @@ class SupervisedEvaluation:
         m = evaluate(
             module, self.data, f1_samples=self.f1_samples, seed=self.seed, step=step, unit=self.unit
         )
-        return {"test_ce": m["ce"], "test_accuracy": m["accuracy"], "test_f1": m["f1"]}
+        ce, accuracy, f1 = self.keys
+        return {ce: m["ce"], accuracy: m["accuracy"], f1: m["f1"]}
+
+
+def _combined(*evals: EvalFn | None) -> EvalFn | None:
+    """One `eval_fn` whose row holds every given evaluation's metrics (None: none given)."""
+    given = [f for f in evals if f is not None]
+    if not given:
+        return None
+    if len(given) == 1:
+        return given[0]
+
+    def both(best_params: Tensor, step: int) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for f in given:
+            row.update(f(best_params, step))
+        return row
+
+    return both
 
 
 def make_algorithm(name: str, population: Population, *, seed: int = 0) -> Algorithm:
@@ -755,6 +805,8 @@ def train_supervised(
     *,
     max_generations: int | None = None,
     max_time: float | None = None,
+    max_samples: int | None = None,
+    validation_data: EpisodeData | tuple[Any, Any] | None = None,
     eval_every: int | None = 10,
     eval_every_seconds: float | None = None,
     batch_size: int | None = None,
@@ -782,10 +834,15 @@ def train_supervised(
     `samples_seen`, `train_loss` (= `best_fitness`), `mean_fitness` and, with test data,
     `test_ce`, `test_accuracy`, `test_f1` of the member that was best on train at that
     generation (hbm-ne's `evaluate`, F1 over `f1_samples` draws seeded `f1_seed(seed,
-    generation)`); without test data those are None. `batch_size` counts steps (feedforward)
-    or sequences (recurrent); None = all data every generation. Budgets, cadences,
-    checkpoints, `resume`, `fingerprint` and callbacks as in `evolve`; the fingerprint also
-    holds the data signatures and `batch_size`, `state_mode`, `f1_samples`.
+    generation)`); without test data those are None. With `validation_data` (episodes held out
+    of training to choose with, never the test ones) each row also has `VALIDATION_FIELDS`
+    (`val_loss`, `val_accuracy`, `val_f1`) of the same member at the same cadence; without it
+    rows have no such keys. Nothing here chooses by test: the returned member is the train-best
+    of the last generation. `batch_size` counts steps (feedforward) or sequences (recurrent);
+    None = all data every generation. Budgets (`max_generations`, `max_samples`, `max_time`),
+    cadences, checkpoints, `resume`, `fingerprint` and callbacks as in `evolve`; the fingerprint
+    also holds the data signatures (validation's when given) and `batch_size`, `state_mode`,
+    `f1_samples`.
 
     The design guide's spellings work: `eval_interval` (seconds: `eval_every_seconds`) and
     `logger` (where progress lines go). Deprecated: `algorithm=` (use `optimizer=`),
@@ -825,25 +882,29 @@ def train_supervised(
     dev = population.device if device is None else torch.device(device)
     train = as_episode_data(train_data, dev)
     test = None if test_data is None else as_episode_data(test_data, dev)
-    for name, d in (("train_data", train), ("test_data", test)):
+    val = None if validation_data is None else as_episode_data(validation_data, dev)
+    for name, d in (("train_data", train), ("test_data", test), ("validation_data", val)):
         if d is not None:
             check_fits(name, d, population.input_size, population.output_size)
     fitness = SupervisedFitness(
         train, batch_size=batch_size, state_mode=state_mode, max_bytes=max_bytes
     )
-    evaluation = (
+    evaluations = [
         None
-        if test is None
+        if d is None
         else SupervisedEvaluation(
-            test, population, f1_samples=f1_samples, seed=seed, state_mode=state_mode
+            d, population, f1_samples=f1_samples, seed=seed, state_mode=state_mode, split=split
         )
-    )
+        for d, split in ((test, "test"), (val, "validation"))
+    ]
     settings = {
         "batch_size": batch_size,
         "state_mode": state_mode,
         "f1_samples": f1_samples,
         "train_data": data_signature(train),
         "test_data": None if test is None else data_signature(test),
+        # only when given, so that runs without validation keep their fingerprints
+        **({} if val is None else {"validation_data": data_signature(val)}),
     }
     return _evolve(
         population,
@@ -851,7 +912,8 @@ def train_supervised(
         fitness,
         max_generations=max_generations,
         max_time=max_time,
-        eval_fn=evaluation,
+        max_samples=max_samples,
+        eval_fn=_combined(*evaluations),
         eval_every=eval_every,
         eval_every_seconds=eval_every_seconds,
         checkpoint_path=checkpoint_path,
