@@ -34,3 +34,23 @@ def split_by_session(
     train_mask = np.ones(len(sessions), dtype=bool)
     train_mask[test_idx] = False
     return np.flatnonzero(train_mask), test_idx.astype(np.int64)
+
+
+def validation_split(
+    session_ids: Sequence[int] | np.ndarray,
+    validation_pct: float,
+    generator: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices `(train, validation)` into a set of *training* episodes, each sorted.
+
+    The holdout's rule applied again: every session gives `holdout_count` of its training
+    episodes to validation, so the episodes that choose a model (tuning, early stopping) cover
+    every session as the test episodes do, and never include one of them (the caller passes
+    the training episodes only). `validation_pct == 0` gives no validation episodes.
+    """
+    if validation_pct == 0:
+        n = len(np.asarray(session_ids))
+        return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if not 0.0 < validation_pct < 1.0:
+        raise ValueError(f"validation_pct must be in [0, 1), got {validation_pct}")
+    return split_by_session(session_ids, validation_pct, generator)

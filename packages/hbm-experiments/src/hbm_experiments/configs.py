@@ -154,6 +154,10 @@ class DataConfig(_Strict):
     """Train on the person's first N training episodes only (in the order they were played);
     the held-out episodes stay the same, so rows of a data-size sweep compare on one test
     set. None: all of them."""
+    validation_pct: float = pydantic.Field(default=0.1, ge=0.0, lt=1.0)
+    """Validation episodes, per session, drawn from the training episodes by the holdout's
+    rule (`max(1, int(n * pct))` of a session's n training episodes), never from test: what
+    chooses (tuning, model selection) reads them, test only reports. 0: no validation split."""
 
 
 class ModelConfig(_Strict):
@@ -474,8 +478,8 @@ class AdversarialConfig(_Strict):
         return self.model_dump()
 
 
-NE_BUDGETS = ("max_generations", "max_optim_time")
-SGD_BUDGETS = ("max_epochs", "max_steps", "max_optim_time")
+NE_BUDGETS = ("max_generations", "max_samples", "max_optim_time")
+SGD_BUDGETS = ("max_epochs", "max_steps", "max_samples", "max_optim_time")
 
 
 class TrainingConfig(_Strict):
@@ -483,9 +487,10 @@ class TrainingConfig(_Strict):
 
     Neuroevolution stops at `max_generations` or `max_optim_time` (seconds, summed over resumed
     runs), gradient descent at `max_epochs`, `max_steps` or `max_optim_time`, whichever comes
-    first. A budget left unset is no limit; at least one that the method uses must be set
-    (`max_optim_time` alone is a pure time budget). Budgets the method does not use are
-    dropped, so they never change its uid. Count budgets are reproducible, time budgets not.
+    first; every method also at `max_samples`, the equal budget across learners. A budget left
+    unset is no limit; at least one that the method uses must be set (`max_optim_time` alone
+    is a pure time budget). Budgets the method does not use are dropped, so they never change
+    its uid. Count budgets are reproducible, time budgets not.
 
     Cadences only change how often something is logged, evaluated or saved, never the trained
     model, so they are excluded from the cache uid: `log_every_seconds`, `checkpoint_every`,
@@ -504,6 +509,11 @@ class TrainingConfig(_Strict):
     max_epochs: int | None = pydantic.Field(default=None, ge=1)
     max_optim_time: float | None = pydantic.Field(default=None, gt=0)
     """Seconds of training, summed over every process of a resumed run."""
+    max_samples: int | None = pydantic.Field(default=None, ge=1)
+    """Samples seen, counted as the history's `samples_seen` (a generation over N samples × P
+    members counts N·P, an SGD/Adam step over a batch its samples; for methods trained on
+    the game, environment steps): the same budget for every learner, met to within one
+    generation or step."""
     eval_every: int = pydantic.Field(default=10, ge=1)
     """Test evaluation every N generations (neuroevolution) or optimizer steps (SGD/Adam)."""
     loss_eval_interval_seconds: float | None = pydantic.Field(default=None, gt=0)

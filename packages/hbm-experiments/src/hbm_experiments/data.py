@@ -5,6 +5,11 @@ the task's uid (and the uid of every experiment built on it) holds the sha256 of
 file (`content_hash`), computed when the config is made; the job checks the file still has
 that content before it trains, and refuses otherwise. Editing a recording changes what runs;
 an unchanged file still hits the cache.
+
+Three splits, by whole episodes and per session: test (`holdout_pct`, drawn by hbm-data),
+then validation (`validation_pct`, drawn from the remaining training episodes by the same
+rule), then training. Whatever chooses (tuning, model selection) reads validation; test is
+only reported.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import exca
+import numpy as np
 import pydantic
 
 from .infra import with_default_folder
@@ -29,12 +35,17 @@ __all__ = [
     "MetadataView",
     "MissingRecordingError",
     "PreprocessedData",
+    "SplitData",
     "episode_file",
 ]
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION = "2"
+DATA_VERSION = "3"  # 3: validation episodes taken out of the training ones
+
+#: Second entry of the validation draw's seed (`np.random.default_rng([split_seed, 1])`): its
+#: own stream, so the test split (drawn with `default_rng(split_seed)`) stays what it was.
+_VALIDATION_STREAM = 1
 
 
 class MissingRecordingError(FileNotFoundError, ValueError):
@@ -104,6 +115,8 @@ class DataPreprocessingTask(pydantic.BaseModel):
     """sha256 of the episode file; None: read from the file when the task is made."""
     max_train_episodes: int | None = None
     """Keep the first N training episodes (a data-size study); the test split is unchanged."""
+    validation_pct: float = 0.1
+    """Validation episodes per session, drawn from the training episodes (`SplitData`)."""
     data_dir: str | None = None
     infra: exca.TaskInfra = exca.TaskInfra(version=DATA_VERSION, keep_in_ram=True)
 
@@ -120,7 +133,8 @@ class DataPreprocessingTask(pydantic.BaseModel):
 
     @infra.apply
     def load(self) -> Any:
-        """-> `hbm_data.HumanData` (train/test arrays and metadata)."""
+        """-> `SplitData` (`hbm_data.HumanData`'s train/test arrays and metadata, plus the
+        validation arrays; `metadata.train_episodes` are the training episodes left)."""
         from hbm_data import load_human_data
 
         logger.info(
@@ -141,12 +155,83 @@ class DataPreprocessingTask(pydantic.BaseModel):
                 f"configured (content {found}, expected {self.content_hash}); make the "
                 f"experiment again from its config to run it on the current file"
             )
-        return first_train_episodes(data, self.max_train_episodes)
+        split = with_validation(data, self.validation_pct, self.split_seed)
+        return first_train_episodes(split, self.max_train_episodes)
 
     def load_preprocessed(self) -> PreprocessedData:
         """The guide's name for `load()` (exca-integration-guide §4.3): the same cached data,
         indexable as the guide does (`data["train_obs"]`, `data["metadata"]["input_size"]`)."""
         return PreprocessedData(self.load())
+
+
+class SplitData(NamedTuple):
+    """`hbm_data.HumanData` (its five fields, in its order) plus the validation split.
+
+    `metadata.train_episodes` describe the training arrays (validation episodes taken out);
+    `val_episodes` (hbm-data's `EpisodeInfo`, `start` into the validation arrays) the
+    validation ones, empty when `validation_pct` is 0."""
+
+    train_obs: np.ndarray  # [N_train, input_size] float32
+    train_act: np.ndarray  # [N_train] int64
+    test_obs: np.ndarray  # [N_test, input_size] float32
+    test_act: np.ndarray  # [N_test] int64
+    metadata: Any  # hbm_data.DatasetMetadata
+    val_obs: np.ndarray  # [N_val, input_size] float32
+    val_act: np.ndarray  # [N_val] int64
+    val_episodes: tuple[Any, ...]
+
+    @property
+    def val_episode_lengths(self) -> list[int]:
+        return [e.length for e in self.val_episodes]
+
+
+def _gather(obs: np.ndarray, act: np.ndarray, infos: Sequence[Any]) -> tuple[Any, ...]:
+    """The episodes `infos` (slices of `obs`/`act`) as new flat arrays, their `start`s
+    renumbered: `(obs, act, infos)`."""
+    starts = np.cumsum([0] + [e.length for e in infos])
+    moved = tuple(dataclasses.replace(e, start=int(s)) for e, s in zip(infos, starts, strict=False))
+    parts = [slice(e.start, e.start + e.length) for e in infos]
+    width = obs.shape[1]
+    new_obs = np.concatenate([obs[p] for p in parts]) if parts else np.zeros((0, width), obs.dtype)
+    new_act = np.concatenate([act[p] for p in parts]) if parts else np.zeros(0, act.dtype)
+    return new_obs, new_act, moved
+
+
+def with_validation(data: Any, validation_pct: float, split_seed: int) -> SplitData:
+    """`SplitData` of `hbm_data.HumanData`: `hbm_data.splits.validation_split` of its training
+    episodes (per session, the holdout's rule; test is never touched), drawn from
+    `default_rng([split_seed, 1])`. Raises ValueError when no training episode is left."""
+    from hbm_data.splits import validation_split
+
+    meta = data.metadata
+    sessions = [e.session for e in meta.train_episodes]
+    generator = np.random.default_rng([split_seed, _VALIDATION_STREAM])
+    keep, held = validation_split(sessions, validation_pct, generator)
+    if len(keep) == 0:
+        raise ValueError(
+            f"{meta.source_file}: data.holdout_pct={meta.holdout_pct} and "
+            f"data.validation_pct={validation_pct} leave no training episodes "
+            f"({meta.n_train + meta.n_test} episodes in {meta.num_sessions} session(s): "
+            f"{meta.n_test} to test, {len(held)} to validation); lower data.validation_pct "
+            "(0 turns the validation split off) or data.holdout_pct"
+        )
+    episodes = meta.train_episodes
+    train_obs, train_act, train_infos = _gather(
+        data.train_obs, data.train_act, [episodes[i] for i in keep]
+    )
+    val_obs, val_act, val_infos = _gather(
+        data.train_obs, data.train_act, [episodes[i] for i in held]
+    )
+    return SplitData(
+        train_obs,
+        train_act,
+        data.test_obs,
+        data.test_act,
+        dataclasses.replace(meta, train_episodes=train_infos),
+        val_obs,
+        val_act,
+        val_infos,
+    )
 
 
 def first_train_episodes(data: Any, n: int | None) -> Any:

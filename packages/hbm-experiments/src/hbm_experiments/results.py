@@ -11,7 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-__all__ = ["Compute", "DataInfo", "ExperimentResult", "ResumeInfo", "compute_used", "guide_keys"]
+__all__ = [
+    "VALIDATION_KEYS",
+    "Compute",
+    "DataInfo",
+    "ExperimentResult",
+    "ResumeInfo",
+    "compute_used",
+    "guide_keys",
+]
+
+#: The validation metrics of `metrics` and of the history rows (the training loops' names):
+#: what tuning and model selection read. The test ones (`test_ce`, ...) only report.
+VALIDATION_KEYS = ("val_loss", "val_accuracy", "val_f1")
 
 
 # Set when the run resumed a checkpoint (`hbm run` prints it): `unit` "generation" or "step",
@@ -29,6 +41,8 @@ class DataInfo(TypedDict):
     n_test_episodes: int
     n_train_steps: int
     n_test_steps: int
+    n_validation_episodes: int  # drawn from the training episodes (`data.validation_pct`)
+    n_validation_steps: int
 
 
 class Compute(TypedDict):
@@ -85,10 +99,14 @@ class ExperimentResult(TypedDict, total=False):
     train_time: float  # seconds of training, summed over every process of a resumed run
     compute: Compute  # forward/backward passes and FLOPs of training
     elapsed: float  # seconds of the whole run (data, training, evaluation) in this process
-    stop_reason: str  # max_generations | max_steps | max_epochs | max_time | callback
+    stop_reason: str  # max_generations | max_steps | max_epochs | max_samples | max_time | ...
+    budget: dict[str, int | float]  # the budgets set, e.g. {"max_samples": 100000}
+    samples_seen: int  # samples training saw (= compute.forward_passes)
     resumed: ResumeInfo | None
-    history: list[dict[str, Any]]  # one row per evaluation: step, samples_seen, test_ce, ...
-    metrics: dict[str, float]  # final test_ce, test_f1, test_accuracy of the trained model
+    history: list[dict[str, Any]]  # one row per evaluation: step, samples_seen, test_ce, val_loss…
+    # the trained model's test_ce, test_f1, test_accuracy (reported) and val_loss, val_f1,
+    # val_accuracy (what chooses; None without validation episodes)
+    metrics: dict[str, Any]
     behaviour: dict[str, Any]  # matched-seed rollouts vs the person's held-out returns
     humanlike: dict[str, Any]  # human-likeness metrics (README: "Human-likeness")
     model_file: str  # "model.pt" in the uid folder

@@ -58,7 +58,7 @@ from .files import (
     atomic_write_text,
 )
 from .infra import ExperimentInfra, cache_root, with_default_folder
-from .results import compute_used, guide_keys
+from .results import VALIDATION_KEYS, compute_used, guide_keys
 
 __all__ = [
     "EXPERIMENT_CLASSES",
@@ -84,7 +84,7 @@ logger = logging.getLogger(__name__)
 
 Device = torch.device | str | None
 
-EXPERIMENT_VERSION = "2"
+EXPERIMENT_VERSION = "3"
 CODE_FILE = "code.txt"
 _CODE_PACKAGES = ("hbm_data", "hbm_ne", "hbm_dl", "hbm_experiments")
 
@@ -270,6 +270,12 @@ class Experiment(ExperimentConfig):
             "versions": versions,
         }
 
+    def budget(self) -> dict[str, int | float]:
+        """The budgets this run is under (`training.max_samples`, `max_generations`, ...,
+        those its method uses and that are set): rows compare fairly only under equal ones."""
+        t = self.training
+        return {b: getattr(t, b) for b in t.budgets(self.algorithm) if getattr(t, b) is not None}
+
     def _callbacks(self, folder: Path, unit: str, budget: int | None) -> list[Any]:
         """Progress (a bar on a terminal, a log line every 30 s elsewhere) and TensorBoard
         scalars in the uid folder (when the extra is installed)."""
@@ -283,29 +289,66 @@ class Experiment(ExperimentConfig):
         bar = progress_callback(name, unit, budget, max_time=t.max_optim_time, display=display)
         return [bar, open_tracker(folder)]
 
+    def _split_data(
+        self, episode_data: Any, obs: Any, actions: Any, episodes: Any, device: torch.device
+    ) -> Any:
+        """One split as `episode_data` (hbm-ne's or hbm-dl's `EpisodeData`, same
+        `from_arrays`): recurrent models get whole episodes, feedforward ones a pool of steps."""
+        if self.model_kind == "feedforward":
+            return episode_data.from_arrays(obs, actions, None, device=device)
+        # the session of each episode: `state_mode="session"` carries state through them
+        return episode_data.from_arrays(
+            obs,
+            actions,
+            [e.length for e in episodes],
+            sessions=[e.session for e in episodes],
+            device=device,
+        )
+
     def _episode_splits(
         self, episode_data: Any, data: Any, device: torch.device
     ) -> tuple[Any, Any]:
-        """Train and test sets as `episode_data` (hbm-ne's or hbm-dl's `EpisodeData`, same
-        `from_arrays`): recurrent models get whole episodes, feedforward ones a pool of steps."""
+        """Train and test sets as `episode_data` (`_split_data`)."""
         meta = data.metadata
-        recurrent = self.model_kind != "feedforward"
-
-        def split(obs: Any, actions: Any, episodes: Any) -> Any:
-            if not recurrent:
-                return episode_data.from_arrays(obs, actions, None, device=device)
-            # the session of each episode: `state_mode="session"` carries state through them
-            return episode_data.from_arrays(
-                obs,
-                actions,
-                [e.length for e in episodes],
-                sessions=[e.session for e in episodes],
-                device=device,
-            )
-
         return (
-            split(data.train_obs, data.train_act, meta.train_episodes),
-            split(data.test_obs, data.test_act, meta.test_episodes),
+            self._split_data(
+                episode_data, data.train_obs, data.train_act, meta.train_episodes, device
+            ),
+            self._split_data(
+                episode_data, data.test_obs, data.test_act, meta.test_episodes, device
+            ),
+        )
+
+    def _validation_split(self, episode_data: Any, data: Any, device: torch.device) -> Any:
+        """The validation set as `episode_data`, or None: no validation episodes (data without
+        them, e.g. a plain `hbm_data.HumanData`, or `data.validation_pct` 0)."""
+        episodes = getattr(data, "val_episodes", ())
+        if not episodes:
+            return None
+        return self._split_data(episode_data, data.val_obs, data.val_act, episodes, device)
+
+    def _validation_metrics(
+        self, policy: torch.nn.Module, data: Any, step: int, device: torch.device
+    ) -> dict[str, float | None]:
+        """`val_loss`, `val_accuracy`, `val_f1` of the trained model (None without validation
+        episodes): the F1 draws of the last history row, so they equal its validation
+        columns."""
+        from .evaluation import classification_metrics
+
+        episodes = getattr(data, "val_episodes", ())
+        if not episodes:
+            return dict.fromkeys(VALIDATION_KEYS)
+        m = classification_metrics(
+            policy,
+            data.val_obs,
+            data.val_act,
+            [e.length for e in episodes],
+            seed=self.seed,
+            step=step,
+            device=device,
+        )
+        return dict(
+            zip(VALIDATION_KEYS, (m["test_ce"], m["test_accuracy"], m["test_f1"]), strict=True)
         )
 
     def data_task(self) -> DataPreprocessingTask:
@@ -321,6 +364,7 @@ class Experiment(ExperimentConfig):
             split_seed=d.split_seed,
             content_hash=d.content_hash,
             max_train_episodes=d.max_train_episodes,
+            validation_pct=d.validation_pct,
             data_dir=data_dir_setting(),
             infra={"folder": self.infra.folder, "mode": mode},  # type: ignore[arg-type]
         )
@@ -372,6 +416,11 @@ class Experiment(ExperimentConfig):
         ).compute()
         from .tracking import open_tracker
 
+        # chosen on validation, reported on test: both of the final model, side by side
+        metrics = {
+            **evaluation["metrics"],
+            **self._validation_metrics(policy, data, last_step, device),
+        }
         with open_tracker(folder) as tracker:  # TensorBoard: humanlike scalars at the last step
             tracker.log_humanlike(humanlike, step=int(trained.info.get("samples_seen") or 0))
         meta = data.metadata
@@ -412,6 +461,8 @@ class Experiment(ExperimentConfig):
                 "n_test_episodes": meta.n_test,
                 "n_train_steps": len(data.train_act),
                 "n_test_steps": len(data.test_act),
+                "n_validation_episodes": len(getattr(data, "val_episodes", ())),
+                "n_validation_steps": len(getattr(data, "val_act", ())),
             },
             # every process of a resumed run: the training loops sum their time over resumes
             "train_time": float(info.get("elapsed", time.perf_counter() - t0)),
@@ -423,9 +474,12 @@ class Experiment(ExperimentConfig):
             ),
             "elapsed": time.perf_counter() - t0,
             "stop_reason": info.get("stop_reason"),
+            # which budget the run ran under (compare rows only under equal budgets)
+            "budget": self.budget(),
+            "samples_seen": int(info.get("samples_seen") or 0),
             "resumed": resumed,
             "history": history,
-            "metrics": evaluation["metrics"],
+            "metrics": metrics,
             "behaviour": evaluation["behaviour"],
             "humanlike": humanlike,
             # the same metrics for the person's own play and for a random policy, on this data
@@ -468,6 +522,8 @@ class _NEExperiment(Experiment):
     def build(
         self, data: Any = None, *, device: torch.device | str | None = None
     ) -> dict[str, Any]:
+        import hbm_ne
+
         device, data = self._setup(data, device)
         pop, algorithm, train, test = self._population(data, device)
         t = self.training
@@ -475,6 +531,7 @@ class _NEExperiment(Experiment):
             "population": pop,
             "train_data": train,
             "test_data": test,
+            "validation_data": self._validation_split(hbm_ne.EpisodeData, data, device),
             "optimizer": algorithm,
             "batch_size": t.batch_size,
             "state_mode": t.state_mode,
@@ -491,6 +548,7 @@ class _NEExperiment(Experiment):
         t = self.training
         return {
             "max_generations": t.max_generations,
+            "max_samples": t.max_samples,
             "max_time": t.max_optim_time,
             "eval_every": t.eval_every,
             "eval_every_seconds": t.loss_eval_interval_seconds,
@@ -518,6 +576,23 @@ class _NEExperiment(Experiment):
         )
         train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
         return pop, opt.build(pop, generator=gen), train, test
+
+    def _person_evaluation(self, pop: Any, test: Any, data: Any, device: torch.device) -> Any:
+        """The train-best member's CE/F1 on the person's test and validation episodes, for the
+        lines trained on something else than those actions (returns, a discriminator): their
+        validation columns let tuning judge them on the same validation CE as every method."""
+        import hbm_ne
+        from hbm_ne.training import combine_evaluations
+
+        val = self._validation_split(hbm_ne.EpisodeData, data, device)
+        return combine_evaluations(
+            hbm_ne.SupervisedEvaluation(test, pop, f1_samples=F1_SAMPLES, seed=self.seed),
+            None
+            if val is None
+            else hbm_ne.SupervisedEvaluation(
+                val, pop, f1_samples=F1_SAMPLES, seed=self.seed, split="validation"
+            ),
+        )
 
     _library_call: ClassVar[str] = "train_supervised"
     """The hbm-ne function `build()`'s arguments are for (`_fit` adds checkpoints, the
@@ -601,6 +676,7 @@ class DynamicExperiment(_NEExperiment):
             "population": pop,
             "train_data": train,
             "test_data": test,
+            "validation_data": self._validation_split(hbm_ne.EpisodeData, data, device),
             "survival": opt.selection_fraction,
             "elitism": dyn.elitism,
             "batch_size": self.training.batch_size,
@@ -636,9 +712,7 @@ class EnvExperiment(_NEExperiment):
             "fitness": hbm_ne.ContinualEnvFitness(
                 data.metadata.env_id, **env.fitness_kwargs(), seed=self.seed
             ),
-            "eval_fn": hbm_ne.SupervisedEvaluation(
-                test, pop, f1_samples=F1_SAMPLES, seed=self.seed
-            ),
+            "eval_fn": self._person_evaluation(pop, test, data, device),
             **self._loop_kwargs(device),
         }
 
@@ -686,9 +760,7 @@ class AdversarialExperiment(_NEExperiment):
             "population": pop,
             "algorithm": algorithm,
             "fitness": fitness,
-            "eval_fn": hbm_ne.SupervisedEvaluation(
-                test, pop, f1_samples=F1_SAMPLES, seed=self.seed
-            ),
+            "eval_fn": self._person_evaluation(pop, test, data, device),
             **self._loop_kwargs(device),
         }
 
@@ -719,11 +791,13 @@ class SGDExperiment(Experiment):
             "model": model,
             "train_data": train,
             "test_data": test,
+            "validation_data": self._validation_split(hbm_dl.EpisodeData, data, device),
             "optimizer": self.optimizer.name,
             "learning_rate": self.optimizer.learning_rate,
             "batch_size": t.batch_size or 32,
             "max_epochs": t.max_epochs,
             "max_steps": t.max_steps,
+            "max_samples": t.max_samples,
             "max_time": t.max_optim_time,
             "eval_every": t.eval_every,
             "eval_every_seconds": t.loss_eval_interval_seconds,

@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ from hbm_ne._shared import Callback, data_signature, evaluate
 from hbm_ne.algorithms import GA
 from hbm_ne.fitness import EpisodeData, as_episode_data, check_fits
 from hbm_ne.population import Population, parallel_map
-from hbm_ne.training import VALIDATION_FIELDS, EvolveResult, evolve
+from hbm_ne.training import VALIDATION_FIELDS, EvolveResult, combine_evaluations, evolve
 
 __all__ = [
     "DynamicEvaluation",
@@ -1225,20 +1225,12 @@ def evolve_dynamic(
         **({} if val is None else {"validation_data": data_signature(val)}),
     }
     algorithm = GA(population, survival=survival, elitism=elitism, seed=_algorithm_seed(seed))
-    evaluations = [
-        DynamicEvaluation(d, population, f1_samples=f1_samples, seed=seed, split=split)
-        for d, split in ((test, "test"), (val, "validation"))
-        if d is not None
-    ]
-
-    def evaluate_all(best_params: Tensor, step: int) -> dict[str, Any]:
-        row: dict[str, Any] = {}
-        for f in evaluations:
-            row.update(f(best_params, step))
-        return row
-
-    evaluation: Callable[[Tensor, int], Mapping[str, Any]] | None = (
-        evaluate_all if evaluations else None
+    evaluation = combine_evaluations(
+        *(
+            DynamicEvaluation(d, population, f1_samples=f1_samples, seed=seed, split=split)
+            for d, split in ((test, "test"), (val, "validation"))
+            if d is not None
+        )
     )
     result = evolve(
         population,

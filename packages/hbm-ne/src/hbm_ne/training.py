@@ -68,6 +68,7 @@ __all__ = [
     "SupervisedFitness",
     "TrainResult",
     "checkpoint_info",
+    "combine_evaluations",
     "evolve",
     "load_checkpoint",
     "make_algorithm",
@@ -764,8 +765,9 @@ class SupervisedEvaluation:
         return {ce: m["ce"], accuracy: m["accuracy"], f1: m["f1"]}
 
 
-def _combined(*evals: EvalFn | None) -> EvalFn | None:
-    """One `eval_fn` whose row holds every given evaluation's metrics (None: none given)."""
+def combine_evaluations(*evals: EvalFn | None) -> EvalFn | None:
+    """One `eval_fn` whose row holds every given evaluation's metrics (None: none given),
+    e.g. a test and a validation `SupervisedEvaluation` of the same member."""
     given = [f for f in evals if f is not None]
     if not given:
         return None
@@ -913,7 +915,7 @@ def train_supervised(
         max_generations=max_generations,
         max_time=max_time,
         max_samples=max_samples,
-        eval_fn=_combined(*evaluations),
+        eval_fn=combine_evaluations(*evaluations),
         eval_every=eval_every,
         eval_every_seconds=eval_every_seconds,
         checkpoint_path=checkpoint_path,
