@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", choices=["default", "tiny"], default="default")
     p.add_argument("--cluster", choices=["none", "local", "slurm", "auto"])
     p.add_argument("--retry", action="store_true")
+    from . import compare, tune  # own modules; `add_parser` sets `args.handler`
+
+    tune.add_parser(sub)
+    compare.add_parser(sub)
     return parser
 
 
@@ -348,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.command == "demo":
                     return _cmd_demo(args)
                 return _cmd_many(args, args.command)
+        if getattr(args, "handler", None) is not None:  # tune, compare: text to print
+            with progress_session(console, enabled=not args.quiet):
+                print(args.handler(args))
+            return 0
         if args.command == "status":
             return _cmd_status(args)
         if args.command == "collect":

@@ -1,0 +1,549 @@
+"""Hyperparameter tuning with Optuna (`hbm tune`): every trial an ordinary cached experiment.
+
+Why this shape:
+
+- A trial is the base config with the sampled values set (dotted keys), built and run like any
+  `hbm run`: its uid keys its result, so a trial that was already computed (by this study, a
+  sweep, or another study) is read from the cache, never trained again.
+- Trials go out in waves of `parallel` through `sweeps.run_experiments`: one job array per
+  wave (Slurm), K subprocesses locally, inline for one. Optuna's ask/tell interface lets the
+  sampler propose a whole wave (TPE's "constant liar" spreads the wave's proposals).
+- The study is a journal file beside the cache (Optuna's `JournalFileBackend`: appends under
+  a lock, no database server, made for shared filesystems). A tuning killed mid-wave left
+  trials asked but not told: the next `hbm tune` adopts them (same trial number, same
+  values), so their experiments resume from their checkpoints or are read from the cache.
+- The sampler is re-seeded at every wave from the seed and the number of trials so far: an
+  interrupted and resumed tuning proposes what an uninterrupted one would.
+- Trials are judged on the validation split (`metrics.val_loss`, cross-entropy of the
+  person's validation episodes): choosing on the test episodes would report a selected score.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+from .configs import ConfigError, read_yaml
+from .files import atomic_write_text
+
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: torch only when it runs
+    from .tasks import Experiment
+
+__all__ = [
+    "DEFAULT_SPACES",
+    "VALIDATION_METRIC",
+    "ParamSpec",
+    "TuneError",
+    "best_experiment",
+    "default_space",
+    "load_space",
+    "open_study",
+    "study_folder",
+    "trial_experiment",
+    "tune",
+]
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_METRIC = "val_loss"
+"""The result's `metrics` key trials are judged on (lower is better)."""
+STUDY_FILE = "journal.log"
+META_FILE = "study.json"
+LOCK_FILE = "tune.lock"
+
+
+class TuneError(RuntimeError):
+    """A tuning cannot go on (another process holds the study, a result lacks the metric)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One dimension of a search space: a dotted config key and its Optuna distribution."""
+
+    name: str
+    kind: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: Any) -> Any:
+        """The value of this dimension for an Optuna `Trial`."""
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        assert self.low is not None and self.high is not None
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    def example(self) -> Any:
+        """A value inside the space (for checking that the key applies to the config)."""
+        if self.kind == "categorical":
+            return self.choices[0]
+        return int(self.low) if self.kind == "int" else float(self.low)  # type: ignore[arg-type]
+
+
+def _float(lo: float, hi: float, *, log: bool = True) -> dict[str, Any]:
+    return {"type": "float", "low": lo, "high": hi, "log": log}
+
+
+def _int(lo: int, hi: int, *, log: bool = True) -> dict[str, Any]:
+    return {"type": "int", "low": lo, "high": hi, "log": log}
+
+
+_HIDDEN = {"model.hidden_size": _int(8, 64)}
+_MUTATION = {
+    "optimizer.adaptive_sigma_init": _float(1e-3, 0.5),
+    "optimizer.adaptive_sigma_noise": _float(1e-3, 0.3),
+    "optimizer.adaptive": {"choices": [True, False]},
+    "optimizer.population_size": _int(8, 128),
+}
+DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "ga": {**_MUTATION, "optimizer.selection_fraction": _float(0.1, 0.7, log=False), **_HIDDEN},
+    "es": {**_MUTATION, "optimizer.temperature": _float(0.1, 10.0), **_HIDDEN},
+    "cmaes": {
+        "optimizer.sigma0": _float(0.01, 1.0),
+        "optimizer.population_size": _int(8, 128),
+        **_HIDDEN,
+    },
+    "sgd": {
+        "optimizer.learning_rate": _float(1e-4, 0.3),
+        "training.batch_size": _int(8, 256),
+        **_HIDDEN,
+    },
+    "adam": {
+        "optimizer.learning_rate": _float(1e-4, 0.1),
+        "training.batch_size": _int(8, 256),
+        **_HIDDEN,
+    },
+}
+"""What matters per algorithm (`hbm tune --space default`): mutation scale and its
+self-adaptation, population size and selection fraction (GA), softmax temperature (ES), the
+initial step size (CMA-ES), learning rate and batch size (SGD/Adam), and the hidden size.
+Ranges span what the lab used and what hbm-ne/hbm-dl accept; scales are logarithmic where a
+factor, not a difference, matters."""
+
+
+def parse_space(raw: Mapping[str, Any], source: str) -> dict[str, ParamSpec]:
+    """Dotted key -> `{type: float|int, low, high, log}` or `{choices: [...]}` (a bare list is
+    the choices); errors name `source` and the key."""
+    if not raw:
+        raise ConfigError(f"{source}: the search space is empty")
+    out: dict[str, ParamSpec] = {}
+    for name, spec in raw.items():
+        where = f"{source}: {name}"
+        if isinstance(spec, list):
+            spec = {"choices": spec}
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}: expected {{low, high[, log, type]}} or a list of choices")
+        unknown = set(spec) - {"type", "low", "high", "log", "choices"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown fields {sorted(unknown)}")
+        if "choices" in spec:
+            choices = spec["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(f"{where}: choices must be a non-empty list")
+            out[name] = ParamSpec(name, "categorical", choices=tuple(choices))
+            continue
+        lo, hi = spec.get("low"), spec.get("high")
+        if not isinstance(lo, int | float) or not isinstance(hi, int | float) or not lo < hi:
+            raise ConfigError(f"{where}: expected numbers low < high, got low={lo!r} high={hi!r}")
+        log = bool(spec.get("log", False))
+        if log and lo <= 0:
+            raise ConfigError(f"{where}: a log scale needs low > 0, got {lo!r}")
+        kind = spec.get("type") or (
+            "int" if isinstance(lo, int) and isinstance(hi, int) else "float"
+        )
+        if kind not in ("int", "float"):
+            raise ConfigError(f"{where}: type must be 'int' or 'float', got {kind!r}")
+        out[name] = ParamSpec(name, "int" if kind == "int" else "float", float(lo), float(hi), log)
+    return out
+
+
+def default_space(method: str) -> dict[str, ParamSpec]:
+    """The shipped space of `method`'s algorithm (`DEFAULT_SPACES`)."""
+    from .configs import parse_method
+
+    algorithm, kind = parse_method(method)
+    if kind == "dynamic":
+        raise ConfigError(
+            f"no default search space for {method!r} (its settings are in the dynamic section):"
+            " give --space a YAML file"
+        )
+    return parse_space(DEFAULT_SPACES[algorithm], f"default space of {algorithm}")
+
+
+def load_space(space: str | Path, base: Experiment) -> dict[str, ParamSpec]:
+    """`"default"` (the method's shipped space) or a YAML file; every key is checked against
+    the base config now, so a typo fails before any trial runs."""
+    if str(space) == "default":
+        spec = default_space(base.method)
+        source = "default space"
+    else:
+        spec = parse_space(read_yaml(space), str(space))
+        source = str(space)
+    trial_experiment(base, {p.name: p.example() for p in spec.values()}, source=source)
+    return spec
+
+
+def trial_experiment(
+    base: Experiment, params: Mapping[str, Any], *, source: str = "trial", **infra: Any
+) -> Experiment:
+    """The base config with `params` (dotted keys) set: the trial's cached experiment."""
+    from .tasks import _set_infra, experiment_to_dict, make_experiment
+
+    data = experiment_to_dict(base)
+    for key, value in params.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if child is None:  # e.g. a line's section left at its defaults (stored as None)
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: {key}: {part} is not a section of the config")
+            node = child
+        if last not in node and not parents:
+            raise ConfigError(f"{source}: {key}: no such config key")
+        node[last] = value
+    data["infra"] = {**_set_infra(base), **infra}
+    return make_experiment(data, source=f"{source} {dict(params)}", cls=type(base))
+
+
+# ----------------------------------------------------------------------------------------------
+# The study on disk
+
+
+def _study_key(base: Experiment, space: Mapping[str, ParamSpec], metric: str, seed: int) -> str:
+    config = json.loads(
+        json.dumps(dict(base.infra.config(uid=True, exclude_defaults=True)), default=str)
+    )
+    payload = {
+        "task": f"{type(base).__name__} v{base.infra.version}",
+        "config": config,
+        "space": {k: asdict(v) for k, v in sorted(space.items())},
+        "metric": metric,
+        "sampler": "tpe",
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def study_folder(
+    base: Experiment,
+    space: Mapping[str, ParamSpec],
+    *,
+    metric: str = VALIDATION_METRIC,
+    seed: int = 0,
+    root: Path | None = None,
+) -> Path:
+    """`<cache>/tune/<method>-<dataset>-<subject>-<key>`: the key covers the base config's uid,
+    the space, the metric and the sampler seed (the number of trials is not in it: asking for
+    more trials extends the same study)."""
+    from .infra import cache_root
+
+    key = _study_key(base, space, metric, seed)[:16]
+    root = cache_root() if root is None else root
+    return root / "tune" / f"{base.method}-{base.dataset}-{base.subject}-{key}"
+
+
+def _storage(folder: Path) -> Any:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(folder / STUDY_FILE)))
+
+
+def open_study(folder: Path, *, create: bool = False) -> Any:
+    """The Optuna study stored in `folder` (created when `create`)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # hbm logs its own lines per wave
+    if not create and not (folder / STUDY_FILE).exists():
+        raise TuneError(f"{folder}: no study here yet (run `hbm tune` with --trials first)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return optuna.create_study(
+        storage=_storage(folder),
+        study_name="hbm",
+        direction="minimize",
+        load_if_exists=True,
+    )
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """One `hbm tune` per study at a time: another one would adopt this one's running trials.
+    The lock dies with its process (kill -9 included)."""
+    with open(folder / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TuneError(f"{folder}: another `hbm tune` is running this study") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _sampler(seed: int, n_trials: int, total: int) -> Any:
+    import optuna
+
+    # TPE's random start-up phase: optuna's 10, or a third of a smaller study
+    startup = max(2, min(10, total // 3))
+    return optuna.samplers.TPESampler(seed=seed + n_trials, n_startup_trials=startup)
+
+
+def _value(result: Mapping[str, Any], metric: str, uid: str) -> float:
+    try:
+        value = float(result["metrics"][metric])
+    except (KeyError, TypeError):
+        raise TuneError(
+            f"{uid}: the result has no metrics.{metric}: tuning judges trials on the "
+            "validation split (data.validation_pct > 0)"
+        ) from None
+    return value if math.isfinite(value) else math.inf
+
+
+def tune(
+    base: Experiment,
+    space: Mapping[str, ParamSpec],
+    *,
+    trials: int,
+    parallel: int = 1,
+    seed: int = 0,
+    metric: str = VALIDATION_METRIC,
+    retry: bool = False,
+    on_wave: Callable[[int, Sequence[Any]], None] | None = None,
+) -> Any:
+    """Run (or resume) the study of `base` over `space` until it holds `trials` finished
+    trials; returns the Optuna study. Waves of `parallel` experiments go out on the base's
+    cluster (None with `parallel > 1`: local subprocesses, one torch thread each unless the
+    config sets `num_threads`). `on_wave(wave_number, frozen_trials)` after each wave."""
+    from optuna.trial import TrialState
+
+    from .sweeps import ExperimentsFailed, run_experiments
+    from .tasks import experiment_to_dict
+
+    if trials < 1 or parallel < 1:
+        raise ValueError(f"trials={trials} and parallel={parallel} must be >= 1")
+    infra: dict[str, Any] = {}
+    if parallel > 1 and base.infra.cluster is None:
+        infra["cluster"] = "local"
+    if parallel > 1 and base.num_threads is None:
+        base = _with_threads(base, 1)
+    folder = study_folder(base, space, metric=metric, seed=seed)
+    study = open_study(folder, create=True)
+    meta = {
+        "method": base.method,
+        "dataset": base.dataset,
+        "subject": base.subject,
+        "metric": metric,
+        "seed": seed,
+        "space": {k: asdict(v) for k, v in space.items()},
+        "base_config": experiment_to_dict(base),
+    }
+    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1, default=str) + "\n")
+    wave_number = 0
+    with _exclusive(folder):
+        while True:
+            all_trials = study.get_trials(deepcopy=False)
+            running = [t for t in all_trials if t.state == TrialState.RUNNING]
+            finished = len(all_trials) - len(running)
+            if finished >= trials:
+                break
+            wave: list[tuple[int, dict[str, Any]]] = [
+                (t.number, dict(t.params)) for t in running[:parallel]
+            ]
+            if wave:
+                logger.info(
+                    "%s: adopting %d trial(s) asked but not told: %s",
+                    folder.name,
+                    len(wave),
+                    [n for n, _ in wave],
+                )
+            study.sampler = _sampler(seed, len(all_trials), trials)
+            # adopted trials are among `running`: every running one will be told eventually
+            for _ in range(min(parallel - len(wave), trials - finished - len(running))):
+                trial = study.ask()
+                params = {p.name: p.suggest(trial) for p in space.values()}
+                wave.append((trial.number, params))
+            exps: list[tuple[int, Experiment]] = []
+            for number, params in wave:
+                try:
+                    exp = trial_experiment(base, params, source=f"trial {number}", **infra)
+                except ConfigError as exc:  # a combination the config refuses
+                    logger.warning("trial %d: %s", number, exc)
+                    study.tell(number, state=TrialState.FAIL)
+                    continue
+                exps.append((number, exp))
+            results: list[dict[str, Any] | None]
+            try:
+                results = list(run_experiments([e for _, e in exps], retry=retry))
+            except ExperimentsFailed as exc:
+                results = list(exc.results)
+                for uid, err in exc.failures.items():
+                    logger.warning("trial experiment %s failed: %s", uid, err)
+            for (number, exp), result in zip(exps, results, strict=True):
+                if result is None:
+                    study.tell(number, state=TrialState.FAIL)
+                else:
+                    study.tell(number, _value(result, metric, exp.infra.uid()))
+            wave_number += 1
+            done = [study.get_trials(deepcopy=False)[n] for n, _ in exps]
+            best = _best(study)
+            logger.info(
+                "%s: wave %d: %d trial(s) told; best %s so far %s",
+                folder.name,
+                wave_number,
+                len(exps),
+                metric,
+                "-" if best is None else f"{best.value:.4f} (trial {best.number})",
+            )
+            if on_wave is not None:
+                on_wave(wave_number, done)
+    return study
+
+
+def _with_threads(base: Experiment, threads: int) -> Experiment:
+    """`num_threads` is out of the uid: one thread per subprocess keeps K jobs off each
+    other's cores without changing any trial's cache entry."""
+    from .tasks import _set_infra, experiment_to_dict, make_experiment
+
+    data = experiment_to_dict(base)
+    data["num_threads"] = threads
+    data["infra"] = _set_infra(base)
+    return make_experiment(data, cls=type(base))
+
+
+def _best(study: Any) -> Any:
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    return min(done, key=lambda t: t.value) if done else None
+
+
+def best_experiment(study: Any, base: Experiment) -> tuple[Any, Experiment]:
+    """The best finished trial and its experiment (the base config with its values)."""
+    best = _best(study)
+    if best is None:
+        raise TuneError("no trial of this study has finished")
+    return best, trial_experiment(base, best.params, source=f"trial {best.number}")
+
+
+def importances(study: Any) -> dict[str, float]:
+    """fANOVA importance of each parameter (Optuna's default evaluator); empty with fewer than
+    two finished trials or a space of one parameter."""
+    import optuna
+
+    if sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)) < 2:
+        return {}
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+    except (RuntimeError, ValueError) as exc:  # e.g. every trial has the same value
+        logger.info("no parameter importances: %s", exc)
+        return {}
+
+
+def show(study: Any, base: Experiment) -> str:
+    """The best config and the importance of each parameter, as text."""
+    from optuna.trial import TrialState
+
+    from .tasks import experiment_to_dict
+
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    lines = [
+        f"trials: {states.count(TrialState.COMPLETE)} finished, "
+        f"{states.count(TrialState.FAIL)} failed, {states.count(TrialState.RUNNING)} unfinished"
+    ]
+    best, exp = best_experiment(study, base)
+    lines.append(f"best: trial {best.number}, validation CE {best.value:.4f}")
+    lines.append(f"  experiment {exp.infra.uid()}")
+    lines += [f"  {k} = {v!r}" for k, v in best.params.items()]
+    imp = importances(study)
+    if imp:
+        lines.append("parameter importance (fANOVA, share of the variance of validation CE):")
+        lines += [f"  {k:<34} {v:.3f}" for k, v in imp.items()]
+    lines.append("best config:")
+    cfg = yaml.safe_dump(experiment_to_dict(exp), sort_keys=False)
+    lines += ["  " + line for line in cfg.splitlines()]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line
+
+
+def add_parser(sub: Any) -> None:
+    """`hbm tune`: registered by `cli.build_parser`; `args.handler` runs it."""
+    from .cli import _add_run_opts
+
+    p = sub.add_parser(
+        "tune", help="hyperparameter search with Optuna (TPE), every trial a cached experiment"
+    )
+    _add_run_opts(p)
+    p.add_argument(
+        "--space",
+        default="default",
+        help="search space: a YAML file of dotted keys ({low, high, log} or a list of "
+        "choices), or 'default' (the method's shipped space)",
+    )
+    p.add_argument("--trials", type=int, help="finished trials the study should hold")
+    p.add_argument(
+        "--parallel", type=int, default=1, metavar="K", help="trials per wave (job array)"
+    )
+    p.add_argument("--sampler-seed", type=int, default=0, help="TPE's seed (part of the study)")
+    p.add_argument(
+        "--show", action="store_true", help="print the best config and parameter importances"
+    )
+    p.set_defaults(handler=run_cli, live=True)
+
+
+def run_cli(args: Any) -> str:
+    """`hbm tune`: run or resume the study (with --trials); the text `cli` prints: the best
+    trial (and with --show its config and the parameter importances)."""
+    from .cli import _infra
+    from .tasks import load_experiment_config
+
+    infra = _infra(args)
+    mode = infra.pop("mode", None)
+    if mode == "force":
+        raise ConfigError(
+            "hbm tune --force: tuning never recomputes a cached trial; `hbm run --force` one"
+        )
+    if args.trials is None and not args.show:
+        raise ConfigError("hbm tune: give --trials N (or --show for a study that exists)")
+    base = load_experiment_config(args.config, args.overrides, **infra)
+    space = load_space(args.space, base)
+    folder = study_folder(base, space, seed=args.sampler_seed)
+    if args.trials is not None:
+        study = tune(
+            base,
+            space,
+            trials=args.trials,
+            parallel=args.parallel,
+            seed=args.sampler_seed,
+            retry=mode == "retry",
+        )
+    else:
+        study = open_study(folder)
+    if args.show:
+        text = show(study, base)
+    else:
+        best, exp = best_experiment(study, base)
+        params = ", ".join(f"{k}={v!r}" for k, v in best.params.items())
+        text = (
+            f"best of {len(study.trials)} trials: trial {best.number}, validation CE "
+            f"{best.value:.4f}: {params}\n  experiment {exp.infra.uid()}"
+        )
+    return f"{text}\nstudy: {folder}"

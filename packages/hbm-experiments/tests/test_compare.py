@@ -1,0 +1,115 @@
+"""`hbm compare`'s verdict: paired statistics against scipy on a known example, the budget
+note, the written files, and the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hbm_experiments.cli import build_parser
+from hbm_experiments.compare import build_verdict, verdict_markdown, write_verdict
+
+SEEDS = list(range(6))
+BASE = np.array([0.52, 0.47, 0.55, 0.50, 0.49, 0.53])
+# adam clearly lower than ga on every seed; cmaes equal to adam up to noise of both signs
+CE = {
+    "adam_feedforward": BASE,
+    "ga_feedforward": BASE + np.array([0.06, 0.04, 0.05, 0.07, 0.05, 0.06]),
+    "cmaes_feedforward": BASE + np.array([0.01, -0.012, 0.004, -0.006, 0.009, -0.008]),
+}
+
+
+def _results(budget: Any = None) -> dict[str, list[dict[str, Any] | None]]:
+    b = {"max_samples": 1000} if budget is None else budget
+    return {
+        m: [{"metrics": {"test_ce": float(v)}, "budget": b} for v in values]
+        for m, values in CE.items()
+    }
+
+
+def _holm(p: list[float]) -> list[float]:
+    """Holm (1979), written out: the k-th smallest p times (m - k), running max, cap 1."""
+    order = np.argsort(p)
+    out = np.empty(len(p))
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - k) * p[i]))
+        out[i] = running
+    return list(out)
+
+
+def test_paired_statistics_match_scipy_and_holm() -> None:
+    v = build_verdict(_results(), subject="sim01", dataset="cartpole", seeds=SEEDS)
+    ranked = [m for m, _ in v.rankings["test CE"]]
+    assert ranked[-1] == "ga_feedforward"  # highest mean test CE last
+    rows = v.comparisons["test CE"]
+    assert len(rows) == 3
+    raw_p = []
+    for a, b, _, _ in rows:
+        raw_p.append(float(stats.ttest_rel(CE[a], CE[b]).pvalue))
+    expected_adj = _holm(raw_p)
+    for (a, b, c, _), p_adj in zip(rows, expected_adj, strict=True):
+        ref = stats.ttest_rel(CE[a], CE[b])
+        ci = ref.confidence_interval(0.95)
+        assert c.n == len(SEEDS)
+        assert c.delta == pytest.approx(float(np.mean(CE[a] - CE[b])), abs=1e-12)
+        assert c.low == pytest.approx(float(ci.low), abs=1e-12)
+        assert c.high == pytest.approx(float(ci.high), abs=1e-12)
+        assert c.p_value == pytest.approx(float(ref.pvalue), rel=1e-12)
+        assert c.p_adjusted == pytest.approx(p_adj, rel=1e-12)
+    sentences = {frozenset((a, b)): s for a, b, _, s in rows}
+    win = sentences[frozenset(("adam_feedforward", "ga_feedforward"))]
+    assert win.startswith("adam_feedforward predicts sim01's actions better than ga_feedforward")
+    assert "6 seeds" in win
+    tie = sentences[frozenset(("adam_feedforward", "cmaes_feedforward"))]
+    assert "cannot tell apart" in tie
+
+
+def test_same_budget_is_stated_and_different_budgets_are_flagged() -> None:
+    same = verdict_markdown(
+        build_verdict(_results(), subject="sim01", dataset="cartpole", seeds=SEEDS)
+    )
+    assert "different budgets" not in same
+    assert "max_samples" in same
+    mixed = _results()
+    mixed["ga_feedforward"] = [
+        {**r, "budget": {"max_samples": 2000}} for r in mixed["ga_feedforward"] if r
+    ]
+    text = verdict_markdown(
+        build_verdict(mixed, subject="sim01", dataset="cartpole", seeds=SEEDS)
+    )
+    assert "different budgets" in text
+    assert "2000" in text and "1000" in text
+
+
+def test_failed_seed_is_named_and_left_out_of_pairs(tmp_path: Path) -> None:
+    res = _results()
+    res["ga_feedforward"][2] = None
+    v = build_verdict(res, subject="sim01", dataset="cartpole", seeds=SEEDS)
+    assert any("seeds [2] failed" in w for w in v.warnings)
+    pair = next(c for a, b, c, _ in v.comparisons["test CE"] if "ga_feedforward" in (a, b))
+    assert pair.n == len(SEEDS) - 1
+    files = write_verdict(v, tmp_path / "out")
+    assert [f.name for f in files] == ["verdict.md", "verdict.html"]
+    page = files[1].read_text()
+    assert page.startswith("<!doctype html>") and "cannot tell apart" in page
+
+
+def test_cli_parses_tune_and_compare() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["compare", "--subject", "sim01", "--dataset", "cartpole", "--methods", "ga_feedforward",
+         "adam_feedforward", "--budget-samples", "5000", "--seeds", "3", "--tune-trials", "4",
+         "--set", "adam_feedforward:training.batch_size=64"]
+    )  # fmt: skip
+    assert args.methods == ["ga_feedforward", "adam_feedforward"]
+    assert (args.budget_samples, args.seeds, args.tune_trials) == (5000, 3, 4)
+    assert callable(args.handler)
+    args = parser.parse_args(["tune", "c.yaml", "--trials", "8", "--parallel", "2"])
+    assert (args.trials, args.parallel, args.space, args.show) == (8, 2, "default", False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["compare", "--subject", "sim01", "--dataset", "cartpole"])
