@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from .envs import ENVIRONMENTS
-from .episodes import Episode, check_file, infer_env, load_episodes, read_sidecar
+from .episodes import (
+    DEFAULT_MAX_JSON_BYTES,
+    MAX_JSON_BYTES_ENV,
+    Episode,
+    check_file,
+    infer_env,
+    load_episodes,
+    read_sidecar,
+)
 from .extras import MissingExtraError, require
 from .files import atomic_write_bytes
 from .loading import SOURCE_KINDS, source_kind
@@ -45,6 +53,16 @@ def _subject_or_path(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'s' * (n != 1)}"
 
@@ -53,7 +71,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     """Errors fail (exit 1); warnings are listed but a file with only warnings is OK."""
     failed = 0
     for file in args.files:
-        problems = check_file(file, env=args.env)
+        problems = check_file(file, env=args.env, max_bytes=args.max_bytes)
         bad, warned = errors(problems), warnings_of(problems)
         if bad:
             failed += 1
@@ -291,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="list every problem in episode files (exit 1 if any)")
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument("--env", choices=envs, help="game (default: from the file name)")
+    c.add_argument(
+        "--max-bytes",
+        type=_positive_int,
+        metavar="N",
+        help=f"most bytes of JSON a file may hold, after gzip (default: ${MAX_JSON_BYTES_ENV} "
+        f"or {DEFAULT_MAX_JSON_BYTES})",
+    )
     c.set_defaults(func=_cmd_check)
 
     i = sub.add_parser("info", help="episodes, sessions, runs and scores; writes a PNG")

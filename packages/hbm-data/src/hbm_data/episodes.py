@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import logging
 import math
+import os
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ import orjson
 from .envs import EnvSpec, get_env_spec
 from .files import atomic_write_bytes, read_bytes_hashed
 from .paths import parse_episode_file_name, sidecar_path
-from .sessions import comparable_times
+from .sessions import comparable_times, no_training_reason
 from .validation import EpisodeFormatError, Problem, ProblemLog, errors, warnings_of
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "infer_env",
     "load_episodes",
     "load_records",
+    "max_json_bytes",
     "parse_episodes",
     "read_sidecar",
     "write_episodes",
@@ -125,29 +128,121 @@ def read_sidecar(path: Path | str) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _decode_json(path: Path, data: bytes, log: ProblemLog) -> Any:
-    """Parsed JSON, or None with the reason logged. orjson first (fast); the standard library
-    second, for what orjson rejects (NaN/Infinity, which validation then reports by place) and
-    for its error messages."""
-    if path.suffix == ".gz":
+#: The most bytes of JSON text an episode file may hold (after gzip decompression): 1 GiB, some
+#: 1000 recorded LunarLander episodes of 1000 steps. Parsed, it takes several times that in
+#: memory, so a file far larger (or a small `.json.gz` that inflates to gigabytes) is refused
+#: before it is read whole. Raise it per call (`max_bytes=`, `hbm-data check --max-bytes`) or
+#: for every load with the environment variable `HBM_DATA_MAX_JSON_BYTES`.
+DEFAULT_MAX_JSON_BYTES = 1 << 30
+
+#: The environment variable that raises (or lowers) `DEFAULT_MAX_JSON_BYTES`.
+MAX_JSON_BYTES_ENV = "HBM_DATA_MAX_JSON_BYTES"
+
+#: Integers with more digits are not converted (Python's own limit for `int(str)`); no field of
+#: an episode file needs more than 20.
+MAX_INT_DIGITS = 4300
+
+#: orjson refuses JSON nested deeper (its documented limit); an episode file needs 5 levels.
+MAX_JSON_DEPTH = 1024
+
+
+def max_json_bytes(max_bytes: int | None = None) -> int:
+    """The limit in force: `max_bytes`, else `$HBM_DATA_MAX_JSON_BYTES`, else the default."""
+    if max_bytes is None:
+        text = os.environ.get(MAX_JSON_BYTES_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_JSON_BYTES
         try:
-            data = gzip.decompress(data)
-        except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as exc:
-            log.add(f"cannot be read as gzip-compressed JSON: {exc}")
-            return None
+            max_bytes = int(text)
+        except ValueError:
+            raise ValueError(
+                f"{MAX_JSON_BYTES_ENV}={text!r}: expected a whole number of bytes"
+            ) from None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+    return max_bytes
+
+
+def _limit_hint(limit: int) -> str:
+    return (
+        f"the limit is {limit} bytes; raise it with `hbm-data check --max-bytes N`, "
+        f"`max_bytes=` or {MAX_JSON_BYTES_ENV}"
+    )
+
+
+class _HugeInt:
+    """Stands for an integer literal too long to convert; validation reports it where it is."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit number"
+
+
+class _IntParser:
+    """`parse_int` for `json.loads` that keeps overlong literals out of `int()` (which raises
+    a bare ValueError without saying where), remembering how many it saw."""
+
+    def __init__(self) -> None:
+        self.huge: list[_HugeInt] = []
+
+    def __call__(self, text: str) -> int | _HugeInt:
+        digits = len(text) - text.startswith("-")
+        if digits <= MAX_INT_DIGITS:
+            return int(text)
+        self.huge.append(_HugeInt(digits))
+        return self.huge[-1]
+
+
+def _inflate(data: bytes, limit: int, log: ProblemLog) -> bytes | None:
+    """The decompressed bytes of a gzip file, decompressed in bounded chunks up to `limit`."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            out = f.read(limit + 1)  # GzipFile inflates chunk by chunk up to the size asked
+    except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as exc:
+        log.add(f"cannot be read as gzip-compressed JSON: {exc}")
+        return None
+    if len(out) > limit:
+        log.add(f"inflates to more than {limit} bytes of JSON ({_limit_hint(limit)})")
+        return None
+    return out
+
+
+def _decode_json(
+    path: Path, data: bytes, log: ProblemLog, limit: int
+) -> tuple[Any, list[_HugeInt]]:
+    """(parsed JSON, overlong integers in it), or (None, []) with the reason logged. orjson
+    first (fast); the standard library second, for what orjson rejects (NaN/Infinity, overlong
+    integers: validation then reports them by place) and for its error messages."""
+    if path.suffix == ".gz":
+        inflated = _inflate(data, limit, log)
+        if inflated is None:
+            return None, []
+        data = inflated
     try:
-        return json.loads(data)
+        return orjson.loads(data), []
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            log.add(
+                f"not valid episode JSON: nested more than {MAX_JSON_DEPTH} levels deep (an "
+                f"episode file needs 5) at line {exc.lineno}, column {exc.colno}"
+            )
+            return None, []
+    ints = _IntParser()
+    try:
+        return json.loads(data, parse_int=ints), ints.huge
     except json.JSONDecodeError as exc:
         ends_early = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated")
         hint = " (the file looks truncated)" * (ends_early and bool(exc.doc.strip()))
         log.add(f"not valid JSON{hint}: {exc.msg} (line {exc.lineno}, column {exc.colno})")
     except UnicodeDecodeError as exc:
         log.add(f"not valid JSON: not UTF-8 text ({exc})")
-    return None
+    except RecursionError:
+        log.add("not valid episode JSON: nested too deep to parse (an episode file needs 5)")
+    except ValueError as exc:  # anything else the parser refuses, named rather than raised
+        log.add(f"not valid JSON: {exc}")
+    return None, []
 
 
 #: The largest magnitude float32 holds: hbm trains on float32 arrays, so anything larger would
@@ -157,6 +252,21 @@ F32_MAX = float(np.finfo(np.float32).max)
 #: `score` may differ from the sum of the step rewards by this much (relative and absolute)
 #: without a warning: a recorder summing float32 rewards drifts by about 1e-7 per step.
 SCORE_TOLERANCE = 1e-4
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
+def _and_more(more: Sequence[tuple[int, int]], what: str) -> str:
+    """`, and N more episodes repeat an earlier episode's <what> (episodes a, b, c, …)`."""
+    if not more:
+        return ""
+    shown = ", ".join(str(i) for i, _ in more[:5]) + ", …" * (len(more) > 5)
+    return (
+        f", and {_count(len(more), 'more episode')} repeat an earlier episode's {what} "
+        f"(episode{'s' * (len(more) > 1)} {shown})"
+    )
 
 
 def _is_int(x: Any) -> bool:
@@ -222,6 +332,9 @@ class _Parser:
         self.times: list[tuple[int, str, datetime]] = []  # (episode, as written, parsed)
         self.ids: dict[int, int] = {}  # episode_id -> first episode with it
         self.contents: dict[bytes, int] = {}  # digest of the steps -> first episode with them
+        self.ids_of: dict[int, int] = {}  # episode -> its episode_id
+        self.repeated_ids: list[tuple[int, int]] = []  # (episode, first episode with its id)
+        self.repeated_steps: list[tuple[int, int]] = []  # (episode, first with its steps)
 
     def _expect(self) -> str:
         if self.spec is not None:
@@ -241,6 +354,7 @@ class _Parser:
             if ep is not None:
                 out.append(ep)
         self._check_times()
+        self._report_repeats()
         return out
 
     def episode(self, i: int, rec: Any) -> Episode | None:
@@ -268,12 +382,8 @@ class _Parser:
         if _is_int(rec.get("episode_id")):
             first = self.ids.setdefault(rec["episode_id"], i)
             if first != i:
-                log.warn(
-                    f"episode_id {rec['episode_id']} is also episode {first}'s; ids should be "
-                    "unique (episodes are identified by their position in the file)",
-                    episode=i,
-                    field="episode_id",
-                )
+                self.ids_of[i] = rec["episode_id"]
+                self.repeated_ids.append((i, first))
         if "score" in rec and not _fits_float32(rec["score"]):
             log.add(_number_problem(rec["score"], plural=False)[0], episode=i, field="score")
             ok = False
@@ -289,6 +399,15 @@ class _Parser:
             return None
         if not steps:
             log.add("episode has no steps", episode=i, field="steps")
+            ok = False
+        elif self.spec is not None and len(steps) > self.spec.max_episode_steps:
+            log.add(
+                f"episode has {len(steps)} steps, more than {self.spec.env_id} allows "
+                f"({self.spec.max_episode_steps}, its time limit in Gymnasium's registration): "
+                "recorded for another game, or episodes run together",
+                episode=i,
+                field="steps",
+            )
             ok = False
         elif _is_int(rec.get("length")) and rec["length"] != len(steps):
             log.add(
@@ -321,9 +440,24 @@ class _Parser:
             h.update(np.ascontiguousarray(a).tobytes())
         first = self.contents.setdefault(h.digest(), i)
         if first != i:
+            self.repeated_steps.append((i, first))
+
+    def _report_repeats(self) -> None:
+        """One warning per kind of repeat, with a count: a file that holds one episode 50 000
+        times gets two lines, not 100 000."""
+        if self.repeated_ids:
+            (i, first), more = self.repeated_ids[0], self.repeated_ids[1:]
             self.log.warn(
-                f"same steps as episode {first} (the episode was saved twice?); a duplicate "
-                "counts twice in training and can land in both train and test",
+                f"episode_id {self.ids_of[i]!r} is also episode {first}'s{_and_more(more, 'id')}; "
+                "ids should be unique (episodes are identified by their position in the file)",
+                episode=i,
+                field="episode_id",
+            )
+        if self.repeated_steps:
+            (i, first), more = self.repeated_steps[0], self.repeated_steps[1:]
+            self.log.warn(
+                f"same steps as episode {first}{_and_more(more, 'steps')} (saved twice?); a "
+                "duplicate counts twice in training and can land in both train and test",
                 episode=i,
                 field="steps",
             )
@@ -503,9 +637,22 @@ class _Loaded(NamedTuple):
     content_hash: str  # of exactly the bytes parsed
 
 
-def _load(path: Path | str, env: str | EnvSpec | None) -> _Loaded:
+def _load(path: Path | str, env: str | EnvSpec | None, max_bytes: int | None = None) -> _Loaded:
     path = Path(path)
+    limit = max_json_bytes(max_bytes)
     log = ProblemLog(str(path))
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such episode file") from None
+    except OSError as exc:
+        log.add(f"cannot be read: {exc.strerror or exc}")
+        return _Loaded(None, [], log.finish(), "")
+    if size > limit:  # not read at all: a compressed file is never larger than its JSON
+        log.add(
+            f"is {size} bytes, more than the JSON an episode file may hold ({_limit_hint(limit)})"
+        )
+        return _Loaded(None, [], log.finish(), "")
     try:
         data, digest = read_bytes_hashed(path)
     except FileNotFoundError:
@@ -514,10 +661,15 @@ def _load(path: Path | str, env: str | EnvSpec | None) -> _Loaded:
         log.add(f"cannot be read: {exc.strerror or exc}")
         return _Loaded(None, [], log.finish(), "")
     spec = get_env_spec(env) if env is not None else infer_env(path)
-    raw = _decode_json(path, data, log)
+    raw, huge = _decode_json(path, data, log, limit)
     if log:
         return _Loaded(None, [], log.finish(), digest)
     episodes = _Parser(log, spec).episodes(raw)
+    if huge and not log.has_errors():  # only in fields hbm does not read; still unusable
+        log.add(
+            f"holds {_count(len(huge), 'integer')} of more than {MAX_INT_DIGITS} digits "
+            f"(the longest has {max(h.digits for h in huge)}) outside the fields hbm reads"
+        )
     return _Loaded(raw, episodes, log.finish(), digest)
 
 
@@ -534,38 +686,51 @@ def _raise_or_warn(loaded: _Loaded, path: Path | str) -> None:
         )  # fmt: skip
 
 
-def load_episodes(path: Path | str, *, env: str | EnvSpec | None = None) -> list[Episode]:
+def load_episodes(
+    path: Path | str, *, env: str | EnvSpec | None = None, max_bytes: int | None = None
+) -> list[Episode]:
     """All episodes of a recorder file, validated.
 
     The game (for observation size and action range) is `env`, else the sidecar's or the file
     name's (`<subject>_data_<env>.json`); for other names only internal consistency is checked.
     Raises `EpisodeFormatError` naming the first error (all of them in `.problems`); warnings
-    are logged, not raised.
+    are logged, not raised. A file of more than `max_bytes` of JSON (`max_json_bytes`) is an
+    error, found before it is read whole.
     """
-    loaded = _load(path, env)
+    loaded = _load(path, env, max_bytes)
     _raise_or_warn(loaded, path)
     logger.debug("loaded %d episodes from %s", len(loaded.episodes), path)
     return loaded.episodes
 
 
-def load_records(path: Path | str, *, env: str | EnvSpec | None = None) -> list[dict[str, Any]]:
+def load_records(
+    path: Path | str, *, env: str | EnvSpec | None = None, max_bytes: int | None = None
+) -> list[dict[str, Any]]:
     """The episode records of a valid file as raw JSON objects, fields hbm does not know kept.
 
     What a program that rewrites a file (the recorder) must start from, so it loses nothing;
     raises `EpisodeFormatError` like `load_episodes` when the file does not validate.
     """
-    loaded = _load(path, env)
+    loaded = _load(path, env, max_bytes)
     _raise_or_warn(loaded, path)
     return list(loaded.raw)
 
 
-def check_file(path: Path | str, *, env: str | EnvSpec | None = None) -> list[Problem]:
+def check_file(
+    path: Path | str, *, env: str | EnvSpec | None = None, max_bytes: int | None = None
+) -> list[Problem]:
     """Every problem in an episode file, errors and warnings (`Problem.severity`); empty when
-    it is clean. A missing file is one error."""
+    it is clean. A missing file is one error, and so is a file that `load_human_data` (with its
+    default holdout and session gap) could not train on: every episode held out for testing."""
     try:
-        return _load(path, env).problems
+        loaded = _load(path, env, max_bytes)
     except FileNotFoundError:
         return [Problem(str(path), "no such file")]
+    if errors(loaded.problems) or not loaded.episodes:
+        return loaded.problems
+    reason = no_training_reason([e.timestamp for e in loaded.episodes])
+    extra = [] if reason is None else [Problem(str(path), reason)]
+    return [*extra, *loaded.problems]
 
 
 # ----------------------------------------------------------------------------- writing

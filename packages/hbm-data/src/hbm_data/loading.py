@@ -24,7 +24,13 @@ from .paths import (
     subject_file_stem,
 )
 from .paths import data_dir as default_data_dir
-from .sessions import compute_session_run_ids, normalize_session_run_features
+from .sessions import (
+    DEFAULT_GAP_MINUTES,
+    DEFAULT_HOLDOUT_PCT,
+    compute_session_run_ids,
+    no_training_reason,
+    normalize_session_run_features,
+)
 from .simulate import DEFAULT_SUBJECTS, ensure_default_file
 from .splits import split_by_session
 from .validation import EpisodeFormatError, Problem
@@ -222,10 +228,10 @@ def load_human_data(
     subject: str | os.PathLike[str] = "sim01",
     *,
     use_cl_info: bool = False,
-    holdout_pct: float = 0.1,
+    holdout_pct: float = DEFAULT_HOLDOUT_PCT,
     seed: int = 42,
     data_dir: Path | str | None = None,
-    gap_minutes: float = 30,
+    gap_minutes: float = DEFAULT_GAP_MINUTES,
 ) -> HumanData:
     """Train/test arrays of one subject playing one game, split by whole episodes per session.
 
@@ -269,6 +275,9 @@ def load_human_data(
     sessions, runs = compute_session_run_ids([e.timestamp for e in episodes], gap_minutes)
     session_cl, run_cl = normalize_session_run_features(sessions, runs)
     train_idx, test_idx = split_by_session(sessions, holdout_pct, np.random.default_rng(seed))
+    if not len(train_idx):
+        reason = no_training_reason([e.timestamp for e in episodes], holdout_pct, gap_minutes)
+        raise EpisodeFormatError([Problem(str(path), reason or "no episode left to train on")])
     replayable = seed_replayable(read_sidecar(path), len(episodes))
     cols = (sessions, runs, session_cl, run_cl, use_cl_info, spec.obs_size, replayable)
     train_obs, train_act, train_info = _flatten(episodes, train_idx, *cols)

@@ -7,6 +7,13 @@ from datetime import datetime
 
 import numpy as np
 
+from .splits import holdout_count
+
+#: Defaults of `load_human_data` (and so of `hbm-data check`): a new session after a pause of
+#: at least 30 minutes; 10 % of each session's episodes (at least one) held out for testing.
+DEFAULT_GAP_MINUTES = 30.0
+DEFAULT_HOLDOUT_PCT = 0.1
+
 
 def comparable_times(timestamps: Sequence[str | datetime]) -> list[datetime]:
     """Start times that can be subtracted and compared, in the order given.
@@ -27,7 +34,7 @@ def comparable_times(timestamps: Sequence[str | datetime]) -> list[datetime]:
 
 
 def compute_session_run_ids(
-    timestamps: Sequence[str | datetime], gap_minutes: float = 30
+    timestamps: Sequence[str | datetime], gap_minutes: float = DEFAULT_GAP_MINUTES
 ) -> tuple[np.ndarray, np.ndarray]:
     """Session and run ids (both `[E]` int64) of episodes in file order.
 
@@ -78,3 +85,30 @@ def normalize_session_run_features(
         mask = sessions == s
         run_cl[mask] = _spread(runs[mask])
     return session_cl, run_cl
+
+
+def no_training_reason(
+    timestamps: Sequence[str | datetime],
+    holdout_pct: float = DEFAULT_HOLDOUT_PCT,
+    gap_minutes: float = DEFAULT_GAP_MINUTES,
+) -> str | None:
+    """Why a split of these episodes would leave nothing to train on, or None if it would not.
+
+    The split's own rule (`holdout_count` per session, which holds out at least one episode of
+    every session) decides, so this refuses exactly the files training would fail on: below
+    100 % holdout that is a file whose every session has a single episode.
+    """
+    if not timestamps:
+        return "the file holds no episodes"
+    sessions, _ = compute_session_run_ids(timestamps, gap_minutes)
+    sizes = np.bincount(sessions).tolist()
+    if sum(n - holdout_count(n, holdout_pct) for n in sizes) > 0:
+        return None
+    what = "one session" if len(sizes) == 1 else f"{len(sizes)} sessions"
+    return (
+        f"nothing left to train on: the file's {len(timestamps)} episode"
+        f"{'s' * (len(timestamps) != 1)} form {what} (a new one after a pause of "
+        f"{gap_minutes:g} min or more) and each session gives at least one episode, here all of "
+        f"them, to the test split ({holdout_pct:.0%} per session, at least one); record two or "
+        "more episodes per sitting"
+    )
