@@ -23,6 +23,7 @@ from hbm_data import (
     Episode,
     MissingExtraError,
     check_subject,
+    data_content_hash,
     export_minari_dataset,
     file_content_hash,
     import_hf_dataset,
@@ -269,7 +270,7 @@ def test_minari_round_trip_of_a_person_is_identical(lab_file: Path, tmp_path: Pa
     assert path.read_bytes() == lab_file.read_bytes()  # even the file's bytes
     md = load_human_data("cartpole", "sub01", data_dir=tmp_path / "back").metadata
     assert md.source_kind == "person" and not md.simulated and md.seeds_replayable
-    assert md.content_hash == file_content_hash(lab_file)
+    assert md.content_hash == data_content_hash(path)  # the file and its sidecar
 
 
 def test_minari_round_trip_keeps_expert_and_simulated_labels(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import record_like_the_lab
-from hbm_data import EpisodeFormatError, file_content_hash, load_episodes, load_human_data
+from hbm_data import EpisodeFormatError, data_content_hash, load_episodes, load_human_data
 
 T0 = datetime(2025, 1, 6, 10)
 
@@ -41,7 +41,7 @@ def test_default_subject_loads_on_a_fresh_machine(
     assert md.obs_size == md.input_size == 4 and md.num_actions == 2
     assert md.num_sessions == 6
     assert {e.session for e in md.test_episodes} == set(range(md.num_sessions))
-    assert md.content_hash == file_content_hash(session_data_dir / "sim01_data_cartpole.json")
+    assert md.content_hash == data_content_hash(session_data_dir / "sim01_data_cartpole.json")
 
 
 def test_arrays_and_metadata(sub_dir: Path) -> None:
@@ -67,7 +67,7 @@ def test_arrays_and_metadata(sub_dir: Path) -> None:
             np.testing.assert_array_equal(act[sl], ep.actions)
             assert (info.seed, info.score, info.timestamp) == (ep.seed_used, ep.score, ep.timestamp)
     d = json.loads(json.dumps(md.to_dict()))
-    assert d["content_hash"] == md.content_hash == file_content_hash(md.source_file)
+    assert d["content_hash"] == md.content_hash == data_content_hash(md.source_file)
     assert md.content_hash.startswith("sha256:") and len(md.content_hash) == 7 + 64
 
 
@@ -118,7 +118,7 @@ def test_gzip_file_is_found(tmp_path: Path, sub_dir: Path) -> None:
     np.testing.assert_array_equal(a.train_obs, b.train_obs)
     assert a.metadata.simulated  # no sidecar: recognised by its sim<N> name
     assert a.metadata.source_file.endswith(".json.gz")
-    assert a.metadata.content_hash == file_content_hash(a.metadata.source_file)
+    assert a.metadata.content_hash == data_content_hash(a.metadata.source_file)
 
 
 @pytest.mark.parametrize("subject", ["007", "0123", "1e3", "true"])

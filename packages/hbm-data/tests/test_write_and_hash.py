@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hbm_data import _atomic, atomic_write_bytes, file_content_hash, write_episodes
+from hbm_data import (
+    _atomic,
+    atomic_write_bytes,
+    data_content_hash,
+    file_content_hash,
+    load_human_data,
+    write_episodes,
+)
 from hbm_data import files as files_mod
 from hbm_data.episodes import write_sidecar
 from hbm_data.files import current_umask
@@ -149,3 +156,23 @@ def test_content_hash_is_computed_once_per_version(
 def test_missing_file_has_no_hash(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"absent\.json"):
         file_content_hash(tmp_path / "absent.json")
+
+
+def test_the_sidecar_is_part_of_the_datas_hash(lab_file: Path) -> None:
+    """Who made the data and which seeds replay are in the sidecar: changing them is new data."""
+    plain = file_content_hash(lab_file)
+    assert data_content_hash(lab_file) == plain  # no sidecar: the file's own hash, as before
+    assert load_human_data("cartpole", str(lab_file)).metadata.content_hash == plain
+    hashes = {plain}
+    for meta in (
+        {"subject": "sub01", "source_kind": "person"},
+        {"subject": "sub01", "source_kind": "expert", "simulated": True},
+        {"subject": "sub01", "source_kind": "expert", "simulated": True, "placeholder_seeds": [0]},
+    ):
+        write_sidecar(lab_file, meta)
+        digest = data_content_hash(lab_file)
+        assert digest.startswith("sha256:") and digest not in hashes
+        hashes.add(digest)
+        loaded = load_human_data("cartpole", str(lab_file)).metadata
+        assert loaded.content_hash == digest and loaded.source_kind == meta["source_kind"]
+    assert file_content_hash(lab_file) == plain  # the episode file itself is unchanged

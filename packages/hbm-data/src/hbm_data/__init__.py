@@ -11,6 +11,7 @@ from .envs import ENVIRONMENTS, EnvSpec, get_env_spec
 from .episodes import (
     Episode,
     check_file,
+    data_content_hash,
     load_episodes,
     load_records,
     parse_episodes,
@@ -70,6 +71,7 @@ __all__ = [
     "check_subject",
     "comparable_times",
     "compute_session_run_ids",
+    "data_content_hash",
     "data_dir",
     "export_minari_dataset",
     "file_content_hash",

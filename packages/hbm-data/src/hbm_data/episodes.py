@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from .envs import EnvSpec, get_env_spec
-from .files import atomic_write_bytes, read_bytes_hashed
+from .files import HASH_PREFIX, atomic_write_bytes, file_content_hash, read_bytes_hashed
 from .paths import parse_episode_file_name, sidecar_path
 from .sessions import comparable_times, no_training_reason
 from .validation import EpisodeFormatError, Problem, ProblemLog, errors, warnings_of
@@ -38,6 +38,7 @@ __all__ = [
     "Episode",
     "atomic_write_bytes",
     "check_file",
+    "data_content_hash",
     "encode_episodes",
     "infer_env",
     "load_episodes",
@@ -117,15 +118,50 @@ def infer_env(path: Path | str) -> EnvSpec | None:
 
 def read_sidecar(path: Path | str) -> dict[str, Any] | None:
     """The `<name>.meta.json` next to an episode file, or None if absent or unreadable."""
+    return _parse_sidecar(sidecar_path(path), _sidecar_bytes(path))
+
+
+def _sidecar_bytes(path: Path | str) -> bytes | None:
+    """The sidecar's bytes; None if there is none (or it cannot be read, which is logged)."""
     side = sidecar_path(path)
     try:
-        meta = json.loads(side.read_text())
+        return side.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        logger.warning("ignoring unreadable sidecar %s: %s", side, exc)
+        return None
+
+
+def _parse_sidecar(side: Path, data: bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    try:
+        meta = json.loads(data)
+    except (ValueError, RecursionError) as exc:
         logger.warning("ignoring unreadable sidecar %s: %s", side, exc)
         return None
     return meta if isinstance(meta, dict) else None
+
+
+def _with_sidecar(file_hash: str, sidecar: bytes | None) -> str:
+    """The data's hash: the episode file's alone without a sidecar (so such files keep their
+    hash), else one over both, since the sidecar changes what the data is (who made it,
+    which seeds replay)."""
+    if sidecar is None:
+        return file_hash
+    h = hashlib.sha256(b"hbm-data episode file + sidecar\n")
+    h.update(file_hash.encode("ascii") + b"\n")
+    h.update(sidecar)
+    return HASH_PREFIX + h.hexdigest()
+
+
+def data_content_hash(path: Path | str) -> str:
+    """`"sha256:<hex>"` identifying an episode file's data: `file_content_hash` of the file,
+    combined with the bytes of its `<name>.meta.json` sidecar where there is one (source kind,
+    replayable seeds). Equal to `load_human_data(...).metadata.content_hash` for the same files;
+    key caches by it. Raises FileNotFoundError naming the file when it is absent."""
+    return _with_sidecar(file_content_hash(path), _sidecar_bytes(path))
 
 
 #: The most bytes of JSON text an episode file may hold (after gzip decompression): 1 GiB, some
@@ -634,7 +670,8 @@ class _Loaded(NamedTuple):
     raw: Any  # the parsed JSON, unknown fields included
     episodes: list[Episode]
     problems: list[Problem]  # errors and warnings
-    content_hash: str  # of exactly the bytes parsed
+    content_hash: str  # of exactly the bytes parsed, the sidecar's included (data_content_hash)
+    sidecar: dict[str, Any] | None = None  # parsed from the bytes hashed
 
 
 def _load(path: Path | str, env: str | EnvSpec | None, max_bytes: int | None = None) -> _Loaded:
@@ -660,17 +697,20 @@ def _load(path: Path | str, env: str | EnvSpec | None, max_bytes: int | None = N
     except OSError as exc:  # a directory, no permission, an I/O error
         log.add(f"cannot be read: {exc.strerror or exc}")
         return _Loaded(None, [], log.finish(), "")
+    side_bytes = _sidecar_bytes(path)
+    sidecar = _parse_sidecar(sidecar_path(path), side_bytes)
+    digest = _with_sidecar(digest, side_bytes)
     spec = get_env_spec(env) if env is not None else infer_env(path)
     raw, huge = _decode_json(path, data, log, limit)
     if log:
-        return _Loaded(None, [], log.finish(), digest)
+        return _Loaded(None, [], log.finish(), digest, sidecar)
     episodes = _Parser(log, spec).episodes(raw)
     if huge and not log.has_errors():  # only in fields hbm does not read; still unusable
         log.add(
             f"holds {_count(len(huge), 'integer')} of more than {MAX_INT_DIGITS} digits "
             f"(the longest has {max(h.digits for h in huge)}) outside the fields hbm reads"
         )
-    return _Loaded(raw, episodes, log.finish(), digest)
+    return _Loaded(raw, episodes, log.finish(), digest, sidecar)
 
 
 def _raise_or_warn(loaded: _Loaded, path: Path | str) -> None:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -72,8 +72,9 @@ class DatasetMetadata:
     subject: str
     simulated: bool
     source_file: str
-    #: `file_content_hash` of the exact bytes loaded ("sha256:<hex>"): key caches by it, so an
-    #: edited recording (episodes appended or cut) is new data under the same subject name.
+    #: `data_content_hash` of the exact bytes loaded ("sha256:<hex>", the sidecar's included):
+    #: key caches by it, so an edited recording (episodes appended or cut) or sidecar (source
+    #: kind, replayable seeds) is new data under the same subject name.
     content_hash: str
     obs_size: int
     input_size: int  # obs_size + 2 when use_cl_info
@@ -139,13 +140,20 @@ class HumanData(NamedTuple):
     metadata: DatasetMetadata
 
 
-def source_kind(path: Path | str, subject: str | None = None) -> str:
+def source_kind(
+    path: Path | str,
+    subject: str | None = None,
+    *,
+    sidecar: Mapping[str, Any] | Literal[False] | None = False,
+) -> str:
     """Who made a file (`SOURCE_KINDS`): its sidecar's `source_kind`, else its `simulated`
     flag; without a sidecar, `sim<N>` subjects are simulated, `expert-<name>` ones expert.
 
-    `subject` defaults to the one in the file name (`<subject>_data_<env>.json`).
+    `subject` defaults to the one in the file name (`<subject>_data_<env>.json`). `sidecar`:
+    the sidecar already read (None: there is none), so a loader decides from the very bytes it
+    hashed; by default it is read from disk.
     """
-    meta = read_sidecar(path)
+    meta = read_sidecar(path) if sidecar is False else sidecar
     if meta is not None:
         if meta.get("source_kind") in SOURCE_KINDS:
             return str(meta["source_kind"])
@@ -278,11 +286,11 @@ def load_human_data(
     if not len(train_idx):
         reason = no_training_reason([e.timestamp for e in episodes], holdout_pct, gap_minutes)
         raise EpisodeFormatError([Problem(str(path), reason or "no episode left to train on")])
-    replayable = seed_replayable(read_sidecar(path), len(episodes))
+    replayable = seed_replayable(loaded.sidecar, len(episodes))
     cols = (sessions, runs, session_cl, run_cl, use_cl_info, spec.obs_size, replayable)
     train_obs, train_act, train_info = _flatten(episodes, train_idx, *cols)
     test_obs, test_act, test_info = _flatten(episodes, test_idx, *cols)
-    kind = source_kind(path, subject)
+    kind = source_kind(path, subject, sidecar=loaded.sidecar)
     metadata = DatasetMetadata(
         env_name=spec.name,
         env_id=spec.env_id,

@@ -90,10 +90,11 @@ def episode_file(dataset: str, subject: str, data_dir: str | Path | None = None)
 
 
 def content_hash(dataset: str, subject: str, data_dir: str | Path | None = None) -> str:
-    """sha256 of the subject's episode file (memoised per file version by hbm-data)."""
-    from hbm_data import file_content_hash
+    """sha256 of the subject's episode file and its sidecar (`hbm_data.data_content_hash`,
+    memoised per file version by hbm-data)."""
+    from hbm_data import data_content_hash
 
-    return str(file_content_hash(episode_file(dataset, subject, data_dir)))
+    return str(data_content_hash(episode_file(dataset, subject, data_dir)))
 
 
 class DataPreprocessingTask(pydantic.BaseModel):
