@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import record_like_the_lab
-from hbm_data import EpisodeFormatError, data_content_hash, load_episodes, load_human_data
+from hbm_data import (
+    EpisodeFormatError,
+    check_subject,
+    data_content_hash,
+    load_episodes,
+    load_human_data,
+)
 
 T0 = datetime(2025, 1, 6, 10)
 
@@ -133,6 +139,41 @@ def test_subject_that_is_not_a_string_is_refused(tmp_path: Path) -> None:
         load_human_data("cartpole", 7, data_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="without slashes"):
         load_human_data("cartpole", "../sub01", data_dir=tmp_path)
+
+
+def test_a_300_character_subject_is_refused_naming_it(tmp_path: Path) -> None:
+    """Its file name would exceed what a filesystem allows: refused at the check, not by the OS."""
+    long = "p" + "x" * 299
+    with pytest.raises(ValueError, match=r"subject 'pxxx.*… \(300 characters\) is 300 bytes long"):
+        check_subject(long)
+    with pytest.raises(ValueError, match="at most 100 fit in its file name"):
+        load_human_data("cartpole", long, data_dir=tmp_path)
+    assert check_subject("p" * 100) == "p" * 100
+    with pytest.raises(ValueError, match="path component of 319 bytes"):
+        check_subject(f"{tmp_path}/{long}_data_cartpole.json", allow_path=True)
+    with pytest.raises(ValueError, match="control characters"):
+        check_subject("sub\n01")
+
+
+def test_a_path_subject_climbing_out_with_dotdot_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file exists, outside the data folder: named in the error, never loaded."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _sessions_file(outside / "sub01_data_cartpole.json", (3, 3))
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.chdir(data)
+    evil = "../elsewhere/sub01_data_cartpole.json"
+    message = r"subject '\.\./elsewhere/sub01_data_cartpole\.json' climbs out of its folder"
+    with pytest.raises(ValueError, match=message) as info:
+        load_human_data("cartpole", evil, data_dir=data)
+    assert str(outside / "sub01_data_cartpole.json") in str(info.value)
+    with pytest.raises(ValueError, match="climbs out"):
+        check_subject(f"{data}/../elsewhere/sub01_data_cartpole.json", allow_path=True)
+    direct = str(outside / "sub01_data_cartpole.json")  # the same file by its own path: fine
+    assert load_human_data("cartpole", direct).metadata.source_file == direct
 
 
 def test_missing_and_bad_files(tmp_path: Path, sub_dir: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 
 import platformdirs
@@ -30,12 +31,24 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("hbm"))
 
 
+#: The longest subject name, in UTF-8 bytes: its file name (`<subject>_data_<env>.json.gz`,
+#: the sidecar `<subject>_data_<env>.meta.json`, a writer's temp file beside them) must stay
+#: within the 255 bytes that common filesystems allow in one name.
+MAX_SUBJECT_BYTES = 100
+
+#: The most bytes of one path component on common filesystems (ext4, XFS, APFS, NTFS).
+_MAX_NAME_BYTES = 255
+
+
 def check_subject(subject: object, *, allow_path: bool = False) -> str:
     """`subject` itself if it names a subject file, else a TypeError/ValueError saying why.
 
     Subject ids are strings everywhere ("0123" and "007" stay those strings): a number here
-    has already lost its leading zeros, so it is refused with the fix (quote it). With
-    `allow_path`, a path to an episode file (`is_path_subject`) is accepted too, as a string.
+    has already lost its leading zeros, so it is refused with the fix (quote it). A name has
+    at most `MAX_SUBJECT_BYTES` bytes and no slash or control character. With `allow_path`, a
+    path to an episode file (`is_path_subject`) is accepted too, as a string, unless it climbs
+    with `..` (it would name a file outside the folder it seems to be in) or has a component
+    longer than a file name can be.
     """
     if allow_path and isinstance(subject, os.PathLike):
         subject = os.fspath(subject)
@@ -45,7 +58,7 @@ def check_subject(subject: object, *, allow_path: bool = False) -> str:
             f'{subject!r} (in YAML, quote it: subject: "007")'
         )
     if allow_path and subject and subject == subject.strip() and is_path_subject(subject):
-        return subject
+        return _check_path_subject(subject)
     name = subject.removeprefix(EXPERT_PREFIX)
     if not name or subject != subject.strip() or any(c in subject for c in "/\\\0"):
         raise ValueError(
@@ -54,6 +67,41 @@ def check_subject(subject: object, *, allow_path: bool = False) -> str:
             f"{subject!r}"
             + " (or the path of an episode file, ending in .json or .json.gz)"
             * allow_path
+        )
+    if any(unicodedata.category(c) == "Cc" for c in subject):
+        raise ValueError(
+            f"subject must not hold control characters (tabs, newlines), got {subject!r}"
+        )
+    size = len(subject_file_stem(subject).encode("utf-8", "surrogatepass"))
+    if size > MAX_SUBJECT_BYTES:
+        raise ValueError(
+            f"subject {_shorten(subject)} is {size} bytes long; at most {MAX_SUBJECT_BYTES} "
+            "fit in its file name (<subject>_data_<env>.json.gz)"
+        )
+    return subject
+
+
+def _shorten(text: str, keep: int = 40) -> str:
+    """`repr` of a long input cut to its first characters, with its length, for messages."""
+    if len(text) <= keep:
+        return repr(text)
+    return f"{text[:keep]!r}… ({len(text)} characters)"
+
+
+def _check_path_subject(subject: str) -> str:
+    parts = re.split(r"[/\\]", subject)
+    if ".." in parts:
+        resolved = Path(subject).expanduser().resolve()
+        raise ValueError(
+            f"subject {_shorten(subject, 120)} climbs out of its folder with '..' (it is "
+            f"{resolved}); give that absolute path, or a path below the current folder"
+        )
+    long = [p for p in parts if len(p.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES]
+    if long:
+        raise ValueError(
+            f"subject {_shorten(subject)} has a path component of "
+            f"{len(long[0].encode('utf-8', 'surrogatepass'))} bytes; a file name holds at most "
+            f"{_MAX_NAME_BYTES}"
         )
     return subject
 
