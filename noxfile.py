@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import nox
@@ -49,9 +50,12 @@ def tests(session: nox.Session, package: str) -> None:
 def data_extras(session: nox.Session) -> None:
     """hbm-data's tests with its extras installed. `tests(package='hbm-data')` proves the core
     installs and works with numpy alone (those that need gymnasium/pygame skip there, saying
-    which extra); here the same tests run with all its extras, so none is skipped."""
-    extras = ("test", "simulate", "record", "plot", "expert", "minari")
+    which extra); here the same tests run with all its extras, so none is skipped. The
+    Overcooked-AI recordings come in their package, installed without its dependencies (an old
+    gym, ipython, ipywidgets), as the README tells users to."""
+    extras = ("test", "simulate", "record", "plot", "expert", "minari", "overcooked")
     _sync(session, "--package", "hbm-data", *(a for e in extras for a in ("--extra", e)))
+    session.install("--no-deps", "overcooked-ai==1.1.0")
     args = session.posargs or ["-m", "not slurm and not slow"]
     session.run(
         "python",
@@ -87,10 +91,18 @@ def slow(session: nox.Session, package: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and format check over the whole tree."""
+    """ruff check and format check over the whole tree; the mirrored shared code in sync."""
     session.install("ruff>=0.8")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "tools/sync_shared.py", "--check")
+
+
+@nox.session(python=False)
+def sync_shared(session: nox.Session) -> None:
+    """Write the mirrored copies of shared code from their canonical files: hbm-ne's `_shared/`
+    over hbm-dl's, hbm-data's `_atomic.py` over `_shared/atomic.py` (tools/sync_shared.py)."""
+    session.run(sys.executable, str(ROOT / "tools" / "sync_shared.py"))
 
 
 @nox.session

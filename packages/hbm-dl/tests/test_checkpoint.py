@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,7 +59,12 @@ def test_time_cadence_checkpoints_during_training(tmp_path: Path) -> None:
 
 def test_orphaned_temp_files_are_removed_at_the_next_write(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.pt"
-    orphan = tmp_path / ".ckpt.pt.12345.deadbeef.tmp"  # a kill during an earlier write
+    # a kill during an earlier write: the temp names its owner (host, pid, start), now dead
+    from hbm_dl._shared.atomic import host_tag
+
+    killed = subprocess.Popen([sys.executable, "-c", ""])
+    killed.wait()
+    orphan = tmp_path / f".ckpt.pt.{host_tag()}.{killed.pid}.1.deadbeef.tmp"
     orphan.write_bytes(b"half a checkpoint")
     other = tmp_path / ".other.pt.1.aa.tmp"  # another file's temp file is not ours to remove
     other.write_bytes(b"x")

@@ -2,7 +2,7 @@
 shared contracts").
 
 The two learner packages never import each other, so each holds a copy of the shared code
-(`_shared.py`). These tests compare the copies byte for byte and then each contract through both
+(`_shared/`). These tests compare the copies byte for byte and then each contract through both
 packages' *public* names: network layouts and outputs on random weights, initialisation
 statistics, `EpisodeData`, the one macro F1, `Progress`, callbacks, result fields, checkpoint
 errors, and that an experiment's final metrics are its last history row. Tiny sizes throughout:
@@ -140,27 +140,29 @@ def test_shared_module_files_identical() -> None:
     import hbm_dl._shared
     import hbm_ne._shared
 
-    ne, dl = Path(hbm_ne._shared.__file__), Path(hbm_dl._shared.__file__)
+    ne, dl = Path(hbm_ne._shared.__file__).parent, Path(hbm_dl._shared.__file__).parent
     assert ne != dl and hbm_ne._shared is not hbm_dl._shared
-    a, b = ne.read_bytes(), dl.read_bytes()
-    if a != b:
-        diff = "".join(
-            list(
-                difflib.unified_diff(
-                    a.decode(errors="replace").splitlines(keepends=True),
-                    b.decode(errors="replace").splitlines(keepends=True),
-                    str(ne),
-                    str(dl),
-                )
-            )[:40]
-        )
-        newer, older = (ne, dl) if ne.stat().st_mtime >= dl.stat().st_mtime else (dl, ne)
-        pytest.fail(
-            "the two copies of the shared contracts differ: packages/hbm-ne/src/hbm_ne/_shared.py"
-            " and packages/hbm-dl/src/hbm_dl/_shared.py must be byte-identical. Copy the one you"
-            f" edited over the other (the newer here is {newer}: `cp {newer} {older}`), then"
-            f" run both packages' tests.\n{diff}"
-        )
+    ne_files = {p.name: p for p in sorted(ne.glob("*.py"))}
+    dl_files = {p.name: p for p in sorted(dl.glob("*.py"))}
+    assert sorted(ne_files) == sorted(dl_files), "run `uv run nox -s sync_shared`"
+    for name, path in ne_files.items():
+        a, b = path.read_bytes(), dl_files[name].read_bytes()
+        if a != b:
+            diff = "".join(
+                list(
+                    difflib.unified_diff(
+                        a.decode(errors="replace").splitlines(keepends=True),
+                        b.decode(errors="replace").splitlines(keepends=True),
+                        str(path),
+                        str(dl_files[name]),
+                    )
+                )[:40]
+            )
+            pytest.fail(
+                "the two copies of the shared contracts differ: packages/hbm-ne/src/hbm_ne/_shared/"
+                " (canonical) and packages/hbm-dl/src/hbm_dl/_shared/ must be byte-identical."
+                f" Run `uv run nox -s sync_shared` to copy hbm-ne's over hbm-dl's.\n{diff}"
+            )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Behaviour-cloning networks: a feedforward MLP and single-layer tanh recurrent networks.
 
-The classes live in `hbm_dl._shared`, the file hbm-dl and hbm-ne hold word for word: a member
+The classes live in `hbm_dl._shared.nets`, code hbm-dl and hbm-ne hold word for word: a member
 exported by hbm-ne is an instance of the same code, with the same state-dict keys and shapes
 (docs/interfaces.md). Initialisation (`init="normal"`: N(0, 1/fan_in) weights and biases, or
 `"uniform"`: U(±1/√fan_in)) draws only from the `generator` given (a fixed seed-0 generator
