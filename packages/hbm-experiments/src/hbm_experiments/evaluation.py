@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hbm_ne.modules import is_recurrent  # the interface rule, defined once
 
 __all__ = [
     "build_model",
@@ -27,11 +28,6 @@ __all__ = [
 ]
 
 F1_SAMPLES = 10
-
-
-def is_recurrent(policy: torch.nn.Module) -> bool:
-    """The interface rule: a module is recurrent iff it has `forward_step`."""
-    return hasattr(policy, "forward_step")
 
 
 @torch.no_grad()
