@@ -467,10 +467,10 @@ def test_exported_game_and_spaces_are_gymnasiums() -> None:
     """The env_spec and spaces written without gymnasium are the ones it declares."""
     gym = pytest.importorskip("gymnasium", reason='needs pip install "hbm-data[simulate]"')
     pytest.importorskip("Box2D", reason='LunarLander needs pip install "hbm-data[simulate]"')
-    from hbm_data import ENVIRONMENTS
+    from hbm_data.envs import GYMNASIUM_ENVIRONMENTS
     from hbm_data.expert import _env_spec_json, _spaces_json
 
-    for spec in ENVIRONMENTS.values():
+    for spec in GYMNASIUM_ENVIRONMENTS.values():
         assert json.loads(_env_spec_json(spec)) == json.loads(gym.spec(spec.env_id).to_json())
         env = gym.make(spec.env_id)
         obs, act = (json.loads(s) for s in _spaces_json(spec, "float32"))

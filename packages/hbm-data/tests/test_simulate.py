@@ -23,6 +23,7 @@ from hbm_data import (
     write_simulated_subject,
 )
 from hbm_data.cli import main
+from hbm_data.envs import GYMNASIUM_ENVIRONMENTS
 from hbm_data.simulate import ensure_default_file
 
 
@@ -80,7 +81,7 @@ def test_human_like_timestamps() -> None:
 
 
 @pytest.mark.parametrize("subject", sorted(SIMULATED_PROFILES))
-@pytest.mark.parametrize("env", sorted(ENVIRONMENTS))
+@pytest.mark.parametrize("env", sorted(GYMNASIUM_ENVIRONMENTS))
 def test_default_subjects_learn(env: str, subject: str, session_data_dir: Path) -> None:
     path = ensure_default_file(env, subject, session_data_dir)
     assert path == session_data_dir / f"{subject}_data_{env}.json"
@@ -113,7 +114,7 @@ def test_four_documented_styles() -> None:
     assert {p.seed for p in SIMULATED_PROFILES.values()} == {1, 2, 3, 4}
 
 
-@pytest.mark.parametrize("env", sorted(ENVIRONMENTS))
+@pytest.mark.parametrize("env", sorted(GYMNASIUM_ENVIRONMENTS))
 def test_styles_differ_as_documented(env: str, session_data_dir: Path) -> None:
     """twitchy (sim03): shortest holds, most switches; cautious (sim04): the reverse."""
     fps = ENVIRONMENTS[env].fps

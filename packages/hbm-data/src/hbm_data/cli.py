@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .envs import ENVIRONMENTS
+from .envs import ENVIRONMENTS, GYMNASIUM_ENVIRONMENTS
 from .episodes import (
     DEFAULT_MAX_JSON_BYTES,
     MAX_JSON_BYTES_ENV,
@@ -201,7 +201,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import SubjectProfile, profile_for, write_simulated_subject
 
-    envs = list(ENVIRONMENTS) if args.env == "all" else [args.env]
+    envs = list(GYMNASIUM_ENVIRONMENTS) if args.env == "all" else [args.env]
     directory = Path(args.data_dir) if args.data_dir else data_dir()
     options = {
         k: v for k, v in (("n_sessions", args.sessions), ("seed", args.seed)) if v is not None
@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "record", help='let a person play and record the episodes (needs "hbm-data[record]")'
     )
-    r.add_argument("env", choices=envs)
+    r.add_argument("env", choices=sorted(GYMNASIUM_ENVIRONMENTS))
     r.add_argument(
         "--subject", required=True, type=_subject, help="e.g. sub03 or 007 (kept as written)"
     )
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Simulated players ({styles}). Any other subject name is a reproducible "
         "player drawn from the name, or, with --profile, another player with that style.",
     )
-    s.add_argument("env", choices=[*envs, "all"])
+    s.add_argument("env", choices=[*sorted(GYMNASIUM_ENVIRONMENTS), "all"])
     s.add_argument("--subject", nargs="+", type=_subject, default=list(SIMULATED_PROFILES))
     s.add_argument(
         "--profile",
@@ -416,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--data-dir", help=f"default: {data_dir()}")
     x.add_argument("--force", action="store_true", help="overwrite an existing dataset")
     x.set_defaults(func=_cmd_export_minari)
+
+    from .overcooked.cli import add_parser as add_import_overcooked
+
+    add_import_overcooked(sub)
     return p
 
 

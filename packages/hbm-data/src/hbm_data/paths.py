@@ -17,7 +17,7 @@ import platformdirs
 from .envs import ENVIRONMENTS
 
 DATA_DIR_ENV_VAR = "HBM_DATA_DIR"
-_FILE_RE = re.compile(r"^(?P<subject>.+)_data_(?P<env>[a-z]+)\.json(?:\.gz)?$")
+_FILE_RE = re.compile(r"^(?P<subject>.+)_data_(?P<env>[a-z0-9_-]+)\.json(?:\.gz)?$")
 
 #: `expert:<name>` names the file of subject `expert-<name>` (no colon in file names, so the
 #: data folder works on every filesystem).

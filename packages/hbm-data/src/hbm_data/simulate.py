@@ -207,7 +207,7 @@ class _Player:
         if self.lapse_left > 0:
             self.lapse_left -= 1
         elif rng.random() < self.lapse_prob:
-            self.lapse_left = int(rng.integers(self.spec.fps // 4, self.spec.fps))
+            self.lapse_left = int(rng.integers(int(self.spec.fps) // 4, int(self.spec.fps)))
         elif self.hold_left > 0:
             self.hold_left -= 1
         else:
