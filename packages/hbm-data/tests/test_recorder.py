@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ pygame = pytest.importorskip("pygame", reason='needs the extra: pip install "hbm
 pytest.importorskip("gymnasium", reason='needs the extra: pip install "hbm-data[record]"')
 
 from hbm_data import EpisodeFormatError, check_file, load_episodes  # noqa: E402
-from hbm_data.recorder import record  # noqa: E402
+from hbm_data._atomic import host_tag  # noqa: E402
+from hbm_data.files import LockHeldError  # noqa: E402
+from hbm_data.recorder import record, recording_lock  # noqa: E402
 
 
 def key(kind: int, k: int) -> Any:
@@ -99,3 +103,62 @@ def test_refuses_to_overwrite_a_damaged_file(tmp_path: Path) -> None:
     with pytest.raises(EpisodeFormatError, match="truncated"):
         record("cartpole", "sub06", data_dir=tmp_path, fps=0, events=lambda: [])
     assert path.read_text() == '[{"episode_id": 0, "steps": ['
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from hbm_data.recorder import recording_lock
+
+lock = recording_lock(sys.argv[1]).acquire()
+print("holding", flush=True)
+go = Path(sys.argv[2])
+deadline = time.time() + 30
+while not go.exists() and time.time() < deadline:
+    time.sleep(0.01)
+"""
+
+
+def test_a_second_recorder_of_the_same_file_refuses_to_start(tmp_path: Path) -> None:
+    """Two sessions appending to one file would each rewrite it without the other's episodes."""
+    path, go = tmp_path / "sub07_data_cartpole.json", tmp_path / "go"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path), str(go)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        frames = script(play_episodes(1), then=[key(pygame.KEYDOWN, pygame.K_ESCAPE)])
+        with pytest.raises(LockHeldError) as info:
+            record("cartpole", "sub07", data_dir=tmp_path, fps=0, events=lambda: next(frames))
+        message = str(info.value)
+        assert message.startswith(f"{path}: another recorder is adding episodes to this file")
+        assert f"pid {holder.pid} on host {host_tag()}" in message
+        assert not path.exists()  # nothing read, nothing written
+    finally:
+        go.touch()
+        holder.wait(timeout=30)
+    # the holder is gone: recording works again, and the lock goes with the recorder
+    frames = script(play_episodes(1), then=[key(pygame.KEYDOWN, pygame.K_ESCAPE)])
+    record("cartpole", "sub07", data_dir=tmp_path, fps=0, events=lambda: next(frames))
+    assert [e.seed_used for e in load_episodes(path)] == [0]
+    assert not recording_lock(path).path.exists()
+
+
+def test_the_lock_of_a_killed_recorder_is_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "sub08_data_cartpole.json"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_file = recording_lock(path).path
+    lock_file.write_text(json.dumps({"host": host_tag(), "pid": dead.pid, "start": 1}))
+    seen: list[dict[str, Any]] = []
+    frames = script(play_episodes(1), then=[key(pygame.KEYDOWN, pygame.K_ESCAPE)])
+
+    def on_episode(_: dict[str, Any]) -> None:
+        seen.append(json.loads(lock_file.read_text()))  # held while recording
+
+    record(
+        "cartpole", "sub08", data_dir=tmp_path, fps=0, events=lambda: next(frames),
+        on_episode=on_episode,
+    )  # fmt: skip
+    assert [owner["pid"] for owner in seen] == [os.getpid()]
+    assert len(load_episodes(path)) == 1 and not lock_file.exists()

@@ -14,6 +14,12 @@ change or an NTP correction between episodes compares correctly; a clock that we
 validator warning, never an error. Files of the lab's old recorder (naive local times) can be
 extended: see `hbm_data.sessions.comparable_times` for how the two compare.
 
+One recorder per file: `record` holds `recording_lock(path)` (the hidden file
+`.<name>.lock` beside the episode file, naming its host, pid and start time) from before it
+reads the file until it quits, so a second session on the same file (another window, another
+machine on a shared folder) refuses to start instead of rewriting the file without the first
+one's episodes. The lock of a recorder that died (a crash, a kill, a reboot) is taken over.
+
 The file logic (`load_records`, `new_episode_numbers`, `episode_record`, `append_episode`) is
 plain Python, testable without a display; only `record` needs `hbm-data[record]`.
 """
@@ -33,11 +39,32 @@ from . import __version__
 from .envs import EnvSpec, get_env_spec
 from .episodes import load_records, parse_episodes, write_episodes, write_sidecar
 from .extras import MissingExtraError, require
+from .files import LockHeldError, OwnerLock
 from .paths import check_subject, find_episode_file
 from .paths import data_dir as default_data_dir
 from .validation import EpisodeFormatError, errors
 
-__all__ = ["append_episode", "episode_record", "new_episode_numbers", "now_timestamp", "record"]
+__all__ = [
+    "RECORDING_LOCK_STALE_S",
+    "append_episode",
+    "episode_record",
+    "new_episode_numbers",
+    "now_timestamp",
+    "record",
+    "recording_lock",
+]
+
+#: A recording lock of another host counts as abandoned after this long without a refresh (the
+#: recorder refreshes it every quarter of this while it runs); one of this host is judged at
+#: once by whether its process still runs.
+RECORDING_LOCK_STALE_S = 600.0
+
+
+def recording_lock(path: Path | str) -> OwnerLock:
+    """The lock a recorder holds on episode file `path`: `.<name>.lock` beside it (hidden, so
+    it is never taken for data). `acquire()` raises `LockHeldError` naming the holder."""
+    p = Path(path)
+    return OwnerLock(p.with_name(f".{p.name}.lock"), stale_after_s=RECORDING_LOCK_STALE_S)
 
 
 def now_timestamp() -> str:
@@ -129,83 +156,95 @@ def record(
         directory = default_data_dir() if data_dir is None else Path(data_dir)
         path = find_episode_file(spec.name, subject, directory)
     path = Path(path)
-    records: list[dict[str, Any]] = []
-    if path.exists():  # raises EpisodeFormatError rather than risk overwriting anything
-        records = load_records(path, env=spec)
-    next_id, next_seed = new_episode_numbers(records)
-    logger.info("recording %s for %s into %s from seed %d", spec.name, subject, path, next_seed)
+    lock = recording_lock(path)
+    try:
+        lock.acquire()
+    except LockHeldError as exc:
+        raise LockHeldError(
+            f"{path}: another recorder is adding episodes to this file ({exc}); finish that "
+            "session first, or record into another file",
+            exc.owner,
+        ) from None
+    try:
+        records: list[dict[str, Any]] = []
+        if path.exists():  # raises EpisodeFormatError rather than risk overwriting anything
+            records = load_records(path, env=spec)
+        next_id, next_seed = new_episode_numbers(records)
+        logger.info("recording %s for %s into %s from seed %d", spec.name, subject, path, next_seed)
 
-    pygame.init()
-    keys: dict[tuple[int, ...], int] = {
-        (pygame.key.key_code(name),): action for name, action in spec.keys.items()
-    }
-    get_events = events if events is not None else pygame.event.get
-    try:
-        env = gym.make(spec.env_id, render_mode="rgb_array")
-    except BaseException as exc:
-        pygame.quit()
-        if type(exc).__name__ == "DependencyNotInstalled":  # Box2D, for LunarLander
-            raise MissingExtraError(
-                f"recording {spec.env_id}", "record,simulate", "Box2D", str(exc)
-            ) from exc
-        raise
-    try:
-        obs, _ = env.reset(seed=next_seed)
-        game = PlayableGame(env, keys, zoom)  # type: ignore[arg-type]
-        font = pygame.font.Font(None, 28) if pygame.font.get_init() else None
-        clock = pygame.time.Clock()
-        playing = False
-        steps: list[dict[str, Any]] = []
-        timestamp = ""
-        recorded = 0
-        while game.running and (max_episodes is None or recorded < max_episodes):
-            for event in get_events():
-                game.process_event(event)
-                if not playing and event.type == pygame.KEYDOWN and event.key == pygame.K_SPACE:
-                    playing, steps = True, []
-                    timestamp = now_timestamp()
-                    obs, _ = env.reset(seed=next_seed)
-            if not game.running:
-                break
+        pygame.init()
+        keys: dict[tuple[int, ...], int] = {
+            (pygame.key.key_code(name),): action for name, action in spec.keys.items()
+        }
+        get_events = events if events is not None else pygame.event.get
+        try:
+            env = gym.make(spec.env_id, render_mode="rgb_array")
+        except BaseException as exc:
+            pygame.quit()
+            if type(exc).__name__ == "DependencyNotInstalled":  # Box2D, for LunarLander
+                raise MissingExtraError(
+                    f"recording {spec.env_id}", "record,simulate", "Box2D", str(exc)
+                ) from exc
+            raise
+        try:
+            obs, _ = env.reset(seed=next_seed)
+            game = PlayableGame(env, keys, zoom)  # type: ignore[arg-type]
+            font = pygame.font.Font(None, 28) if pygame.font.get_init() else None
+            clock = pygame.time.Clock()
+            playing = False
+            steps: list[dict[str, Any]] = []
+            timestamp = ""
+            recorded = 0
+            while game.running and (max_episodes is None or recorded < max_episodes):
+                for event in get_events():
+                    game.process_event(event)
+                    if not playing and event.type == pygame.KEYDOWN and event.key == pygame.K_SPACE:
+                        playing, steps = True, []
+                        timestamp = now_timestamp()
+                        obs, _ = env.reset(seed=next_seed)
+                if not game.running:
+                    break
+                if playing:
+                    action = keys.get(tuple(sorted(game.pressed_keys)), spec.noop_action)
+                    nxt, reward, terminated, truncated, _ = env.step(action)
+                    done = bool(terminated or truncated)
+                    steps.append(
+                        {
+                            "observation": np.asarray(obs).tolist(),
+                            "action": int(action),
+                            "reward": float(reward),
+                            "next_observation": np.asarray(nxt).tolist(),
+                            "done": done,
+                        }
+                    )
+                    obs = nxt
+                    if done:
+                        episode = episode_record(next_id, timestamp, next_seed, steps)
+                        records = append_episode(
+                            path, records, episode, env=spec,
+                            sidecar=_sidecar(spec.name, spec.env_id, subject),
+                        )  # fmt: skip
+                        logger.info("saved episode %d (seed %d, score %.1f) in %s", next_id,
+                                    next_seed, episode["score"], path)  # fmt: skip
+                        if on_episode is not None:
+                            on_episode(episode)
+                        next_id, next_seed = next_id + 1, next_seed + 1
+                        recorded += 1
+                        playing = False
+                frame = np.asarray(env.render(), dtype=np.uint8)
+                display_arr(game.screen, frame, transpose=True, video_size=game.video_size)
+                if not playing and font is not None:
+                    text = f"SPACE: play episode {next_id} (seed {next_seed})   ESC: quit"
+                    game.screen.blit(font.render(text, True, (255, 60, 60)), (10, 10))
+                pygame.display.flip()
+                clock.tick(spec.fps if fps is None else fps)
             if playing:
-                action = keys.get(tuple(sorted(game.pressed_keys)), spec.noop_action)
-                nxt, reward, terminated, truncated, _ = env.step(action)
-                done = bool(terminated or truncated)
-                steps.append(
-                    {
-                        "observation": np.asarray(obs).tolist(),
-                        "action": int(action),
-                        "reward": float(reward),
-                        "next_observation": np.asarray(nxt).tolist(),
-                        "done": done,
-                    }
-                )
-                obs = nxt
-                if done:
-                    episode = episode_record(next_id, timestamp, next_seed, steps)
-                    records = append_episode(
-                        path, records, episode, env=spec,
-                        sidecar=_sidecar(spec.name, spec.env_id, subject),
-                    )  # fmt: skip
-                    logger.info("saved episode %d (seed %d, score %.1f) in %s", next_id,
-                                next_seed, episode["score"], path)  # fmt: skip
-                    if on_episode is not None:
-                        on_episode(episode)
-                    next_id, next_seed = next_id + 1, next_seed + 1
-                    recorded += 1
-                    playing = False
-            frame = np.asarray(env.render(), dtype=np.uint8)
-            display_arr(game.screen, frame, transpose=True, video_size=game.video_size)
-            if not playing and font is not None:
-                text = f"SPACE: play episode {next_id} (seed {next_seed})   ESC: quit"
-                game.screen.blit(font.render(text, True, (255, 60, 60)), (10, 10))
-            pygame.display.flip()
-            clock.tick(spec.fps if fps is None else fps)
-        if playing:
-            logger.warning("quit during an episode: its %d steps were not saved", len(steps))
+                logger.warning("quit during an episode: its %d steps were not saved", len(steps))
+        finally:
+            env.close()
+            pygame.quit()
     finally:
-        env.close()
-        pygame.quit()
+        lock.release()
     return path
 
 
