@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from hbm_experiments.cli import build_parser
 from hbm_experiments.compare import build_verdict, verdict_markdown, write_verdict
+from scipy import stats
 
 SEEDS = list(range(6))
 BASE = np.array([0.52, 0.47, 0.55, 0.50, 0.49, 0.53])
@@ -79,9 +78,7 @@ def test_same_budget_is_stated_and_different_budgets_are_flagged() -> None:
     mixed["ga_feedforward"] = [
         {**r, "budget": {"max_samples": 2000}} for r in mixed["ga_feedforward"] if r
     ]
-    text = verdict_markdown(
-        build_verdict(mixed, subject="sim01", dataset="cartpole", seeds=SEEDS)
-    )
+    text = verdict_markdown(build_verdict(mixed, subject="sim01", dataset="cartpole", seeds=SEEDS))
     assert "different budgets" in text
     assert "2000" in text and "1000" in text
 

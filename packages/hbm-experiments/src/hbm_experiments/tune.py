@@ -134,13 +134,29 @@ Ranges span what the lab used and what hbm-ne/hbm-dl accept; scales are logarith
 factor, not a difference, matters."""
 
 
+_SPEC_FIELDS = frozenset({"type", "low", "high", "log", "choices"})
+
+
+def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections (`optimizer: {learning_rate: {...}}`, as a YAML file's dotted keys are
+    read) -> dotted keys; a mapping of spec fields or a list is one dimension."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and not set(value) & _SPEC_FIELDS:
+            out |= _flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
 def parse_space(raw: Mapping[str, Any], source: str) -> dict[str, ParamSpec]:
     """Dotted key -> `{type: float|int, low, high, log}` or `{choices: [...]}` (a bare list is
     the choices); errors name `source` and the key."""
     if not raw:
         raise ConfigError(f"{source}: the search space is empty")
     out: dict[str, ParamSpec] = {}
-    for name, spec in raw.items():
+    for name, spec in _flatten(raw).items():
         where = f"{source}: {name}"
         if isinstance(spec, list):
             spec = {"choices": spec}

@@ -1,0 +1,135 @@
+"""`hbm tune`: spaces, trials as cached experiments, a study that resumes (kill -9 included)
+without training a finished trial again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hbm_experiments import make_experiment
+from hbm_experiments.cli import main
+from hbm_experiments.configs import ConfigError
+from hbm_experiments.tune import (
+    DEFAULT_SPACES,
+    default_space,
+    load_space,
+    open_study,
+    parse_space,
+    study_folder,
+    trial_experiment,
+    tune,
+)
+
+CONFIG = {
+    "method": "adam_feedforward",
+    "dataset": "cartpole",
+    "subject": "sim01",
+    "model": {"hidden_size": 8},
+    "training": {"max_steps": 6, "eval_every": 3},
+    "num_threads": 1,
+}
+SPACE = {"optimizer.learning_rate": {"low": 1e-3, "high": 0.1, "log": True}}
+
+
+def _results(cache: Path) -> dict[Path, tuple[int, int]]:
+    """Every finished experiment: (result.json's mtime, the pid that ran it)."""
+    out = {}
+    for f in cache.glob("hbm_experiments.tasks.*/*/result.json"):
+        pid = json.loads((f.parent / "run_context.json").read_text())["pid"]
+        out[f.parent] = (f.stat().st_mtime_ns, pid)
+    return out
+
+
+def test_default_spaces_apply_to_their_methods() -> None:
+    for algorithm in DEFAULT_SPACES:
+        method = f"{algorithm}_feedforward"
+        base = make_experiment({**CONFIG, "method": method, "training": {"max_samples": 100}})
+        space = load_space("default", base)
+        assert "model.hidden_size" in space
+        assert space == default_space(method)
+    with pytest.raises(ConfigError, match="dynamic"):
+        default_space("ga_dynamic")
+
+
+def test_bad_space_names_file_and_key(tmp_path: Path) -> None:
+    base = make_experiment(CONFIG)
+    with pytest.raises(ConfigError, match=r"space.yaml: optimizer.lr: expected numbers low"):
+        parse_space({"optimizer.lr": {"low": 1, "high": 1}}, "space.yaml")
+    with pytest.raises(ConfigError, match="log scale needs low > 0"):
+        parse_space({"optimizer.learning_rate": {"low": 0, "high": 1, "log": True}}, "s")
+    bad = tmp_path / "space.yaml"
+    bad.write_text(yaml.safe_dump({"optimizer.population_size": {"low": 8, "high": 64}}))
+    with pytest.raises(ConfigError, match="population_size"):  # not an Adam setting
+        load_space(bad, base)
+    exp = trial_experiment(base, {"optimizer.learning_rate": 0.05})
+    assert exp.optimizer.learning_rate == 0.05 and exp.seed == base.seed
+
+
+@pytest.mark.slow  # three trainings with their evaluations: ~15 s of CPU
+def test_trials_are_cached_experiments_and_the_study_extends() -> None:
+    base = make_experiment(CONFIG)
+    space = parse_space(SPACE, "test")
+    cache = Path(os.environ["HBM_CACHE"])
+    study = tune(base, space, trials=2)
+    first = _results(cache)
+    assert len(first) == 2
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    # asking for more trials continues the same study; the finished ones are not retrained
+    study = tune(base, space, trials=3)
+    assert len(study.trials) == 3
+    after = _results(cache)
+    assert len(after) == 3
+    assert all(after[k] == v for k, v in first.items())
+    # each trial's value is its experiment's validation CE, never the test CE
+    for t in study.trials:
+        result = trial_experiment(base, t.params).run()
+        assert t.value == pytest.approx(result["metrics"]["val_loss"], rel=1e-12)
+        assert t.value != result["metrics"]["test_ce"]
+    folder = study_folder(base, space)
+    assert folder.parent == cache / "tune" and (folder / "journal.log").exists()
+    assert len(open_study(folder).trials) == 3
+
+
+@pytest.mark.slow
+def test_kill_9_resumes_without_retraining_finished_trials(tmp_path: Path) -> None:
+    cfg, space = tmp_path / "c.yaml", tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "training": {"max_steps": 60, "eval_every": 10}}))
+    space.write_text(yaml.safe_dump(SPACE))
+    cache = Path(os.environ["HBM_CACHE"])
+    argv = ["tune", str(cfg), "--space", str(space), "--trials", "4", "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hbm_experiments.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len(_results(cache)) < 2:  # two trials done, the third one training
+            assert proc.poll() is None, "the tuning ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finished = _results(cache)
+    assert 2 <= len(finished) < 4
+    base = make_experiment(yaml.safe_load(cfg.read_text()))
+    folder = study_folder(base, parse_space(SPACE, str(space)))
+    before = open_study(folder).trials
+    assert any(t.state.name == "RUNNING" for t in before)  # asked, never told
+    assert main(argv) == 0
+    study = open_study(folder)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4  # adopted, not re-asked
+    for t_before, t_after in zip(before, study.trials, strict=False):
+        assert t_before.params == t_after.params
+    after = _results(cache)
+    assert len(after) == 4
+    assert all(after[k] == v for k, v in finished.items())  # never trained again
