@@ -162,3 +162,17 @@ def test_the_lock_of_a_killed_recorder_is_taken_over(tmp_path: Path) -> None:
     )  # fmt: skip
     assert [owner["pid"] for owner in seen] == [os.getpid()]
     assert len(load_episodes(path)) == 1 and not lock_file.exists()
+
+
+def test_hbm_data_record_says_who_holds_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hbm_data.cli import main
+
+    path = tmp_path / "sub09_data_cartpole.json"
+    with recording_lock(path):  # a recorder of this very process holds it
+        argv = ["record", "cartpole", "--subject", "sub09", "--data-dir", str(tmp_path)]
+        assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: another recorder is adding episodes to this file")
+    assert f"pid {os.getpid()}" in err and not path.exists()

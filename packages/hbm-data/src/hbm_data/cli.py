@@ -29,7 +29,7 @@ from .episodes import (
     read_sidecar,
 )
 from .extras import MissingExtraError, require
-from .files import atomic_write_bytes
+from .files import LockHeldError, atomic_write_bytes
 from .loading import SOURCE_KINDS, source_kind
 from .paths import check_subject, data_dir, parse_episode_file_name
 from .sessions import compute_session_run_ids
@@ -190,6 +190,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
         )
     except EpisodeFormatError as exc:
         print(f"error: the existing file is damaged, not touching it: {exc}", file=sys.stderr)
+        return 1
+    except LockHeldError as exc:  # another recorder holds the file
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     if saved:
         print(f"{_count(len(saved), 'episode')} saved in {path}")
