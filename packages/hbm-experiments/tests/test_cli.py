@@ -101,12 +101,14 @@ def test_status_collect_report(
     assert {
         "curves_cartpole_sim01.png",
         "final_f1_cartpole_sim01.png",
-        "pct_diff_cartpole_sim01.png",
+        "return_diff_cartpole_sim01.png",
         "returns_cartpole_sim01.png",
         "report.md",
     } <= names
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| cartpole | sim01 | ga_feedforward | person | yes | 2 |" in md
+    # seed 9 ran (and failed) without CL only: the CL row says it lacks it
+    assert "| cartpole | sim01 | ga_feedforward | person | yes | 2 of 3 (1 missing) |" in md
+    assert "| cartpole | sim01 | ga_feedforward | person | no | 2 of 3 (1 failed) |" in md
 
 
 def test_status_asks_slurm_once_for_all_jobs(tmp_path: Path, hbm_env: Path) -> None:
@@ -191,7 +193,7 @@ def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture
         "curves_cartpole_sim01.png",
         "final_f1_cartpole_sim01.png",
         "humanlike_cartpole_sim01.png",
-        "pct_diff_cartpole_sim01.png",
+        "return_diff_cartpole_sim01.png",
         "returns_cartpole_sim01.png",
     ]
     assert (out_dir / "report.html").exists()

@@ -63,6 +63,7 @@ def test_one_row_per_person_and_config(
         assert group.human_returns() == human_returns[row["subject"]]
         assert row["human return"] == f"{np.mean(human_returns[row['subject']]):.1f}"
         assert "±" in row["test CE"]  # mean ± 95 % interval across the two seeds
+        assert row["return Δ"].count("[") == 1  # difference of means, bootstrap interval
         pooled = len(group.records) * len(human_returns[row["subject"]])
         assert len(group.records) == 2 and pooled == 2 * len(human_returns[row["subject"]])
     assert {(r["subject"], r["model.hidden_size"]) for r in rows} == {
@@ -73,6 +74,9 @@ def test_one_row_per_person_and_config(
     assert {"curves_cartpole_sim01.png", "curves_cartpole_sim02.png"} <= names
     assert {"humanlike_cartpole_sim01.png", "humanlike_cartpole_sim02.png"} <= names
     assert "hidden_size" in table and "sim02" in table
+    # each person's two hidden sizes compared seed by seed (2 seeds: never decided)
+    assert "Paired over shared seeds" in table
+    assert "hidden_size=2 vs ga_feedforward hidden_size=3 on test CE: cannot tell apart" in table
     assert hbm(["collect", "--out", str(tmp_path / "rows.csv")]) == 0
     csv_rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
     assert len(csv_rows) == 8

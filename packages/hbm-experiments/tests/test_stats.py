@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hbm_experiments.stats import (
     comparison_sentence,
+    difference_of_means,
     holm,
     mean_interval,
     paired_difference,
@@ -96,6 +97,24 @@ def test_wilcoxon_hodges_lehmann_and_its_interval_invert_the_exact_test() -> Non
     for shift in np.linspace(cmp.low - 1.0, cmp.high + 1.0, 41):
         p = stats.wilcoxon(d - shift, method="exact").pvalue
         assert (cmp.low < shift < cmp.high) == (p > 0.05), (shift, p)
+
+
+def test_difference_of_means_bootstrap_matches_welch_on_large_samples() -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(5.0, 1.0, 200), rng.normal(3.0, 2.0, 100)
+    iv = difference_of_means(a, b, seed=2)
+    welch = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert iv.mean == pytest.approx(a.mean() - b.mean(), abs=1e-12)
+    assert iv.low is not None and iv.high is not None and iv.low < 2.0 < iv.high
+    width = welch.high - welch.low
+    assert abs(iv.low - welch.low) < 0.1 * width and abs(iv.high - welch.high) < 0.1 * width
+    # person's returns around 0 (where a per-episode % explodes): a finite, sized interval
+    near_zero = difference_of_means([2.0, 3.0, 1.0, 2.5] * 5, [0.1, -0.1, 0.05, -0.02, 0.0])
+    assert near_zero.low is not None and near_zero.high is not None
+    assert 1.0 < near_zero.low < near_zero.mean < near_zero.high < 3.0
+    assert near_zero.note is not None and "too narrow" in near_zero.note  # 5 person episodes
+    assert not difference_of_means([1.0, 2.0], [0.5]).decided
+    assert difference_of_means([1.0, 1.0], [0.0, 0.0]).low == 1.0  # no spread: exact
 
 
 def test_holm_against_a_worked_example() -> None:

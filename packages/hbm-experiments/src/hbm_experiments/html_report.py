@@ -30,7 +30,9 @@ REFERENCE_METHODS = frozenset({"person", "human", "random"})
 
 # "How to read this", per column of `report.comparison_rows` (other columns get no note).
 METRIC_HELP: dict[str, str] = {
-    "seeds": "Training runs (seeds) averaged in this row.",
+    "seeds": "Training runs (seeds) averaged in this row; '3 of 5 (1 failed, 1 missing)' "
+    "names the seeds that are not in the means (failed, not finished, or run for other rows "
+    "of this person but not this one).",
     "trained on": "What training optimised: the person's actions (person), the game's "
     "returns (returns) or fooling a discriminator of the person's play (adversarial). Every "
     "row is judged against the same person.",
@@ -44,14 +46,26 @@ METRIC_HELP: dict[str, str] = {
     "model return": "Mean episode return of the model playing the game itself on the "
     "person's held-out seeds.",
     "human return": "Mean episode return of the person on the same seeds.",
-    "% diff (means)": "(model mean return − person mean return) / |person mean| × 100, "
-    "pooled over seeds. 0 plays as well as the person; it says nothing of how.",
-    "% diff (per episode)": "Mean ± std over episodes of the per-seed percentage difference "
-    "in return: a small mean with a large spread is a model that is right only on average.",
+    "return Δ": "Model mean return − person mean return on the person's held-out seeds "
+    "(every seed's rollouts), with a 95 % bootstrap interval. 0 plays as well as the person; "
+    "it says nothing of how.",
     "U p-value": "Mann-Whitney U test of model vs person returns. A small p says the "
     "returns differ; a large p does not prove they are the same.",
     "sig": "** p < 0.01, * p < 0.05, ns not significant (same test).",
+    "action acc": "Share of the person's held-out actions the model predicts (1 is perfect).",
+    "acc shifted": "Action accuracy against the person's action a reaction delay later (the "
+    "delay chosen once per person on training episodes).",
+    "hold W1": "Wasserstein distance between the model's and the person's key-hold durations "
+    "(frames); 0 is the person.",
+    "switch ratio": "Action changes per second, model / person; 1 is the person.",
+    "state JSD": "Jensen-Shannon divergence of visited states on a grid; 0 is the person.",
+    "disc AUC": "How well a classifier tells the model's play from the person's on the same "
+    "seeds; 0.5 cannot tell them apart.",
+    "session ρ": "Spearman correlation of the model's returns with the person's across "
+    "sessions (following their learning); 1 is the person.",
 }
+"""Columns ending in "p<.05" count the seeds whose play the metric's permutation test told
+apart from the person's (e.g. 3/5)."""
 
 # Captions of `make_report`'s plots, by file-name prefix.
 PLOT_HELP: dict[str, str] = {
@@ -59,8 +73,12 @@ PLOT_HELP: dict[str, str] = {
     "training, against the share of each run's training time.",
     "final_f1_": "Final test macro F1 per method, without (solid) and with (hatched) the "
     "curriculum-learning input; bars are means over seeds, whiskers their std.",
-    "pct_diff_": "Percentage difference in episode return from the person; the green line is "
-    "the person. Stars mark a significant difference (Mann-Whitney U).",
+    "return_diff_": "Model mean return minus the person's, with a 95 % bootstrap interval; "
+    "the green line is the person. Stars mark a significant difference (Mann-Whitney U).",
+    "humanlike_": "Each human-likeness metric per row (mean ± 95 % interval over seeds), the "
+    "person's own held-out play and a random policy as lines; a grey title marks a metric "
+    "that fails the validity suite on this game.",
+    "scaling_": "Test cross-entropy against training episodes and training FLOPs.",
     "returns_": "Distribution of episode returns on the person's held-out seeds: the person "
     "first, then each method.",
 }
@@ -81,6 +99,8 @@ dl dt { font-weight: 600; margin-top: .5em; } dl dd { margin-left: 1.5em; color:
 details { margin: .4em 0; } summary { cursor: pointer; }
 pre { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 12px; }
 .note { color: #555; }
+td.invalid, li.invalid { color: #999; }
+li.decided { font-weight: 600; }
 """
 
 # Sort on header click (numbers by value, "-" and text after them); mark undecodable images.
@@ -182,10 +202,13 @@ def _table(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, st
     body = []
     for i, row in enumerate(rows):
         cells = []
+        invalid = row.get("_invalid") or {}
         for c in cols:
             text = _cell(row.get(c))
-            cls = ' class="text"' if _is_text(text) else ""
-            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+            classes = [n for n, on in (("text", _is_text(text)), ("invalid", c in invalid)) if on]
+            cls = f' class="{" ".join(classes)}"' if classes else ""
+            why = f' title="{html.escape(str(invalid[c]))}"' if c in invalid else ""
+            cells.append(f"<td{cls}{why}>{html.escape(text)}</td>")
         if groups:
             n = len(_row_records(row, groups))
             link = f'<a href="#configs-{i}">{n} run{"s" if n != 1 else ""}</a>' if n else "-"
@@ -218,6 +241,24 @@ def _configs(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, 
     return "".join(parts)
 
 
+def _comparisons(found: Sequence[Any]) -> str:
+    """One list per person: each contrast's sentence, decided ones bold, invalid ones grey."""
+    parts = [
+        '<p class="note">Rows of one person that differ in one factor, compared seed by seed '
+        "over their shared seeds (paired t), p-values Holm-adjusted per metric across this "
+        "report; each metric is its gap from the person (lower = closer).</p>"
+    ]
+    for dataset, subject in sorted({(c.dataset, c.subject) for c in found}):
+        items = []
+        for c in found:
+            if (c.dataset, c.subject) != (dataset, subject):
+                continue
+            cls = "decided" if c.decided else "invalid" if not c.valid else "undecided"
+            items.append(f'<li class="{cls}">{html.escape(c.sentence())}</li>')
+        parts.append(f"<h3>{html.escape(f'{dataset}, {subject}')}</h3><ul>{''.join(items)}</ul>")
+    return "".join(parts)
+
+
 def write_html_report(
     rows: Sequence[Mapping[str, Any]],
     plots: Sequence[str | Path],
@@ -227,12 +268,15 @@ def write_html_report(
     title: str = "hbm report",
     notes: Sequence[str] = (),
     filename: str = "report.html",
+    comparisons: Sequence[Any] = (),
 ) -> Path:
     """Write `out_dir/filename` (atomically) and return its path.
 
     `rows`: the comparison table (`report.comparison_rows`), in order; `plots`: PNG files
     (other suffixes are skipped); `records`: the `ExperimentRecord`s behind the rows, for their
-    configs; `notes`: short paragraphs shown under the title (e.g. "simulated players").
+    configs; `notes`: short paragraphs shown under the title (e.g. "simulated players");
+    `comparisons`: `comparisons.Contrast`s, one sentence each (decided ones bold, metrics that
+    fail the validity suite greyed).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,6 +308,8 @@ def write_html_report(
             '<p class="note">Rows in italics are references: the person (their own held-out '
             "play) and a random policy, the two ends a model's numbers are read against.</p>"
         )
+    if comparisons:
+        parts += ["<h2>Paired comparisons</h2>", _comparisons(comparisons)]
     if helps:
         parts += ["<h2>How to read this</h2>", f"<dl>{helps}</dl>"]
     if images:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_save, atomic_write_text
+from .files import atomic_write_text
+from .stats import MIN_DECIDING, Interval, difference_of_means, mean_interval
 from .status import ExperimentRecord, describe, flat_config, format_table
 
 __all__ = [
@@ -24,6 +27,8 @@ __all__ = [
     "config_groups",
     "make_report",
     "mean_ci",
+    "report_notes",
+    "safe_slug",
     "varying_keys",
     "write_csv",
 ]
@@ -124,13 +129,31 @@ _IDENTITY = ("dataset", "subject", "method", "data.use_cl_info")
 _HIDDEN = ("data.content_hash", "optimizer.name", "model.kind")
 
 
+# Final states of a run that did not produce a result (hbm's and Slurm's): a failed seed
+_FAILED = ("failed", "damaged", "interrupted", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY",
+           "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED")  # fmt: skip
+
+
+def _has_failed(rec: ExperimentRecord) -> bool:
+    """A run that ended without a usable result (a completed run whose result did not load
+    counts: its numbers are not in the row)."""
+    if rec.status == "completed":
+        return not rec.result
+    return rec.status.startswith(_FAILED)
+
+
 @dataclass
 class ConfigGroup:
-    """The completed seeds of one config for one person: what one report row aggregates."""
+    """The seeds of one config for one person: what one report row aggregates. `records` are
+    the completed seeds; `failed` and `unfinished` the others of the same config; `missing`
+    the seeds other rows of the person have and this one does not (set by `comparison_rows`)."""
 
     task: str
     config: dict[str, Any]  # flat config without seed and uid-excluded fields
     records: list[ExperimentRecord] = field(default_factory=list)
+    failed: list[ExperimentRecord] = field(default_factory=list)
+    unfinished: list[ExperimentRecord] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
 
     @property
     def dataset(self) -> str:
@@ -158,7 +181,31 @@ class ConfigGroup:
 
     @property
     def seeds(self) -> list[int]:
+        """The completed seeds."""
         return sorted({int(r.config.get("seed", 0)) for r in self.records})
+
+    @property
+    def all_seeds(self) -> set[int]:
+        """Every seed this config was run with, whatever its state."""
+        recs = [*self.records, *self.failed, *self.unfinished]
+        return {int(r.config.get("seed", 0)) for r in recs}
+
+    def seeds_cell(self) -> int | str:
+        """`5`, or `3 of 5 (1 failed, 1 missing)`: a row never hides a seed it lacks."""
+        done = len(self.seeds)
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (len({int(r.config.get("seed", 0)) for r in self.failed}), "failed"),
+                (len({int(r.config.get("seed", 0)) for r in self.unfinished}), "not finished"),
+                (len(self.missing), "missing"),
+            )
+            if n
+        ]
+        if not parts:
+            return done
+        total = len(self.all_seeds) + len(self.missing)
+        return f"{done} of {total} ({', '.join(parts)})"
 
     def label(self, varying: Sequence[str]) -> str:
         extra = "".join(f" {k.rsplit('.', 1)[-1]}={self.config.get(k)}" for k in varying)
@@ -169,6 +216,8 @@ class ConfigGroup:
 
     def human_returns(self) -> list[float]:
         """The person's held-out returns: the same for every seed (same data, same split)."""
+        if not self.records:
+            return []
         first = self.results()[0]["behaviour"]["human_returns"]
         for rec in self.records[1:]:
             if _res(rec)["behaviour"]["human_returns"] != first:
@@ -179,27 +228,36 @@ class ConfigGroup:
         return list(first)
 
 
-def config_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
-    """Completed records grouped by their full config minus the seed (and minus the fields that
-    cannot change a result): subjects, data versions and sweep values are never pooled."""
+def _natural(value: Any) -> tuple[int, float, str]:  # 4 before 12; None (all) last
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return (1 if value is not None else 2, 0.0, str(value))
+    return (0, float(value), "")
+
+
+def _all_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
+    """Every record grouped by its full config minus the seed (and minus the fields that
+    cannot change a result), completed or not; missing seeds set per person."""
     drop = _not_config_keys()
     groups: dict[str, ConfigGroup] = {}
     for rec in records:
-        if rec.status != "completed" or not rec.result:
-            continue
         cfg = {
             k: v
             for k, v in flat_config(rec).items()
             if k not in drop and not k.startswith("infra.")
         }
         key = json.dumps([rec.task, cfg], sort_keys=True, default=str)
-        groups.setdefault(key, ConfigGroup(rec.task, cfg)).records.append(rec)
-
-    def natural(value: Any) -> tuple[int, float, str]:  # 4 before 12; None (all) last
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return (1 if value is not None else 2, 0.0, str(value))
-        return (0, float(value), "")
-
+        g = groups.setdefault(key, ConfigGroup(rec.task, cfg))
+        if rec.status == "completed" and rec.result:
+            g.records.append(rec)
+        elif _has_failed(rec):
+            g.failed.append(rec)
+        else:
+            g.unfinished.append(rec)
+    person_seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for g in groups.values():
+        person_seeds[(g.dataset, g.subject)] |= g.all_seeds
+    for g in groups.values():
+        g.missing = sorted(person_seeds[(g.dataset, g.subject)] - g.all_seeds)
     return sorted(
         groups.values(),
         key=lambda g: (
@@ -207,9 +265,15 @@ def config_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
             g.subject,
             g.method,
             g.cl,
-            tuple(natural(g.config[k]) for k in sorted(g.config)),
+            tuple(_natural(g.config[k]) for k in sorted(g.config)),
         ),
     )
+
+
+def config_groups(records: Sequence[ExperimentRecord]) -> list[ConfigGroup]:
+    """The groups with at least one completed seed (`_all_groups`): subjects, data versions
+    and sweep values are never pooled; each group knows its failed and missing seeds."""
+    return [g for g in _all_groups(records) if g.records]
 
 
 def varying_keys(groups: Sequence[ConfigGroup]) -> list[str]:
@@ -230,50 +294,116 @@ def varying_keys(groups: Sequence[ConfigGroup]) -> list[str]:
     return [k for k in keys if varies(k)]
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float | None]:
-    """Mean and the half-width of its t-interval across seeds (None for a single seed)."""
-    from scipy import stats
-
-    arr = np.asarray([v for v in values if v is not None], dtype=float)
-    if arr.size == 0:
-        return float("nan"), None
-    if arr.size == 1:
-        return float(arr[0]), None
-    half = stats.t.ppf(0.5 + confidence / 2, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size)
-    return float(arr.mean()), float(half)
+def mean_ci(values: Sequence[float | None], confidence: float = 0.95) -> tuple[float, float | None]:
+    """Mean and the half-width of its t-interval across seeds (None for a single seed):
+    `stats.mean_interval` as a (mean, half) pair, for error bars."""
+    iv = mean_interval(values, confidence)
+    return iv.mean, iv.half_width
 
 
-def _fmt_ci(values: Sequence[float], spec: str) -> str:
-    mean, half = mean_ci(values)
-    if not np.isfinite(mean):
+def _fmt_interval(iv: Interval, spec: str, expected: int) -> str:
+    """`0.612 ± 0.030`; `(n=2)` where fewer seeds than the row's completed ones had a value."""
+    if not np.isfinite(iv.mean):
         return "-"
-    return f"{mean:{spec}}" + ("" if half is None else f" ± {half:{spec}}")
+    text = f"{iv.mean:{spec}}" + ("" if iv.half_width is None else f" ± {iv.half_width:{spec}}")
+    return text + (f" (n={iv.n})" if iv.n < expected else "")
+
+
+def _fmt_ci(values: Sequence[float | None], spec: str) -> str:
+    return _fmt_interval(mean_interval(values), spec, len(values))
 
 
 def _pooled_behaviour(group: ConfigGroup) -> dict[str, Any]:
-    """Every seed's rollouts against the person's held-out returns (one Mann-Whitney test)."""
+    """Every seed's rollouts against the person's held-out returns: the difference of the
+    mean returns with a bootstrap interval (`stats.difference_of_means`) and one two-sided
+    Mann-Whitney test (`evaluation.compare_returns`)."""
     from .evaluation import compare_returns
 
     results = group.results()
     model = np.concatenate([r["behaviour"]["model_returns"] for r in results])
-    out = compare_returns(model, group.human_returns())
-    if not all(r["behaviour"].get("seeds_replayable", True) for r in results):
-        # placeholder seeds (expert sets): rollouts do not pair with episodes
-        out["pct_diff_mean"] = out["pct_diff_std"] = out["pct_diff_median"] = None
+    human = group.human_returns()
+    out = dict(compare_returns(model, human))
+    out["model_returns"] = model.tolist()
+    out["return_diff"] = difference_of_means(model, human)
     return out
 
 
+def _fmt_diff(iv: Interval) -> str:
+    if not np.isfinite(iv.mean):
+        return "-"
+    if iv.low is None or iv.high is None:
+        return f"{iv.mean:+.1f}"
+    return f"{iv.mean:+.1f} [{iv.low:+.1f}, {iv.high:+.1f}]"
+
+
+# Short report columns of the humanlike metrics (`humanlike.METRICS`; others use its label)
+_SHORT = {
+    "action_accuracy": "action acc",
+    "action_accuracy_shift": "acc shifted",
+    "action_accuracy_lag": "acc ±300ms",
+    "hold_duration_w1": "hold W1",
+    "switch_rate_ratio": "switch ratio",
+    "state_jsd": "state JSD",
+    "discriminator_auc": "disc AUC",
+    "session_return_spearman": "session ρ",
+}
+
+
+def humanlike_columns() -> dict[str, str]:
+    """The humanlike metrics (`humanlike.METRICS`, in report order) as report columns; the
+    return difference has its own pooled column."""
+    from .humanlike import METRICS
+
+    return {k: _SHORT.get(k, m.label) for k, m in METRICS.items() if k != "return_diff"}
+
+
+def _p_columns() -> dict[str, tuple[str, str]]:
+    """Metric key -> (its permutation p-value key, the report column counting seeds with
+    p < 0.05: how often the model's play was told apart from the person's)."""
+    from .humanlike import METRICS
+
+    cols = humanlike_columns()
+    return {
+        k: (str(m.p_key), f"{cols.get(k, 'return')} p<.05")
+        for k, m in METRICS.items()
+        if getattr(m, "p_key", None)
+    }
+
+
+def _validity(dataset: str, key: str) -> tuple[bool, str]:
+    from .comparisons import metric_validity
+
+    return metric_validity(dataset, key)
+
+
+def _mark_invalid(row: dict[str, Any], dataset: str) -> None:
+    """Cells of metrics that fail the validity suite on this game: marked ✗ (greyed in the
+    HTML, with the reason in `_invalid`)."""
+    invalid: dict[str, str] = {}
+    for key, column in humanlike_columns().items():
+        ok, reason = _validity(dataset, key)
+        if not ok and column in row:
+            invalid[column] = reason
+            if row[column] not in (None, "-"):
+                row[column] = f"{row[column]} ✗"
+    if invalid:
+        row["_invalid"] = invalid
+
+
 def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
-    """One row per (person, config): seeds aggregated as mean ± 95 % interval; the % difference
-    and the Mann-Whitney test pool all seeds' rollouts against that row's own person. The
-    `_group` entry (not a column) is the `ConfigGroup` behind the row."""
-    groups = config_groups(records)
+    """One row per (person, config): seeds aggregated as mean ± 95 % t-interval, the seeds
+    column saying how many failed, are not finished or are missing; the return difference and
+    the Mann-Whitney test pool all seeds' rollouts against that row's own person. A config
+    whose every seed failed still has its row. The `_group` entry (not a column) is the
+    `ConfigGroup` behind the row; `_invalid` maps a column to why its metric is not valid."""
+    groups = _all_groups(records)
     varying = varying_keys(groups)
+    cols = humanlike_columns()
+    p_cols = _p_columns()
     rows = []
     for g in groups:
         results = g.results()
         ms = [_metrics(r) for r in results]
-        pooled = _pooled_behaviour(g)
         row: dict[str, Any] = {
             "dataset": g.dataset,
             "subject": g.subject,
@@ -282,23 +412,27 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
             "CL": "yes" if g.cl else "no",
         }
         row |= {k: g.config.get(k) for k in varying}
+        row["seeds"] = g.seeds_cell()
+        if not results:  # every seed failed or is still running: a row of dashes
+            rows.append(row | {"_group": g})
+            continue
+        pooled = _pooled_behaviour(g)
         row |= {
-            "seeds": len(g.seeds),
-            "test CE": _fmt_ci([m["test_ce"] for m in ms], ".3f"),
-            "test F1": _fmt_ci([m["test_f1"] for m in ms], ".3f"),
-            "model return": _fmt_ci([m["model_mean_return"] for m in ms], ".1f"),
+            "test CE": _fmt_ci([m.get("test_ce") for m in ms], ".3f"),
+            "test F1": _fmt_ci([m.get("test_f1") for m in ms], ".3f"),
+            "model return": _fmt_ci([m.get("model_mean_return") for m in ms], ".1f"),
             "human return": f"{np.mean(g.human_returns()):.1f}",
-            "% diff (means)": _pct(pooled.get("pct_diff_of_means")),
-            "% diff (per episode)": (
-                "-"
-                if pooled["pct_diff_mean"] is None
-                else f"{pooled['pct_diff_mean']:+.1f} ± {pooled['pct_diff_std']:.1f}"
-            ),
+            "return Δ": _fmt_diff(pooled["return_diff"]),
             "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
             "sig": _stars(pooled["p_value"]),
         }
-        for key, column in HUMANLIKE_COLUMNS.items():
-            row[column] = _fmt_ci([r.get("humanlike", {}).get(key) for r in results], ".3f")
+        for key, column in cols.items():
+            row[column] = _fmt_ci([(r.get("humanlike") or {}).get(key) for r in results], ".3f")
+        for p_key, column in p_cols.values():
+            found = [(r.get("humanlike") or {}).get(p_key) for r in results]
+            ps = [float(p) for p in found if p is not None]
+            row[column] = f"{sum(p < 0.05 for p in ps)}/{len(ps)}" if ps else "-"
+        _mark_invalid(row, g.dataset)
         row["_group"] = g
         rows.append(row)
     # after each person's rows (groups are sorted by game and person): their reference rows
@@ -308,20 +442,12 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
         g = row["_group"]
         nxt = rows[i + 1]["_group"] if i + 1 < len(rows) else None
         if nxt is None or (nxt.dataset, nxt.subject) != (g.dataset, g.subject):
-            out.extend(_reference_rows(g, varying))
+            done = next((r["_group"] for r in rows[: i + 1][::-1] if r["_group"].records
+                         and (r["_group"].dataset, r["_group"].subject)
+                         == (g.dataset, g.subject)), None)  # fmt: skip
+            if done is not None:
+                out.extend(_reference_rows(done, varying))
     return out
-
-
-HUMANLIKE_COLUMNS = {
-    "action_accuracy": "action acc",
-    "action_accuracy_lag": "acc ±300ms",
-    "hold_duration_w1": "hold W1",
-    "switch_rate_ratio": "switch ratio",
-    "state_jsd": "state JSD",
-    "discriminator_auc": "disc AUC",
-    "session_return_spearman": "session ρ",
-}
-"""The humanlike metrics (`humanlike.METRICS`) as report columns."""
 
 
 def _reference_rows(group: ConfigGroup, varying: Sequence[str]) -> list[dict[str, Any]]:
@@ -341,9 +467,10 @@ def _reference_rows(group: ConfigGroup, varying: Sequence[str]) -> list[dict[str
             **{k: None for k in varying},
             "seeds": None,
         }
-        for key, column in HUMANLIKE_COLUMNS.items():
-            value = refs[name].get(key)
+        for key, column in humanlike_columns().items():
+            value = (refs.get(name) or {}).get(key)
             row[column] = None if value is None else f"{value:.3f}"
+        _mark_invalid(row, group.dataset)
         row["reference"] = True
         out.append(row)
     return out
@@ -362,8 +489,14 @@ def _cell(value: Any) -> str:
 
 # The terminal table (the markdown and HTML tables have every column)
 TERMINAL_COLUMNS = ("dataset", "subject", "method", "trained on", "CL", "seeds", "test CE",
-                    "test F1", "% diff (means)", "sig", "action acc", "state JSD",
-                    "disc AUC")  # fmt: skip
+                    "test F1", "return Δ", "action acc", "state JSD", "disc AUC")  # fmt: skip
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for row in rows:
+        cols += [c for c in row if c not in cols]
+    return cols
 
 
 def terminal_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -371,225 +504,111 @@ def terminal_table(rows: Sequence[dict[str, Any]]) -> str:
     public = _public(rows)
     if not public:
         return "(no completed experiments)"
-    varying = [c for c in public[0] if "." in c]  # sweep columns are dotted config keys
-    cols = [c for c in TERMINAL_COLUMNS[:5] if c in public[0]] + varying
-    cols += [c for c in TERMINAL_COLUMNS[5:] if c in public[0]]
+    present = _columns(public)
+    varying = [c for c in present if re.fullmatch(r"\w+(\.\w+)+", c)]  # dotted config keys
+    cols = [c for c in TERMINAL_COLUMNS[:5] if c in present] + varying
+    cols += [c for c in TERMINAL_COLUMNS[5:] if c in present]
     return format_table(public, cols)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.1f}"
 
 
 def _markdown(rows: Sequence[dict[str, Any]]) -> str:
     rows = _public(rows)
     if not rows:
         return "_no completed experiments_\n"
-    cols = list(rows[0])
+    cols = _columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def _save(fig: Any, path: Path) -> Path:
-    return atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
-
-
-def _bars(
-    ax: Any, labels: list[str], values: list[tuple[float, float | None]], cl: list[bool]
-) -> None:
-    """One bar per row (hatched with CL), its 95 % interval across seeds as error bar."""
-    x = np.arange(len(labels))
-    ax.bar(
-        x,
-        [v[0] for v in values],
-        0.7,
-        yerr=[v[1] or 0.0 for v in values],
-        hatch=["//" if c else "" for c in cl],
-        color=[f"C{i % 10}" for i in range(len(labels))],
-        edgecolor="black",
-        capsize=3,
-    )
-    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
-
-
-def _curves(fig: Any, groups: Sequence[ConfigGroup], varying: Sequence[str], title: str) -> None:
-    """Test CE and F1 against runtime %, wall-clock seconds and samples seen (one axis for
-    every learner: a generation counts N samples x P members, an SGD step its batch)."""
-    axes = fig.subplots(2, 3, squeeze=False)
-    xs = (("runtime %", None), ("seconds", "elapsed"), ("samples seen", "samples_seen"))
-    for i, g in enumerate(groups):
-        lab, colour = g.label(varying), f"C{i % 10}"
-        style = "--" if g.cl else "-"
-        for k, rec in enumerate(g.records):
-            hist = [h for h in _res(rec)["history"] if h.get("test_ce") is not None]
-            if not hist:
-                continue
-            t = np.array([h.get("elapsed") or 0.0 for h in hist], dtype=float)
-            for col, (xlabel, key) in enumerate(xs):
-                if key is None:
-                    x = 100 * t / t.max() if t.max() > 0 else np.linspace(0, 100, len(t))
-                else:
-                    x = np.array([h.get(key) or 0.0 for h in hist], dtype=float)
-                for row, metric in enumerate(("test_ce", "test_f1")):
-                    y = [h.get(metric) for h in hist]
-                    if any(v is None for v in y):
-                        continue
-                    axes[row][col].plot(x, y, style, color=colour, label=lab if k == 0 else None)
-                    axes[row][col].set(xlabel=xlabel)
-                    if key == "samples_seen":
-                        axes[row][col].set_xscale("symlog")
-    axes[0][0].set(ylabel="test cross-entropy")
-    axes[1][0].set(ylabel="test macro F1")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title)
-
-
-def _humanlike_plot(fig: Any, groups: Sequence[ConfigGroup], labels: list[str], title: str) -> None:
-    """One panel per humanlike metric: a bar per row (mean ± 95 % interval across seeds), the
-    person's own play and a random policy as lines, the metric's ideal dotted."""
-    from .humanlike import METRICS
-
-    axes = fig.subplots(2, 4, squeeze=False).ravel()
-    refs = groups[0].results()[0].get("humanlike_references") or {}
-    for ax, key in zip(axes, HUMANLIKE_COLUMNS, strict=False):
-        values = [mean_ci([r.get("humanlike", {}).get(key) for r in g.results()]) for g in groups]
-        _bars(ax, labels, values, [g.cl for g in groups])
-        for name, style in (("person", "-"), ("random", "--")):
-            value = refs.get(name, {}).get(key)
-            if value is not None and np.isfinite(value):
-                ax.axhline(value, color="black", linestyle=style, linewidth=1, label=name)
-        ax.axhline(METRICS[key].ideal, color="green", linestyle=":", linewidth=1, label="ideal")
-        ax.set_title(METRICS[key].label, fontsize=9)
-    axes[0].legend(fontsize=7)
-    for ax in axes[len(HUMANLIKE_COLUMNS) :]:
-        ax.axis("off")
-    fig.suptitle(f"{title}: human-likeness (person = their own held-out play; random = ceiling)")
-
-
-SIZE_KEY = "data.max_train_episodes"
-
-
-def _scaling(fig: Any, groups: Sequence[ConfigGroup], others: Sequence[str], title: str) -> None:
-    """Test CE against data size (training episodes used) and against training compute
-    (FLOPs, `results.Compute`), one line per learner config, mean ± 95 % interval over seeds."""
-    axes = fig.subplots(1, 2)
-    lines: dict[str, list[tuple[float, float, float, float | None]]] = defaultdict(list)
-    for g in groups:
-        results = g.results()
-        n = float(np.mean([r["data"]["n_train_episodes"] for r in results]))
-        flops = float(np.mean([r.get("compute", {}).get("flops", np.nan) for r in results]))
-        ce, half = mean_ci([r["metrics"]["test_ce"] for r in results])
-        lines[g.label(others)].append((n, flops, ce, half))
-    for i, (label, points) in enumerate(sorted(lines.items())):
-        for ax, x in ((axes[0], 0), (axes[1], 1)):
-            pts = sorted(points, key=lambda p: float(p[x] or 0.0))
-            ax.errorbar(
-                [p[x] for p in pts],
-                [p[2] for p in pts],
-                yerr=[p[3] or 0.0 for p in pts],
-                marker="o",
-                color=f"C{i % 10}",
-                label=label,
-                capsize=3,
-            )
-    axes[0].set(xlabel="training episodes", ylabel="test cross-entropy", title=f"{title}: data")
-    axes[1].set(xlabel="training FLOPs", xscale="log", title=f"{title}: compute")
-    axes[0].legend(fontsize=7)
+def safe_slug(text: str, limit: int = 40) -> str:
+    """A file-name part from a subject or game name that can never leave its folder:
+    letters, digits, `_` and `-` only, plus a short hash of the original whenever anything
+    was changed (so `a/b` and `a_b` never write the same file)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-_")[:limit] or "x"
+    if slug != text:
+        slug += "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return slug
 
 
 def make_report(
     records: Sequence[ExperimentRecord], out_dir: str | Path, *, html: bool = False
 ) -> tuple[str, list[Path]]:
     """Plots per game and person (learning curves against runtime %, seconds and samples seen;
-    final F1 and % difference bars with 95 % intervals across seeds; return distributions
-    against the person's) and `report.md` (with `html`, also a self-contained `report.html`).
-    Returns the comparison table as text and the written files."""
-    from matplotlib.figure import Figure
+    final F1 bars with 95 % intervals across seeds; the difference of mean returns from the
+    person's with its bootstrap interval; return distributions; human-likeness panels) and
+    `report.md` with the table, the paired comparisons (`comparisons.contrasts`) and notes on
+    every seed left out (with `html`, also a self-contained `report.html`). File names use
+    `safe_slug`, so no subject can write outside `out_dir`. Returns the terminal table with
+    the headline comparisons, and the written files."""
+    from .report_plots import person_plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done = [r for r in records if r.status == "completed" and r.result]
-    rows = comparison_rows(done)
-    groups = [r["_group"] for r in rows if "_group" in r]
-    varying = varying_keys(groups)
+    rows = comparison_rows(records)
+    every = [r["_group"] for r in rows if "_group" in r]
+    varying = varying_keys(every)
+    groups = [g for g in every if g.records]
     files: list[Path] = []
     by_person: dict[tuple[str, str], list[ConfigGroup]] = defaultdict(list)
     for g in groups:
         by_person[(g.dataset, g.subject)].append(g)
     for (env, subject), gs in sorted(by_person.items()):
-        tag = f"{env}_{subject}"
-        labels = [g.label(varying) for g in gs]
-        cl = [g.cl for g in gs]
-        fig = Figure(figsize=(14, 7))
-        _curves(fig, gs, varying, f"{env}, {subject}: learning curves")
-        files.append(_save(fig, out / f"curves_{tag}.png"))
-        # final F1 bars (mean ± 95 % interval across seeds)
-        fig = Figure(figsize=(max(6, 0.9 * len(gs) + 2), 4))
-        ax = fig.subplots()
-        _bars(ax, labels, [mean_ci([r["metrics"]["test_f1"] for r in g.results()]) for g in gs], cl)
-        ax.set(ylabel="final test macro F1", title=f"{env}, {subject}: final F1 (hatched: CL)")
-        files.append(_save(fig, out / f"final_f1_{tag}.png"))
-        # % difference bars with significance marks (all seeds' rollouts vs the person)
-        fig = Figure(figsize=(max(6, 0.9 * len(gs) + 2), 4))
-        ax = fig.subplots()
-        pooled = [_pooled_behaviour(g) for g in gs]
-        # per-episode % difference; the difference of means where episodes do not pair
-        pct = [
-            (p["pct_diff_mean"], p["pct_diff_std"])
-            if p["pct_diff_mean"] is not None
-            else (p.get("pct_diff_of_means") or 0.0, 0.0)
-            for p in pooled
-        ]
-        _bars(ax, labels, pct, cl)
-        for i, p in enumerate(pooled):
-            mean, std = pct[i]
-            ax.annotate(
-                _stars(p["p_value"]),
-                (i, mean + (std if mean >= 0 else -std)),
-                ha="center",
-                va="bottom" if mean >= 0 else "top",
-                fontsize=9,
-            )
-        ax.axhline(0, color="green", linestyle="--", linewidth=1)
-        ax.set(
-            ylabel="% difference from the person (return)",
-            title=f"{env}, {subject}: behaviour vs person (* p<.05, ** p<.01, Mann-Whitney U)",
-        )
-        files.append(_save(fig, out / f"pct_diff_{tag}.png"))
-        # return distributions: the person's, then each row's (all seeds)
-        fig = Figure(figsize=(max(6, 1.2 * (len(gs) + 1)), 4))
-        ax = fig.subplots()
-        data = [np.asarray(gs[0].human_returns(), dtype=float)]
-        data += [np.asarray(p["model_returns"], dtype=float) for p in pooled]
-        data = [d + (0 if np.ptp(d) else 1e-9 * np.arange(len(d))) for d in data]
-        ax.violinplot(data, showmeans=True)
-        ax.set_xticks(range(1, len(data) + 1), ["person", *labels], rotation=20, ha="right")
-        ax.set(ylabel="episode return", title=f"{env}, {subject}: returns on held-out seeds")
-        files.append(_save(fig, out / f"returns_{tag}.png"))
-        if any(g.results()[0].get("humanlike") for g in gs):
-            fig = Figure(figsize=(16, 7))
-            _humanlike_plot(fig, gs, labels, f"{env}, {subject}")
-            files.append(_save(fig, out / f"humanlike_{tag}.png"))
-        if SIZE_KEY in varying:
-            fig = Figure(figsize=(11, 4))
-            _scaling(fig, gs, [k for k in varying if k != SIZE_KEY], f"{env}, {subject}")
-            files.append(_save(fig, out / f"scaling_{tag}.png"))
-    table = _markdown(rows)
-    notes = []
-    if done and any(r.result and r.result.get("simulated") for r in done):
-        notes.append("Subjects marked simulated are scripted players, not people.")
-    notes.append(
-        "One row per person and config; seeds aggregate as mean ± 95 % interval (t) across "
-        "seeds; % difference and the Mann-Whitney test pool all seeds' rollouts against that "
-        "row's own person's held-out returns."
-    )
-    md = "# hbm report\n\n" + "".join(f"{n}\n\n" for n in notes)
-    md += table + "\n" + "".join(f"![{p.stem}]({p.name})\n" for p in files)
+        files += person_plots(out, env, subject, gs, varying)
+    from .comparisons import contrasts, markdown_section, terminal_lines
+
+    found = contrasts(groups, varying)
+    notes = report_notes(records, rows)
+    md = "# hbm report\n\n" + "".join(f"{n}\n\n" for n in notes) + _markdown(rows)
+    md += "\n## Comparisons\n\n" + markdown_section(found) + "\n"
+    md += "".join(f"![{p.stem}]({p.name})\n" for p in files)
     plots = list(files)
     files.append(atomic_write_text(out / "report.md", md))
     if html:
         from .html_report import write_html_report
 
-        files.append(write_html_report(rows, plots, out, records=done, notes=notes))
-    return terminal_table(rows), files
+        files.append(
+            write_html_report(rows, plots, out, records=done, notes=notes, comparisons=found)
+        )
+    return terminal_table(rows) + terminal_lines(found), files
+
+
+def report_notes(records: Sequence[ExperimentRecord], rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What a reader must know before reading the table: simulated players, how rows
+    aggregate, rows too small to decide, every seed left out of a mean, invalid metrics."""
+    done = [r for r in records if r.status == "completed" and r.result]
+    notes = []
+    if any(r.result and r.result.get("simulated") for r in done):
+        notes.append("Subjects marked simulated are scripted players, not people.")
+    notes.append(
+        "One row per person and config; seeds aggregate as mean ± 95 % t-interval across "
+        "seeds. return Δ is the model's mean return minus the person's on the person's "
+        "held-out seeds (all seeds' rollouts) with a 95 % bootstrap interval; the Mann-Whitney "
+        "test pools the same rollouts. A 'p<.05' column counts the seeds whose play the "
+        "metric's permutation test told apart from the person's."
+    )
+    groups = [r["_group"] for r in rows if "_group" in r]
+    if any(0 < len(g.seeds) < MIN_DECIDING for g in groups):
+        notes.append(
+            f"Rows over fewer than {MIN_DECIDING} seeds cannot decide: a 95 % t-interval over 2 "
+            "seeds is 12.7 standard errors wide each side, over 1 seed there is none."
+        )
+    left_out = [
+        f"{g.subject} {g.label([])} seed {rec.config.get('seed', 0)}: {rec.status}"
+        + (f" ({rec.error_summary})" if rec.error_summary else "")
+        for g in groups
+        for rec in [*g.failed, *g.unfinished]
+    ]
+    missing = [f"{g.subject} {g.label([])} seeds {g.missing}" for g in groups if g.missing]
+    if left_out or missing:
+        shown = [*left_out, *(f"{m}: missing" for m in missing)]
+        more = f"; and {len(shown) - 20} more" if len(shown) > 20 else ""
+        notes.append("Seeds not in the means: " + "; ".join(shown[:20]) + more + ".")
+    invalid = sorted(
+        {(r["dataset"], column, reason) for r in rows for column, reason in
+         (r.get("_invalid") or {}).items()}
+    )  # fmt: skip
+    for dataset, column, reason in invalid:
+        notes.append(f"✗ {column} fails the validity suite on {dataset}: {reason}")
+    return notes
