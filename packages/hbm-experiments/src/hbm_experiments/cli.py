@@ -342,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .progress import progress_session
     from .slurm import SlurmRequestError
     from .sweeps import ExperimentsFailed
+    from .trust import DamagedCacheError, UntrustedFileError
 
     try:
         if args.command in ("run", "sweep", "seeds", "demo"):
@@ -371,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SlurmRequestError as exc:  # checked before submission: nothing ran
         print(f"{PROG}: the cluster cannot run this request:\n{exc}", file=sys.stderr)
         return 2
+    except (UntrustedFileError, DamagedCacheError) as exc:  # the message says what to do
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         print(f"{PROG} {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("(see `hbm status` for the stored traceback; rerun with --retry)", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -107,8 +108,40 @@ def method_objective(method: str) -> Objective:
     return OBJECTIVES[method]
 
 
+def check_subject_value(value: Any) -> Any:
+    """hbm-data's subject check (a name that fits a file name, or the path of an episode file
+    that does not climb with `..`), where the config is made; a path is made absolute (a
+    queued job may start in another folder)."""
+    from hbm_data import check_subject
+    from hbm_data.paths import is_path_subject
+
+    subject = check_subject(value, allow_path=True)
+    return str(Path(subject).expanduser().absolute()) if is_path_subject(subject) else subject
+
+
 class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    # inf passes `gt=0` (an infinite sigma, learning rate or time budget): refused, as is NaN
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, data: Any) -> Any:
+        """pydantic reads `true` as 1 for an int field (`seed: true`, `hidden_size: true`):
+        a bool where a number is expected is a mistake, refused here rather than trained."""
+        if not isinstance(data, Mapping):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(value, bool) else None
+            if field is None:
+                continue
+            kinds = set(typing.get_args(field.annotation)) or {field.annotation}
+            if kinds <= {int, float, type(None)}:
+                raise ValueError(f"{name}: expected a number, got the boolean {value!r}")
+        return data
+
+
+SEED_LIMIT = 2**64
+"""Seeds are 0 <= seed < 2**64: what torch's and numpy's generators both accept."""
 
 
 def _renamed(data: Any, names: Mapping[str, str], where: str, *, stacklevel: int = 6) -> Any:
@@ -146,7 +179,7 @@ class DataConfig(_Strict):
 
     use_cl_info: bool = False
     holdout_pct: float = pydantic.Field(default=0.1, gt=0.0, lt=1.0)
-    split_seed: int = 42
+    split_seed: int = pydantic.Field(default=42, ge=0, lt=SEED_LIMIT)
     content_hash: str | None = None
     """sha256 of the subject's episode file, filled from the file when an experiment is made:
     the data's content, not the subject's name, keys the cache (see `hbm_experiments.data`)."""
@@ -577,7 +610,7 @@ class ExperimentConfig(_Strict):
     """The person (or simulated player: `sim01`…); their file is
     `<subject>_data_<dataset>.json` in the data folder. The guide's default `sub01` is a real
     person whose recording is not shipped, so hbm's default is a simulated player."""
-    seed: int = 0
+    seed: int = pydantic.Field(default=0, ge=0, lt=SEED_LIMIT)
     device: str = "cpu"
     num_threads: int | None = pydantic.Field(default=None, ge=1)
     """torch intra-op threads inside the run (in the Slurm job too; restored afterwards when the
@@ -644,7 +677,7 @@ class ExperimentConfig(_Strict):
         the YAML reader (`007` stays "007"); a bool is a mistake, not a name."""
         if isinstance(v, bool):
             raise ValueError(f"subject must be a name like 'sim01' or '007', got {v!r}")
-        return str(v) if isinstance(v, int) else v
+        return check_subject_value(str(v) if isinstance(v, int) else v)
 
     @pydantic.field_validator("device")
     @classmethod

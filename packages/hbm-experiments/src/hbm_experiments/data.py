@@ -25,7 +25,7 @@ import exca
 import numpy as np
 import pydantic
 
-from .infra import with_default_folder
+from .infra import TrustedInfra, with_default_folder
 
 __all__ = [
     "DATA_VERSION",
@@ -119,12 +119,21 @@ class DataPreprocessingTask(pydantic.BaseModel):
     validation_pct: float = 0.1
     """Validation episodes per session, drawn from the training episodes (`SplitData`)."""
     data_dir: str | None = None
-    infra: exca.TaskInfra = exca.TaskInfra(version=DATA_VERSION, keep_in_ram=True)
+    # loads only exca pickles that trusted users wrote; a damaged entry is recomputed by retry
+    infra: TrustedInfra = TrustedInfra(version=DATA_VERSION, keep_in_ram=True)
 
     @pydantic.model_validator(mode="before")
     @classmethod
     def _default_folder(cls, data: Any) -> Any:
         return with_default_folder(data)
+
+    @pydantic.field_validator("subject", mode="before")
+    @classmethod
+    def _subject(cls, value: Any) -> Any:
+        """The experiment config's subject check: a name, or a path without `..`."""
+        from .configs import check_subject_value
+
+        return check_subject_value(value)
 
     @pydantic.model_validator(mode="after")
     def _hash_of_file(self) -> DataPreprocessingTask:

@@ -256,10 +256,19 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> torch
     path = Path(path)
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError) as exc:
-        raise ValueError(f"{path}: cannot load model file ({exc})") from exc
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # empty (EOFError), truncated (RuntimeError), not torch (Unpickling)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no data"
+        raise ValueError(
+            f"{path}: cannot load model file ({type(exc).__name__}: {first}); the file is "
+            "damaged or not a model: `hbm run --force` on its experiment trains it again"
+        ) from exc
     if not isinstance(blob, dict) or "spec" not in blob or "state_dict" not in blob:
         raise ValueError(f"{path}: expected a dict with 'spec' and 'state_dict'")
-    model = build_model(blob["spec"]).to(device)
-    model.load_state_dict(blob["state_dict"], strict=True)
+    try:
+        model = build_model(blob["spec"]).to(device)
+        model.load_state_dict(blob["state_dict"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: the model file does not describe a model ({exc})") from exc
     return model.eval()

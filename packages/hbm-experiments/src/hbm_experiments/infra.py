@@ -9,13 +9,21 @@ Two things exca 0.6 leaves to its users (exca-notes §4.13 and §3.8):
   cluster resources) cannot change the uid: `device: banana` fails, then `device: cpu` would
   replay the banana error forever. Each run records those fields (`run_context.json`); a
   cached failure is replayed only to a caller whose fields match, any other gets a fresh run.
+
+And two things a shared cache needs (`TrustedInfra`, the base of every hbm task's infra):
+exca's pickles are loaded only when trusted users could have written them (`trust`), and a
+`job.pkl` or `result.json` that does not parse is a damaged entry, named with its file, that
+`retry`/`force` recompute (exca would fail on it in every mode).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,13 +33,16 @@ import exca
 from .files import (
     CHECKPOINT_FILE,
     ERROR_FILE,
+    JOB_FILE,
     MODEL_FILE,
     RESULT_FILE,
     RUN_CONTEXT_FILE,
     atomic_write_text,
 )
+from .locks import lock_holder, process_identity
+from .trust import DamagedCacheError, check_trusted, json_damage, read_pickle_summary
 
-__all__ = ["ExperimentInfra", "cache_root", "with_default_folder"]
+__all__ = ["ExperimentInfra", "TrustedInfra", "cache_root", "with_default_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +137,88 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
-class ExperimentInfra(exca.TaskInfra):
+_saving = threading.local()
+"""Set while exca saves a job: its `clear_job` call then tidies exca's files only (a result
+a concurrent run of the same uid just wrote must stay)."""
+
+
+class TrustedInfra(exca.TaskInfra):
+    """`exca.TaskInfra` that loads only pickles trusted users could have written (refusing
+    others, naming file and owner), and treats a `job.pkl` that does not parse as damaged:
+    `retry`/`force` recompute it, `cached` says so instead of failing inside exca."""
+
+    def check_pickles(self) -> None:
+        """Every pickle exca or submitit may load for this task: its `job.pkl` and, for a
+        submitit job, the pickles in its log folder (the result)."""
+        folder = self.uid_folder()
+        if folder is None:
+            return
+        check_trusted(folder / JOB_FILE)
+        logs = folder / "submitit"
+        if logs.is_dir():
+            for path in logs.glob("*.pkl"):
+                check_trusted(path)
+
+    def damage(self) -> str | None:
+        """Why this task's cache entry cannot be used as it is (naming the file); None when
+        it is whole or absent. Reads without unpickling (`trust.read_pickle_summary`)."""
+        folder = self.uid_folder()
+        if folder is None or not (folder / JOB_FILE).exists():
+            return None
+        try:
+            read_pickle_summary(folder / JOB_FILE)
+        except DamagedCacheError as exc:
+            return str(exc)
+        return None
+
+    def _recover_damage(self) -> None:
+        reason = self.damage()
+        if reason is None:
+            return
+        if self._effective_mode in ("retry", "force"):
+            logger.warning("%s: damaged cache entry (%s): recomputing", self.uid(), reason)
+            self.clear_job()
+            return
+        raise DamagedCacheError(
+            f"{reason}: a damaged cache entry; `hbm run --retry` (or `--force`) recomputes it"
+        )
+
+    def status(self) -> Any:
+        if self.damage() is not None:
+            return "failed"  # what a retry recomputes (exca's job_array clears "failed")
+        self.check_pickles()
+        return super().status()
+
+    def job(self) -> Any:
+        self._recover_damage()
+        self.check_pickles()
+        return super().job()
+
+    def clear_job(self) -> None:
+        folder = self.uid_folder()
+        if folder is not None and self.damage() is not None:
+            (folder / JOB_FILE).unlink(missing_ok=True)  # nothing to cancel in half a pickle
+        self.check_pickles()  # exca loads the job to cancel it
+        super().clear_job()
+
+    def _set_job(self, job: Any) -> Any:
+        self.check_pickles()  # exca reloads a job saved by a concurrent process
+        _saving.active = True  # exca's tidy-up `clear_job` in here: not a user's clear
+        try:
+            out = super()._set_job(job)
+        finally:
+            _saving.active = False
+        folder = self.uid_folder()
+        path = None if folder is None else folder / JOB_FILE
+        with contextlib.suppress(OSError):
+            # readable as the umask allows, writable by this user only: a pickle that the
+            # group could rewrite would need the whole group trusted
+            if path is not None and path.stat().st_uid == os.getuid():
+                path.chmod(path.stat().st_mode & ~0o022)
+        return out
+
+
+class ExperimentInfra(TrustedInfra):
     """`exca.TaskInfra` that makes `force` start from scratch and never serves a failure to
     a caller whose uid-excluded fields differ from those of the failed run."""
 
@@ -144,6 +236,16 @@ class ExperimentInfra(exca.TaskInfra):
         }
         context |= {f"infra.{k}": _plain(getattr(self, k)) for k in _CONTEXT_INFRA_FIELDS}
         return context
+
+    def damage(self) -> str | None:
+        """Also a `result.json` that is not a JSON object (truncated, bare NaN)."""
+        reason = super().damage()
+        folder = self.uid_folder()
+        if reason is not None or folder is None or not (folder / JOB_FILE).exists():
+            return reason
+        result = folder / RESULT_FILE
+        why = json_damage(result) if result.exists() else None
+        return None if why is None else f"{result}: {why}"
 
     def write_configs_now(self) -> None:
         """exca writes `uid.yaml`/`config.yaml` only once the job is saved, which for an
@@ -164,8 +266,11 @@ class ExperimentInfra(exca.TaskInfra):
         }
         record = {
             "context": self.run_context(),
-            "pid": os.getpid(),
-            "host": os.uname().nodename,
+            # host, pid and the pid's start time: `hbm status` tells a live run from a pid
+            # that now belongs to another process
+            **process_identity(),
+            "cluster": self.cluster,
+            "started_at": time.time(),
             "job_id": _submitit_job_id(),  # `hbm status` shows it for finished runs too
             "code": code,  # where this run's hbm packages came from (a `code/` snapshot?)
         }
@@ -202,10 +307,18 @@ class ExperimentInfra(exca.TaskInfra):
         return True
 
     def discard_training_files(self) -> None:
-        """What `force` recomputes from: no checkpoint, no model, no result, no error."""
+        """What `force` recomputes from: no checkpoint, no model, no result, no error.
+        Refused while a run holds the uid's lock: its files are the ones it trains into."""
         folder = self.uid_folder()
         if folder is None:
             return
+        holder = lock_holder(folder)
+        if holder is not None:
+            raise RuntimeError(
+                f"{folder}: this experiment is running now (pid {holder.get('pid')} on host "
+                f"{holder.get('host')}); --force would delete the files it trains into: wait "
+                "for it to finish (`hbm status`), or stop it first"
+            )
         for name in (CHECKPOINT_FILE, MODEL_FILE, RESULT_FILE, ERROR_FILE, RUN_CONTEXT_FILE):
             (folder / name).unlink(missing_ok=True)
 
@@ -218,8 +331,10 @@ class ExperimentInfra(exca.TaskInfra):
 
     def clear_job(self) -> None:
         folder = self.uid_folder()
-        had_job = folder is not None and (folder / "job.pkl").exists()
+        had_job = folder is not None and (folder / JOB_FILE).exists()
         super().clear_job()
+        if getattr(_saving, "active", False):
+            return
         # exca also calls clear_job right after an in-process run (to tidy up before saving the
         # job): with no job to clear, the run's own files are the new ones and must stay
         if folder is None or not had_job:

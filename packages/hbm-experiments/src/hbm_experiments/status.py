@@ -1,20 +1,21 @@
 """What is in a cache folder: one record per experiment, its state, its result and its error.
 
-exca's public API says where experiments are and what state their jobs are in: the folder of
-each task class is its `infra.uid_folder().parent`, and an unfinished experiment is rebuilt
-from its config (`uid.yaml`, which exca writes for this) and asked for `infra.job()`, whose
-job object gives the id and kind of the job. Finished experiments are recognised by the
-`result.json` / `error.txt` that `Experiment.run` writes, so listing hundreds of them never
-unpickles a result (exca's `iter_cached` and `status()` each parse or unpickle every one:
-about 7 ms an experiment here, `bench/bench_experiments.py`). Jobs still queued or running on
-Slurm are looked up with ONE batched query for all their ids.
+Listing never unpickles anything (a pickle runs code while it loads, and a shared cache may
+hold one that a labmate's mistake or malice put there): each state is decided here, in
+`_read_record`, from files hbm writes itself and validates as it reads them: `result.json`
+(a result that does not parse is `damaged`, named with its file), `error.txt`,
+`run_context.json` (host, pid and the pid's start time of the last run, so a pid reused by
+another process is not "running" forever), the run lock of a live run (`locks`), and exca's
+`job.pkl` read with `pickletools` only (`trust.read_pickle_summary`: the job's class and id,
+or that the file is truncated). The folder of each task class is its `infra.uid_folder()`'s
+parent. Jobs still queued or running on Slurm are looked up with ONE batched query for all
+their ids.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .configs import read_yaml
-from .files import CHECKPOINT_FILE, ERROR_FILE, MODEL_FILE, RESULT_FILE, RUN_CONTEXT_FILE
+from .files import (
+    CHECKPOINT_FILE,
+    ERROR_FILE,
+    JOB_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    RUN_CONTEXT_FILE,
+)
 from .infra import cache_root
+from .locks import host_tag, lock_holder, process_is_alive
 from .slurm import job_states  # one batched sacct query; {} without Slurm
+from .trust import DamagedCacheError, json_damage, read_pickle_summary
 
 if TYPE_CHECKING:
     from .tasks import Experiment
@@ -51,9 +61,11 @@ class ExperimentRecord:
     task: str  # e.g. "GAExperiment"
     version: str
     config: dict[str, Any]
-    status: str  # completed | failed | submitted | running | pending | not submitted | <SLURM>
+    status: str  # completed | failed | damaged | submitted | running | pending | not submitted
+    # | interrupted (...) | <SLURM state>
     job_id: str | None = None
     error: str | None = None
+    """The stored traceback of a failed run; for a damaged one, which file and why."""
     result: dict[str, Any] | None = field(default=None, repr=False)
     default_method: str | None = None
     """The task class's default method: `uid.yaml` leaves it out when the config kept it."""
@@ -73,16 +85,6 @@ class ExperimentRecord:
             return None
         lines = [ln for ln in self.error.strip().splitlines() if ln.strip()]
         return lines[-1] if lines else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def _checkpoint_position(folder: Path) -> str | None:
@@ -114,17 +116,18 @@ def _run_context(folder: Path) -> dict[str, Any]:
 def _process_state(folder: Path) -> str | None:
     """State of a run that exca cannot know: in this process, a `local` job, or killed.
 
-    `run_context.json` names the host and pid of the run; on this host a live pid is a run
-    still going, a dead one a run that was interrupted (with its checkpoint position).
+    `run_context.json` names the host, pid and the pid's start time of the last run; on this
+    host that very process still going is a running run; a gone pid, or one now naming
+    another process (its start time differs), a run that was interrupted (with its
+    checkpoint position).
     """
     ctx = _run_context(folder)
-    try:
-        pid, host = int(ctx["pid"]), str(ctx["host"])
-    except (ValueError, KeyError, TypeError):
+    if "pid" not in ctx or "host" not in ctx:
         return None
-    if host != os.uname().nodename:
-        return f"running? (on {host})"
-    if _pid_alive(pid):
+    alive = process_is_alive(ctx)
+    if alive is None:
+        return f"running? (on {ctx['host']})"
+    if alive:
         return "running"
     position = _checkpoint_position(folder)
     return f"interrupted ({position})" if position else "interrupted"
@@ -167,47 +170,6 @@ def _class_folders(root: Path) -> dict[Path, tuple[type[Experiment], str]]:
     return folders
 
 
-def _job_of(cls: type[Experiment] | None, folder: Path, config: dict[str, Any]) -> Any:
-    """exca's job object of the unfinished experiment in `folder`, rebuilt from its uid
-    config; None when exca has none (not submitted).
-
-    `mode="read-only"` makes `infra.job()` return the saved job or raise, never submit. When
-    the class is not importable here, or its config no longer builds this folder's task (an
-    older code version), the saved job is read directly (a submitit job needs no user class).
-    """
-    if cls is None:
-        return _saved_job(folder)
-    try:
-        task = cls.model_validate(
-            {**config, "infra": {"folder": folder.parent.parent, "mode": "read-only"}}
-        )
-        if task.infra.uid_folder() != folder:
-            raise ValueError(f"its config now gives uid folder {task.infra.uid_folder()}")
-        return task.infra.job()
-    except RuntimeError as exc:
-        if "not computed" in str(exc):  # read-only and no saved job: not submitted
-            return None
-        reason: Exception = exc
-    except Exception as exc:
-        reason = exc
-    logger.warning("%s: exca cannot rebuild this task (%s); reading its saved job", folder, reason)
-    return _saved_job(folder)
-
-
-def _saved_job(folder: Path) -> Any:
-    """The job exca saved for a task whose class this process cannot import."""
-    import pickle
-
-    try:
-        with (folder / "job.pkl").open("rb") as f:
-            return pickle.load(f)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:
-        logger.warning("%s: job state unknown (%s)", folder, exc)
-        return None
-
-
 def _read_record(
     folder: Path, cls: type[Experiment] | None, task: str, version: str, load_result: bool
 ) -> ExperimentRecord:
@@ -225,33 +187,58 @@ def _read_record(
     rec = ExperimentRecord(folder=folder, task=task, version=version, config=config, status="")
     if cls is not None:
         rec.default_method = str(cls.model_fields["method"].default)
-    result_file = folder / RESULT_FILE
-    error_file = folder / ERROR_FILE
     rec.job_id = _run_context(folder).get("job_id")  # the job that ran last, if any did
-    if result_file.exists() and (folder / "job.pkl").exists():
-        rec.status = "completed"
+    _decide_state(rec, load_result)
+    return rec
+
+
+def _damaged(rec: ExperimentRecord, reason: str) -> None:
+    rec.status = "damaged"
+    rec.error = f"{reason}\n(`hbm run --retry` or `--force` recomputes it)"
+
+
+def _decide_state(rec: ExperimentRecord, load_result: bool) -> None:
+    """The one place that says what state an experiment is in, from what `hbm run` would
+    find: a whole result is completed, a file that does not parse is damaged, a stored
+    traceback is failed; then a live run (its lock or its process), a queued job, a killed
+    run. Nothing is unpickled."""
+    folder = rec.folder
+    summary = None
+    if (folder / JOB_FILE).exists():
+        try:
+            summary = read_pickle_summary(folder / JOB_FILE)
+        except DamagedCacheError as exc:
+            return _damaged(rec, str(exc))
+    result_file, error_file = folder / RESULT_FILE, folder / ERROR_FILE
+    if result_file.exists():
+        why = json_damage(result_file)
+        if why is not None:
+            return _damaged(rec, f"{result_file}: {why}")
+        rec.status = "completed"  # a run serves a whole result.json, saved job or not
         if load_result:
-            try:
-                rec.result = json.loads(result_file.read_text())
-            except (OSError, ValueError) as exc:
-                logger.warning("%s: unreadable result (%s)", result_file, exc)
-        return rec
+            rec.result = json.loads(result_file.read_text())
+        return None
     if error_file.exists():
         rec.status = "failed"
         rec.error = error_file.read_text(errors="replace")
-        return rec
-    import submitit
-
-    uid_config = config if config_file.name == "uid.yaml" else read_yaml(folder / "uid.yaml")
-    uid_config.pop("infra", None)
-    job = _job_of(cls, folder, uid_config)
-    if isinstance(job, submitit.Job):  # exca's own LocalJob (cluster=None) has no useful id
-        rec.job_id = str(job.job_id)  # the job queued now (a retry's, not the failed one's)
-    if isinstance(job, submitit.SlurmJob):
+        return None
+    holder = lock_holder(folder)
+    if holder is not None:
+        on = "" if holder.get("host") == host_tag() else f" (on {holder.get('host')})"
+        rec.status = f"running{on}"
+        return None
+    kind = summary.kind if summary is not None else None
+    if summary is not None and summary.job_id and kind in ("slurm", "local"):
+        rec.job_id = summary.job_id  # the job queued now (a retry's, not the failed one's)
+    if kind == "slurm":
         rec.status = "submitted"  # its Slurm state comes from one batched sacct call
-    else:  # a job in this process or a `local` one: exca cannot tell running from killed
-        rec.status = _process_state(folder) or ("running" if job is not None else "not submitted")
-    return rec
+        return None
+    if kind == "process":  # exca's in-process job, saved when the run ended
+        rec.status = "completed"
+        return None
+    # a `local` job, or a run of this process or another: exca cannot tell running from killed
+    rec.status = _process_state(folder) or ("running" if kind == "local" else "not submitted")
+    return None
 
 
 def find_experiments(

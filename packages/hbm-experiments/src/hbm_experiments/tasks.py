@@ -57,7 +57,14 @@ from .files import (
     atomic_save,
     atomic_write_text,
 )
+from .guards import (
+    checkpoint_advice,
+    finished_result,
+    finite_result,
+    set_aside_unreadable_checkpoint,
+)
 from .infra import ExperimentInfra, cache_root, with_default_folder
+from .locks import acquire_run_lock
 from .results import VALIDATION_KEYS, compute_used, guide_keys
 
 __all__ = [
@@ -206,24 +213,42 @@ class Experiment(ExperimentConfig):
 
     @infra.apply
     def run(self) -> dict[str, Any]:
-        """Train, evaluate against the person, save the model; cached by uid."""
+        """Train, evaluate against the person, save the model; cached by uid.
+
+        One process at a time per uid (`locks`): a second run of the same experiment waits
+        for the first and returns its result (or its error) instead of training again."""
         folder = self.infra.uid_folder(create=True)
         assert folder is not None  # the folder is always injected
-        (folder / RESULT_FILE).unlink(missing_ok=True)  # a forced rerun must not look finished
+        lock, waited = acquire_run_lock(folder, self.infra.uid())
+        try:
+            if self.infra.mode != "force":  # finished by the run waited for, or killed late
+                done = finished_result(folder, waited=waited)
+                if done is not None:
+                    return done
+            return self._run_locked(folder)
+        finally:
+            lock.release()
+
+    def _run_locked(self, folder: Path) -> dict[str, Any]:
+        # a forced or retried rerun must not look finished, nor failed, while it runs
+        for name in (RESULT_FILE, ERROR_FILE):
+            (folder / name).unlink(missing_ok=True)
         self.infra.write_configs_now()  # `hbm status` lists a run while it goes, or if killed
         self.infra.write_run_context(folder)
         from .slurm import requeue_on_timeout  # no-op outside a Slurm job
 
         try:
+            if self.infra.mode == "retry":
+                set_aside_unreadable_checkpoint(folder / CHECKPOINT_FILE)
             # near the time limit (in data loading too): requeue, resume from the checkpoint
             with requeue_on_timeout(max_requeues=self.max_requeues):
-                result = self._run_in(folder)
+                result = finite_result(self._run_in(folder))
+            # inside the recorded part: a full disk here is a failure with its traceback
+            atomic_write_text(folder / RESULT_FILE, json.dumps(result, allow_nan=False))
         except Exception:
             atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
             logger.exception("experiment %s failed", self.infra.uid())
             raise
-        (folder / ERROR_FILE).unlink(missing_ok=True)
-        atomic_write_text(folder / RESULT_FILE, json.dumps(result))
         return result
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -386,7 +411,13 @@ class Experiment(ExperimentConfig):
         t0 = time.perf_counter()
         data = self.data_task().load()
         _check_code(folder)
-        trained = self._train(data, folder / CHECKPOINT_FILE, device)
+        try:
+            trained = self._train(data, folder / CHECKPOINT_FILE, device)
+        except Exception as exc:
+            advised = checkpoint_advice(exc)  # what to do, in `hbm run` terms
+            if advised is None:
+                raise
+            raise advised from exc
         policy = trained.policy.to(device).eval()
         spec = model_spec(policy, self.model_kind, self.model.rank)
         # tensors to CPU; a DynamicNet's graph settings travel as its `_extra_state` dict
