@@ -190,3 +190,23 @@ def test_many_copies_of_an_episode_give_one_warning_with_a_count(lab_file: Path)
     assert warned[1].message.startswith(
         "same steps as episode 0, and 4998 more episodes repeat an earlier episode's steps"
     )
+
+
+def test_the_same_slip_in_every_episode_is_listed_three_times_then_counted(
+    lab_file: Path,
+) -> None:
+    eps = json.loads(lab_file.read_text())
+    one = {**eps[0], "steps": eps[0]["steps"][:1], "length": 1, "score": 99.0}  # wrong score
+    start = datetime(2025, 1, 6, 10, 0, 0)
+    many = []
+    for i in range(2000):
+        step = {**one["steps"][0], "reward": i + 0.5}  # distinct steps: no duplicates
+        stamp = (start + timedelta(seconds=i)).isoformat()
+        many.append({**one, "episode_id": i, "timestamp": stamp, "steps": [step]})
+    lab_file.write_text(json.dumps(many))
+    warned = warnings_of(check_file(lab_file))
+    assert [w.episode for w in warned] == [0, 1, 2, None]
+    assert str(warned[-1]) == (
+        f"{lab_file}, field 'score': warning: 1997 more episodes with the same warning (score "
+        "is not the sum of the rewards)"
+    )

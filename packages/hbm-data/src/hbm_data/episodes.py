@@ -470,6 +470,7 @@ class _Parser:
                 f"{SCORE_TOLERANCE:g}); hbm reports the score as the person's return",
                 episode=i,
                 field="score",
+                kind="score is not the sum of the rewards",
             )
         h = hashlib.blake2b(digest_size=16)
         for a in (ep.observations, ep.actions, ep.rewards, ep.next_observations, ep.dones):
@@ -523,6 +524,7 @@ class _Parser:
                     "counted in file order",
                     episode=i,
                     field="timestamp",
+                    kind="the clock went back",
                 )
 
     def steps(self, i: int, steps: list[Any]) -> tuple[np.ndarray, ...] | None:

@@ -17,6 +17,11 @@ from typing import Any, Literal
 #: recorded for the wrong game yields a readable list rather than one line per step.
 MAX_STEPS_PER_PROBLEM = 3
 
+#: Episodes reported per kind of warning (a score that is not the sum of the rewards, a clock
+#: that went back) before the rest are counted in one line: a file of 50 000 episodes with the
+#: same slip gets a readable report.
+MAX_EPISODES_PER_WARNING = 3
+
 Severity = Literal["error", "warning"]
 
 
@@ -92,6 +97,7 @@ class ProblemLog:
         self.file = file
         self.problems: list[Problem] = []
         self._step_counts: Counter[tuple[int | None, str | None, str, Severity]] = Counter()
+        self._warning_counts: Counter[tuple[str | None, str]] = Counter()
 
     def add(
         self,
@@ -117,13 +123,32 @@ class ProblemLog:
         episode: int | None = None,
         step: int | None = None,
         field: str | None = None,
+        kind: str | None = None,
     ) -> None:
-        """A problem that is reported but does not make the file unusable."""
+        """A problem that is reported but does not make the file unusable. Episode warnings of
+        one `kind` beyond `MAX_EPISODES_PER_WARNING` are counted, not listed."""
+        if kind is not None and step is None:
+            self._warning_counts[(field, kind)] += 1
+            if self._warning_counts[(field, kind)] > MAX_EPISODES_PER_WARNING:
+                return
         self.add(message, episode=episode, step=step, field=field, severity="warning")
 
     def finish(self) -> list[Problem]:
         """All problems, with one summary line per repeated per-step problem."""
         out = list(self.problems)
+        for (field, kind), n in self._warning_counts.items():
+            if n > MAX_EPISODES_PER_WARNING:
+                out.append(
+                    Problem(
+                        self.file,
+                        f"{n - MAX_EPISODES_PER_WARNING} more episodes with the same warning "
+                        f"({kind})",
+                        None,
+                        None,
+                        field,
+                        "warning",
+                    )
+                )
         for (episode, field, kind, severity), n in self._step_counts.items():
             if n > MAX_STEPS_PER_PROBLEM:
                 out.append(
