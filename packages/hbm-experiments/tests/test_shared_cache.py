@@ -108,6 +108,20 @@ def test_a_run_refuses_a_pickle_of_another_owner(
     assert marker.exists()
 
 
+def test_a_result_pickle_of_another_owner_is_refused(tmp_path: Path) -> None:
+    """A submitit job's result pickle (in its log folder, linked as `submitit`) is checked
+    like job.pkl before exca loads it."""
+    CountingGA(seed=14).run()
+    folder = CountingGA(seed=14).infra.uid_folder()
+    logs = tmp_path / "logs" / "77"
+    logs.mkdir(parents=True)
+    (logs / "77_0_result.pkl").write_bytes(pickle.dumps(("success", 1)))
+    os.chown(logs / "77_0_result.pkl", STRANGER, STRANGER)
+    (folder / "submitit").symlink_to(logs)
+    with pytest.raises(UntrustedFileError, match=r"77_0_result\.pkl: owned by uid 12345"):
+        CountingGA(seed=14).infra.status()
+
+
 def test_trusted_owners_setting_refuses_unknown_names() -> None:
     uids, gids = trusted_owners("0, @0 4242")
     assert {0, 4242, os.getuid()} <= uids and gids == {0}
@@ -245,6 +259,36 @@ def test_a_live_lock_is_running_and_refuses_force(hbm_env: Path) -> None:
         with pytest.raises(RuntimeError, match="running now"):
             CountingGA(seed=10, infra={"mode": "force"}).run()
     assert not (folder / RUN_LOCK_FILE).exists()
+
+
+def test_a_run_on_another_host_is_running_and_watched(hbm_env: Path) -> None:
+    import io
+
+    from hbm_experiments.progress import watch_status
+    from rich.console import Console
+
+    folder = _unfinished(15)
+    owner = {"host": "node7", "pid": 1, "start": 1, "taken_at": time.time()}
+    (folder / RUN_LOCK_FILE).write_text(json.dumps(owner))  # fresh: its heartbeat is alive
+    (record,) = find_experiments()
+    assert record.status == "running (on node7)"
+    fetched: list[int] = []
+
+    def fetch() -> list[Any]:
+        fetched.append(1)
+        return find_experiments()
+
+    watch_status(
+        fetch,
+        lambda recs: recs[0].status,
+        console=Console(file=io.StringIO()),
+        sleep=lambda s: None,
+        max_rounds=3,
+    )
+    assert len(fetched) == 3  # not final: watched until max_rounds
+    old = time.time() - 3600
+    os.utime(folder / RUN_LOCK_FILE, (old, old))  # its heartbeat stopped an hour ago
+    assert [r.status for r in find_experiments()] == ["not submitted"]
 
 
 def test_a_dead_runs_lock_is_taken_over(counter: Path) -> None:

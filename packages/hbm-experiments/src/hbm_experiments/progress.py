@@ -547,7 +547,14 @@ def progress_callback(
 
 
 def _all_final(records: Sequence[Any]) -> bool:
-    return all(str(getattr(r, "status", "")).lower() not in ACTIVE_STATES for r in records)
+    """No record in `ACTIVE_STATES`; a state's first word decides (`running (on node7)`,
+    `running? (on node7)` are running, `interrupted (generation 5)` is final)."""
+    return all(_state_word(getattr(r, "status", "")) not in ACTIVE_STATES for r in records)
+
+
+def _state_word(status: Any) -> str:
+    words = str(status).lower().split()
+    return words[0].rstrip("?") if words else ""
 
 
 def watch_status(
