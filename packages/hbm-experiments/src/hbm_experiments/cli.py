@@ -208,6 +208,8 @@ def _plain(value: float | None) -> str:
 
 def _summary(result: dict[str, Any]) -> str:
     m, b = result["metrics"], result["behaviour"]
+    if "skipped" in b:  # a game hbm cannot play: offline metrics only
+        return f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  behaviour: {b['skipped']}"
     p = b.get("p_value")
     return (
         f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  "

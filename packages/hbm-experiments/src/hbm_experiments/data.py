@@ -330,6 +330,11 @@ class HumanlikeReferences(pydantic.BaseModel):
     @infra.apply
     def compute(self) -> dict[str, dict[str, Any]]:
         """`{"person": ..., "random": ...}` humanlike blocks (hbm_experiments.humanlike)."""
+        from .evaluation import unplayable_reason
         from .humanlike import humanlike_references
+
+        skipped = unplayable_reason(self.data.dataset)
+        if skipped is not None:  # a game hbm cannot play: no reference rollouts either
+            return {"person": {"skipped": skipped}, "random": {"skipped": skipped}}
 
         return humanlike_references(self.data.load(), seed=self.seed)
