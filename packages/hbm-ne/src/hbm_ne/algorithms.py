@@ -475,3 +475,27 @@ class CMAES(Algorithm):
             self._eig_b.copy_(state["eig_b"])
             self._eig_d.copy_(state["eig_d"])
             self._eig_generation = int(state["eig_generation"])
+
+
+#: Names `make_algorithm` (and `train_supervised(optimizer=...)`) accept, with the class each
+#: builds.
+OPTIMIZERS: dict[str, type[Algorithm]] = {"ga": GA, "es": ES, "cmaes": CMAES}
+
+
+def make_algorithm(
+    name: str, population: Population, *, seed: int = 0, **settings: Any
+) -> Algorithm:
+    """The algorithm `name` ("ga", "es", "cmaes") built on `population`, with its defaults
+    where `settings` (e.g. GA's `survival`, `elitism`) do not say otherwise.
+
+    Its generator is seeded `(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) mod 2**63`, a
+    value derived from `seed`, so that its draws differ from those of the loop's own generator
+    (seeded `seed`). Every hbm-ne loop builds its algorithm here, so one seed gives one run.
+    """
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {sorted(OPTIMIZERS)} or an Algorithm, got {name!r}"
+        )
+    derived = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 63)
+    return OPTIMIZERS[key](population, seed=derived, **settings)

@@ -43,7 +43,7 @@ from hbm_ne._shared import (
     read_checkpoint_info,
     save_checkpoint_file,
 )
-from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
+from hbm_ne.algorithms import OPTIMIZERS, Algorithm, make_algorithm
 from hbm_ne.fitness import (
     EpisodeData,
     as_episode_data,
@@ -99,9 +99,6 @@ HISTORY_FIELDS = (
 #: evaluated member's cross-entropy, accuracy and sampled macro F1 on the validation episodes,
 #: next to the test ones (hbm-dl's rows use the same names).
 VALIDATION_FIELDS = ("val_loss", "val_accuracy", "val_f1")
-
-#: Names `train_supervised(optimizer=...)` accepts, with the class each builds.
-OPTIMIZERS: dict[str, type[Algorithm]] = {"ga": GA, "es": ES, "cmaes": CMAES}
 
 
 class FitnessFn(Protocol):
@@ -781,22 +778,6 @@ def combine_evaluations(*evals: EvalFn | None) -> EvalFn | None:
         return row
 
     return both
-
-
-def make_algorithm(name: str, population: Population, *, seed: int = 0) -> Algorithm:
-    """The algorithm `name` ("ga", "es", "cmaes") with its defaults, built on `population`.
-
-    Its generator is seeded `(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) mod 2**63`, a
-    value derived from `seed`, so that its draws differ from those of the loop's own generator
-    (seeded `seed`).
-    """
-    key = name.lower().replace("-", "").replace("_", "")
-    if key not in OPTIMIZERS:
-        raise ValueError(
-            f"optimizer must be one of {sorted(OPTIMIZERS)} or an Algorithm, got {name!r}"
-        )
-    derived = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 63)
-    return OPTIMIZERS[key](population, seed=derived)
 
 
 def train_supervised(
