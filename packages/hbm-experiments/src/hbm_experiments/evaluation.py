@@ -160,16 +160,6 @@ def unplayable_reason(env_name: str) -> str | None:
     return f"{env_name}: recordings only, no game hbm can play; behaviour rollouts skipped"
 
 
-def unplayable_reason(env_name: str) -> str | None:
-    """Why hbm cannot roll a policy out in this game, or None when it can: games that exist
-    only as recordings (`hbm_data.EnvSpec.gymnasium` False, e.g. the Overcooked kitchens)."""
-    from hbm_data import get_env_spec
-
-    if get_env_spec(env_name).gymnasium:
-        return None
-    return f"{env_name}: recordings only, no game hbm can play; behaviour rollouts skipped"
-
-
 def evaluate_policy(
     policy: torch.nn.Module,
     data: Any,
@@ -196,10 +186,6 @@ def evaluate_policy(
         step=step,
         device=device,
     )
-    skipped = unplayable_reason(meta.env_name)
-    if skipped is not None:  # the offline metrics only; the result says why
-        none = {"skipped": skipped}
-        return {"metrics": metrics, "behaviour": none, "humanlike": dict(none)}
     skipped = unplayable_reason(meta.env_name)
     if skipped is not None:  # the offline metrics only; the result says why
         none = {"skipped": skipped}
