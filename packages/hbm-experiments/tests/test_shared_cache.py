@@ -193,6 +193,24 @@ def test_truncated_job_is_damaged_and_force_recomputes_it(counter: Path) -> None
     assert CountingGA(seed=6).infra.status() == "completed"
 
 
+def test_a_damaged_data_task_is_recomputed_by_force() -> None:
+    from hbm_experiments import GAExperiment
+
+    config: dict[str, Any] = {
+        "method": "ga_feedforward",
+        "training": {"max_generations": 1},
+    }
+    data = GAExperiment(**config).data_task()
+    first = data.load()
+    job = data.infra.uid_folder() / JOB_FILE
+    job.write_bytes(job.read_bytes()[:100])  # a full disk while exca saved it
+    with pytest.raises(DamagedCacheError, match=rf"{JOB_FILE}.*--force"):
+        GAExperiment(**config).data_task().load()  # every experiment on this data says so
+    again = GAExperiment(**config, infra={"mode": "force"}).data_task().load()
+    assert (again.train_act == first.train_act).all()
+    assert GAExperiment(**config).data_task().infra.status() == "completed"
+
+
 def test_disk_full_while_writing_the_result_is_a_recorded_failure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
