@@ -1,10 +1,10 @@
 """Adversarial imitation: generators co-evolved against discriminators of person-like windows.
 
 `AdversarialFitness(env_id, person, seeds, discriminator="ga" | "es" | "adam")` is a fitness for
-`hbm_ne.evolve` that owns the discriminator(s). The lab's version (inventory 2.9, bugs B5)
-scored every generator with net 0's play, used the raw discriminator output as a probability,
-could not run (`hide_indices` undefined) and trained the two sides one after the other; here
-every generation alternates:
+`hbm_ne.evolve` that owns the discriminator(s). The lab's version scored every generator with
+net 0's play, used the raw discriminator output as a probability, could not run
+(`hide_indices` undefined) and trained the two sides one after the other; here every
+generation alternates:
 
 1. every generator plays the person's training seeds, each member its own episodes, all P*E
    episodes in one batched environment (`hbm_ne.envs.record_rollout`), observations and

@@ -3,8 +3,7 @@
 `ContinualEnvFitness(env_id, episodes, steps_per_generation, env_transfer=..., mem_transfer=...,
 fit_transfer=...)` is a fitness for `hbm_ne.evolve`: every member plays its own E episode
 slots in one batched environment of P*E copies, for at most `steps_per_generation` steps, and
-its fitness is minus the reward it earned (a loss, minimised). The lab's modes (inventory 1.1,
-2.6, 2.8):
+its fitness is minus the reward it earned (a loss, minimised). The lab's three modes:
 
 - `env_transfer`: an episode still running when the generation's step budget is spent is
   saved (its environment state, observation, step counter and return so far) and continues

@@ -235,7 +235,7 @@ def macro_f1(
 ) -> Tensor:
     """Macro F1 of actions sampled from each member's policy, averaged over `num_samples` draws.
 
-    Like the lab's metric (§5.2): it measures the stochastic policy, not the argmax. `[P]`.
+    Like the lab's metric: it measures the stochastic policy, not the argmax. `[P]`.
     """
     obs, actions = _check(population, obs, actions)
     c_num = population.output_size
