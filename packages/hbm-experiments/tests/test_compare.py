@@ -110,3 +110,39 @@ def test_cli_parses_tune_and_compare() -> None:
     assert (args.trials, args.parallel, args.space, args.show) == (8, 2, "default", False)
     with pytest.raises(SystemExit):
         parser.parse_args(["compare", "--subject", "sim01", "--dataset", "cartpole"])
+
+
+@pytest.mark.slow  # eight small trainings with their evaluations
+def test_compare_end_to_end_tunes_then_runs_every_learner_on_the_same_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hbm_experiments.cli import main
+    from hbm_experiments.status import find_experiments
+
+    out = tmp_path / "verdict"
+    argv = ["compare", "--subject", "sim01", "--dataset", "cartpole",
+            "--methods", "ga_feedforward", "adam_feedforward", "--budget-samples", "3000",
+            "--seeds", "2", "--tune-trials", "2", "--set", "model.hidden_size=4",
+            "--set", "ga_feedforward:training.batch_size=64",
+            "--set", "adam_feedforward:training.eval_every=50",
+            "--out", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "# Verdict: cartpole, sim01 (2 seeds)" in text
+    assert "different budgets" not in text and '{"max_samples": 3000}' in text
+    assert (out / "verdict.md").read_text().strip() == text.split("\nwrote ")[0].strip()
+    assert (out / "verdict.html").exists()
+    records = find_experiments(load_results=True)
+    runs = [r.result for r in records if r.result is not None]
+    by_seed = {(r["method"], r["seed"]) for r in runs}
+    # 2 tuning trials per learner on the tuning seed, then seeds 0 and 1 for both learners
+    assert {s for m, s in by_seed} == {0, 1, 1000}
+    assert sum(1 for r in runs if r["seed"] == 1000) == 4
+    for m in ("ga_feedforward", "adam_feedforward"):
+        assert {(m, 0), (m, 1)} <= by_seed
+    assert all(r["budget"] == {"max_samples": 3000} for r in runs)
+    # a second call reads everything from the cache: nothing trained again
+    stamps = {r.folder: (r.folder / "result.json").stat().st_mtime_ns for r in records}
+    assert main(argv) == 0
+    again = find_experiments()
+    assert {r.folder: (r.folder / "result.json").stat().st_mtime_ns for r in again} == stamps

@@ -258,7 +258,7 @@ def build_verdict(
         rows = []
         for (a, b), c, p in zip(pairs, raw, adjusted, strict=True):
             c = c.with_adjusted_p(p) if p is not None else c
-            context = f"{c.n} seeds, Holm over {len(pairs)} pairs"
+            context = f"{c.n} seeds" + (f", Holm over {len(pairs)} pairs" if len(pairs) > 1 else "")
             sentence = comparison_sentence(
                 a, b, y.label, c, lower_is_better=True, context=context, better=y.better
             )

@@ -402,6 +402,8 @@ def tune(
                     study.tell(number, state=TrialState.FAIL)
                     continue
                 exps.append((number, exp))
+            if exps and exps[0][1].infra.cluster is not None:
+                _prepare(exps[0][1])
             results: list[dict[str, Any] | None]
             try:
                 results = list(run_experiments([e for _, e in exps], retry=retry))
@@ -428,6 +430,19 @@ def tune(
             if on_wave is not None:
                 on_wave(wave_number, done)
     return study
+
+
+def _prepare(exp: Experiment) -> None:
+    """The data and the person/random reference rows every trial of a wave shares (cached
+    tasks keyed by the data, not by the trial's values), computed once here: else each job of
+    the wave would compute them at the same time. Built as `Experiment.run` builds them."""
+    from .data import HumanlikeReferences
+
+    HumanlikeReferences(
+        data=exp.data_task(),
+        repeats=exp.training.behaviour_repeats,
+        infra={"folder": exp.infra.folder},  # type: ignore[arg-type]
+    ).compute()
 
 
 def _with_threads(base: Experiment, threads: int) -> Experiment:

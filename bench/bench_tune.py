@@ -1,0 +1,81 @@
+"""`hbm tune --parallel K`: one wave of K trials as K local subprocesses (submitit's local
+executor, one torch thread each) against the same K trials trained one by one in this process
+(what `--parallel 1` does). Each side starts from an empty cache, data included, so both pay
+for every training and evaluation; the parallel side also pays K process starts (imports).
+Target on 2 cores: >= 1.6x (K = 2).
+
+Trials are GA runs long enough (about a minute each on a quiet core) that a process start
+(imports: seconds of CPU) is small beside them: a wave of second-long trials would measure
+Python's import time, not the wave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from typing import Any
+
+from _harness import Result
+
+SUITE = "tune"
+
+
+def _base(quick: bool) -> Any:
+    from hbm_experiments import make_experiment
+
+    return make_experiment(
+        {
+            "method": "ga_feedforward",
+            "dataset": "cartpole",
+            "subject": "sim01",
+            "model": {"hidden_size": 32},
+            "optimizer": {"population_size": 32},
+            "training": {"max_generations": 600 if quick else 2000, "eval_every": 500},
+        }
+    )
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    from hbm_experiments.sweeps import run_experiments
+    from hbm_experiments.tune import parse_space, trial_experiment, tune
+
+    k = 2
+    space = parse_space(
+        {"optimizer.adaptive_sigma_init": {"low": 0.01, "high": 0.1, "log": True}}, "bench"
+    )
+    old = os.environ.get("HBM_CACHE")
+    try:
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            os.environ["HBM_CACHE"] = a
+            base = _base(args.quick)
+            t0 = time.perf_counter()
+            study = tune(base, space, trials=k, parallel=k)
+            wave = time.perf_counter() - t0
+            params = [t.params for t in study.trials]
+            os.environ["HBM_CACHE"] = b
+            base = _base(args.quick)  # its data keyed into the second cache
+            exps = [trial_experiment(base, p) for p in params]
+            t0 = time.perf_counter()
+            for e in exps:  # one by one, in this process (`--parallel 1`)
+                run_experiments([e])
+            one_by_one = time.perf_counter() - t0
+    finally:
+        if old is None:
+            os.environ.pop("HBM_CACHE", None)
+        else:
+            os.environ["HBM_CACHE"] = old
+    return [
+        Result(
+            SUITE,
+            f"tuning wave of {k} GA trials, {k} local subprocesses",
+            "s",
+            wave,
+            "the same trials one by one",
+            one_by_one,
+            higher_is_better=False,
+            target=1.6,
+            extra={"cpus": os.cpu_count()},
+        )
+    ]
