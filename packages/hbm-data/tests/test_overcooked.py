@@ -207,6 +207,15 @@ def test_import_writes_checked_files_per_player_and_pooled(tmp_path: Path) -> No
                                   trials[1].actions[:, 1])  # fmt: skip
 
 
+def test_a_trial_must_split_into_training_and_test_episodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="segments must be ≥ 2"):
+        import_trials([_trial(1)], tmp_path, segments=1)
+    assert main(["import-overcooked", "--out", str(tmp_path), "--segments", "1"]) == 2
+    assert "--segments must be ≥ 2" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
 def test_reimport_replaces_its_files_and_keeps_others(tmp_path: Path) -> None:
     import_trials([_trial(1)], tmp_path, segments=2, pooled=False, compress=False)
     plain = tmp_path / "oc-w01-p0_data_overcooked-cramped_room.json"

@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> None:
                    help="the study's trial split to import (default: both)")  # fmt: skip
     o.add_argument(
         "--segments", type=int, default=DEFAULT_SEGMENTS,
-        help=f"episodes per trial (default: {DEFAULT_SEGMENTS}; 1: whole trials)",
+        help=f"episodes per trial, at least 2 (default: {DEFAULT_SEGMENTS})",
     )  # fmt: skip
     o.add_argument("--no-pooled", action="store_true", help=f"skip the {POOLED_SUBJECT} files")
     o.add_argument("--plain", action="store_true", help="write .json, not .json.gz (600 MB)")
@@ -41,8 +41,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.segments < 1:
-        print(f"error: --segments must be ≥ 1, got {args.segments}", file=sys.stderr)
+    if args.segments < 2:
+        print(
+            f"error: --segments must be ≥ 2, got {args.segments} (a player's file holds one "
+            "trial, which must split into training and test episodes)",
+            file=sys.stderr,
+        )
         return 2
     splits = SPLITS if args.split == "both" else (args.split,)
     try:

@@ -4,9 +4,9 @@ Subjects. `oc-wWW-pP` is player P of the trials logged by worker WW: the recordi
 player index per person across a worker's trials (the evidence is in the README and
 `hbm_data.overcooked.players`), so the file of `oc-w02-p0` for `overcooked-random3` and the one
 for `overcooked-cramped_room` are the same person. A worker played each layout once, so such a
-file holds one trial, cut into `segments` consecutive episodes (one session, `segments` runs:
-the per-session holdout then holds out whole segments). `oc-all` pools every trial of a layout,
-both players, the way Carroll et al. trained their behaviour-cloned "human model": its
+file holds one trial, cut into `segments` (≥ 2) consecutive episodes (one session, `segments`
+runs: the per-session holdout then holds out whole segments). `oc-all` pools every trial of a
+layout, both players, the way Carroll et al. trained their behaviour-cloned "human model": its
 sidecar's `source_split` marks each episode with the study's own train/test split of trials.
 
 The sidecar (`<name>.meta.json`) says, per episode, its trial, player, segment, first tick and
@@ -169,6 +169,11 @@ def import_trials(
     data folder), gzip-compressed unless `compress` is False (the plain JSON of all trials
     takes 600 MB); returns what was written, per-player files first. Files of the same names
     that this importer did not write are refused unless `force`."""
+    if segments < 2:  # a per-player file holds one trial: one episode could not be split
+        raise ValueError(
+            f"segments must be ≥ 2, got {segments}: a player's file holds one trial, and a "
+            "single episode would go entirely to the test split"
+        )
     directory = default_data_dir() if data_dir is None else Path(data_dir)
     groups = by_layout(list(trials))
     parts_of = {
