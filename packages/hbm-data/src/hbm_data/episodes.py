@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import logging
 import math
 import os
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,15 +24,32 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import orjson
 
 from .envs import EnvSpec, get_env_spec
-from .files import HASH_PREFIX, atomic_write_bytes, file_content_hash, read_bytes_hashed
+from .files import atomic_write_bytes, read_bytes_hashed
+from .jsontext import (
+    DEFAULT_MAX_JSON_BYTES,
+    MAX_INT_DIGITS,
+    MAX_JSON_BYTES_ENV,
+    decode_json,
+    limit_hint,
+    max_json_bytes,
+)
 from .paths import parse_episode_file_name, sidecar_path
 from .sessions import comparable_times, no_training_reason
+from .sidecar import (
+    data_content_hash,
+    parse_sidecar,
+    read_sidecar,
+    sidecar_bytes,
+    with_sidecar,
+    write_sidecar,
+)
 from .validation import EpisodeFormatError, Problem, ProblemLog, errors, warnings_of
 
 __all__ = [
+    "DEFAULT_MAX_JSON_BYTES",
+    "MAX_JSON_BYTES_ENV",
     "Episode",
     "atomic_write_bytes",
     "check_file",
@@ -114,171 +129,6 @@ def infer_env(path: Path | str) -> EnvSpec | None:
             pass
     parsed = parse_episode_file_name(path)
     return None if parsed is None else get_env_spec(parsed[1])
-
-
-def read_sidecar(path: Path | str) -> dict[str, Any] | None:
-    """The `<name>.meta.json` next to an episode file, or None if absent or unreadable."""
-    return _parse_sidecar(sidecar_path(path), _sidecar_bytes(path))
-
-
-def _sidecar_bytes(path: Path | str) -> bytes | None:
-    """The sidecar's bytes; None if there is none (or it cannot be read, which is logged)."""
-    side = sidecar_path(path)
-    try:
-        return side.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        logger.warning("ignoring unreadable sidecar %s: %s", side, exc)
-        return None
-
-
-def _parse_sidecar(side: Path, data: bytes | None) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    try:
-        meta = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        logger.warning("ignoring unreadable sidecar %s: %s", side, exc)
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def _with_sidecar(file_hash: str, sidecar: bytes | None) -> str:
-    """The data's hash: the episode file's alone without a sidecar (so such files keep their
-    hash), else one over both, since the sidecar changes what the data is (who made it,
-    which seeds replay)."""
-    if sidecar is None:
-        return file_hash
-    h = hashlib.sha256(b"hbm-data episode file + sidecar\n")
-    h.update(file_hash.encode("ascii") + b"\n")
-    h.update(sidecar)
-    return HASH_PREFIX + h.hexdigest()
-
-
-def data_content_hash(path: Path | str) -> str:
-    """`"sha256:<hex>"` identifying an episode file's data: `file_content_hash` of the file,
-    combined with the bytes of its `<name>.meta.json` sidecar where there is one (source kind,
-    replayable seeds). Equal to `load_human_data(...).metadata.content_hash` for the same files;
-    key caches by it. Raises FileNotFoundError naming the file when it is absent."""
-    return _with_sidecar(file_content_hash(path), _sidecar_bytes(path))
-
-
-#: The most bytes of JSON text an episode file may hold (after gzip decompression): 1 GiB, some
-#: 1000 recorded LunarLander episodes of 1000 steps. Parsed, it takes several times that in
-#: memory, so a file far larger (or a small `.json.gz` that inflates to gigabytes) is refused
-#: before it is read whole. Raise it per call (`max_bytes=`, `hbm-data check --max-bytes`) or
-#: for every load with the environment variable `HBM_DATA_MAX_JSON_BYTES`.
-DEFAULT_MAX_JSON_BYTES = 1 << 30
-
-#: The environment variable that raises (or lowers) `DEFAULT_MAX_JSON_BYTES`.
-MAX_JSON_BYTES_ENV = "HBM_DATA_MAX_JSON_BYTES"
-
-#: Integers with more digits are not converted (Python's own limit for `int(str)`); no field of
-#: an episode file needs more than 20.
-MAX_INT_DIGITS = 4300
-
-#: orjson refuses JSON nested deeper (its documented limit); an episode file needs 5 levels.
-MAX_JSON_DEPTH = 1024
-
-
-def max_json_bytes(max_bytes: int | None = None) -> int:
-    """The limit in force: `max_bytes`, else `$HBM_DATA_MAX_JSON_BYTES`, else the default."""
-    if max_bytes is None:
-        text = os.environ.get(MAX_JSON_BYTES_ENV, "").strip()
-        if not text:
-            return DEFAULT_MAX_JSON_BYTES
-        try:
-            max_bytes = int(text)
-        except ValueError:
-            raise ValueError(
-                f"{MAX_JSON_BYTES_ENV}={text!r}: expected a whole number of bytes"
-            ) from None
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-        raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
-    return max_bytes
-
-
-def _limit_hint(limit: int) -> str:
-    return (
-        f"the limit is {limit} bytes; raise it with `hbm-data check --max-bytes N`, "
-        f"`max_bytes=` or {MAX_JSON_BYTES_ENV}"
-    )
-
-
-class _HugeInt:
-    """Stands for an integer literal too long to convert; validation reports it where it is."""
-
-    def __init__(self, digits: int) -> None:
-        self.digits = digits
-
-    def __repr__(self) -> str:
-        return f"a {self.digits}-digit number"
-
-
-class _IntParser:
-    """`parse_int` for `json.loads` that keeps overlong literals out of `int()` (which raises
-    a bare ValueError without saying where), remembering how many it saw."""
-
-    def __init__(self) -> None:
-        self.huge: list[_HugeInt] = []
-
-    def __call__(self, text: str) -> int | _HugeInt:
-        digits = len(text) - text.startswith("-")
-        if digits <= MAX_INT_DIGITS:
-            return int(text)
-        self.huge.append(_HugeInt(digits))
-        return self.huge[-1]
-
-
-def _inflate(data: bytes, limit: int, log: ProblemLog) -> bytes | None:
-    """The decompressed bytes of a gzip file, decompressed in bounded chunks up to `limit`."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
-            out = f.read(limit + 1)  # GzipFile inflates chunk by chunk up to the size asked
-    except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as exc:
-        log.add(f"cannot be read as gzip-compressed JSON: {exc}")
-        return None
-    if len(out) > limit:
-        log.add(f"inflates to more than {limit} bytes of JSON ({_limit_hint(limit)})")
-        return None
-    return out
-
-
-def _decode_json(
-    path: Path, data: bytes, log: ProblemLog, limit: int
-) -> tuple[Any, list[_HugeInt]]:
-    """(parsed JSON, overlong integers in it), or (None, []) with the reason logged. orjson
-    first (fast); the standard library second, for what orjson rejects (NaN/Infinity, overlong
-    integers: validation then reports them by place) and for its error messages."""
-    if path.suffix == ".gz":
-        inflated = _inflate(data, limit, log)
-        if inflated is None:
-            return None, []
-        data = inflated
-    try:
-        return orjson.loads(data), []
-    except orjson.JSONDecodeError as exc:
-        if str(exc).startswith("depth limit exceeded"):
-            log.add(
-                f"not valid episode JSON: nested more than {MAX_JSON_DEPTH} levels deep (an "
-                f"episode file needs 5) at line {exc.lineno}, column {exc.colno}"
-            )
-            return None, []
-    ints = _IntParser()
-    try:
-        return json.loads(data, parse_int=ints), ints.huge
-    except json.JSONDecodeError as exc:
-        ends_early = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated")
-        hint = " (the file looks truncated)" * (ends_early and bool(exc.doc.strip()))
-        log.add(f"not valid JSON{hint}: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-    except UnicodeDecodeError as exc:
-        log.add(f"not valid JSON: not UTF-8 text ({exc})")
-    except RecursionError:
-        log.add("not valid episode JSON: nested too deep to parse (an episode file needs 5)")
-    except ValueError as exc:  # anything else the parser refuses, named rather than raised
-        log.add(f"not valid JSON: {exc}")
-    return None, []
 
 
 #: The largest magnitude float32 holds: hbm trains on float32 arrays, so anything larger would
@@ -689,7 +539,7 @@ def _load(path: Path | str, env: str | EnvSpec | None, max_bytes: int | None = N
         return _Loaded(None, [], log.finish(), "")
     if size > limit:  # not read at all: a compressed file is never larger than its JSON
         log.add(
-            f"is {size} bytes, more than the JSON an episode file may hold ({_limit_hint(limit)})"
+            f"is {size} bytes, more than the JSON an episode file may hold ({limit_hint(limit)})"
         )
         return _Loaded(None, [], log.finish(), "")
     try:
@@ -699,11 +549,11 @@ def _load(path: Path | str, env: str | EnvSpec | None, max_bytes: int | None = N
     except OSError as exc:  # a directory, no permission, an I/O error
         log.add(f"cannot be read: {exc.strerror or exc}")
         return _Loaded(None, [], log.finish(), "")
-    side_bytes = _sidecar_bytes(path)
-    sidecar = _parse_sidecar(sidecar_path(path), side_bytes)
-    digest = _with_sidecar(digest, side_bytes)
+    side_bytes = sidecar_bytes(path)
+    sidecar = parse_sidecar(sidecar_path(path), side_bytes)
+    digest = with_sidecar(digest, side_bytes)
     spec = get_env_spec(env) if env is not None else infer_env(path)
-    raw, huge = _decode_json(path, data, log, limit)
+    raw, huge = decode_json(path, data, log, limit)
     if log:
         return _Loaded(None, [], log.finish(), digest, sidecar)
     episodes = _Parser(log, spec).episodes(raw)
@@ -791,8 +641,3 @@ def write_episodes(path: Path | str, episodes: Sequence[Episode | Mapping[str, A
     """Atomically (re)write a whole episode file; `.gz` names are gzip-compressed."""
     path = Path(path)
     atomic_write_bytes(path, encode_episodes(episodes, compressed=path.suffix == ".gz"))
-
-
-def write_sidecar(path: Path | str, meta: Mapping[str, Any]) -> None:
-    """Atomically write the `<name>.meta.json` describing an episode file."""
-    atomic_write_bytes(sidecar_path(path), (json.dumps(dict(meta), indent=2) + "\n").encode())
