@@ -422,3 +422,41 @@ def test_seeds_twice_at_once_trains_each_seed_once(counter: Path) -> None:
     records = find_experiments()
     assert [r.status for r in records] == ["completed", "completed"]
     assert not any((r.folder / ERROR_FILE).exists() for r in records)
+
+
+@pytest.mark.slow  # real training in two processes: ~1 min here
+def test_hbm_seeds_twice_at_once(tmp_path: Path) -> None:
+    """The command itself, twice at once on real (tiny) experiments: both succeed with the
+    same results, nothing failed is cached."""
+    config = tmp_path / "ga.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "method": "ga_feedforward",
+                "optimizer": {"population_size": 4},
+                "model": {"hidden_size": 3},
+                "training": {"max_generations": 30, "eval_every": 10, "checkpoint_every": 5},
+            }
+        )
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "hbm_experiments.cli",
+        "seeds",
+        str(config),
+        "--seeds",
+        "0",
+        "1",
+    ]
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    assert outs[0][0] == outs[1][0] and "seed=1:" in outs[0][0]
+    records = find_experiments()
+    assert [r.status for r in records] == ["completed", "completed"]
+    assert not any((r.folder / ERROR_FILE).exists() for r in records)
