@@ -21,53 +21,59 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CANONICAL = ROOT / "packages/hbm-ne/src/hbm_ne/_shared"
-MIRRORS = (ROOT / "packages/hbm-dl/src/hbm_dl/_shared",)
-ATOMIC = ROOT / "packages/hbm-data/src/hbm_data/_atomic.py"
-ATOMIC_COPIES = tuple(d / "atomic.py" for d in (CANONICAL, *MIRRORS))
+CANONICAL = "packages/hbm-ne/src/hbm_ne/_shared"
+MIRRORS = ("packages/hbm-dl/src/hbm_dl/_shared",)
+ATOMIC = "packages/hbm-data/src/hbm_data/_atomic.py"
 
 
 def _sources(directory: Path) -> dict[str, Path]:
     return {p.name: p for p in sorted(directory.glob("*.py"))}
 
 
-def differences() -> list[str]:
-    """Every way the copies differ from their canonical files (empty: all in sync)."""
+def _atomic_copies(root: Path) -> list[Path]:
+    return [root / d / "atomic.py" for d in (CANONICAL, *MIRRORS)]
+
+
+def differences(root: Path = ROOT) -> list[str]:
+    """Every way the copies under `root` differ from their canonical files (empty: in sync)."""
     problems = []
-    for copy in ATOMIC_COPIES:
-        if not copy.exists() or not filecmp.cmp(ATOMIC, copy, shallow=False):
-            problems.append(f"{copy.relative_to(ROOT)} differs from {ATOMIC.relative_to(ROOT)}")
-    canonical = _sources(CANONICAL)
+    atomic = root / ATOMIC
+    for copy in _atomic_copies(root):
+        if not copy.exists() or not filecmp.cmp(atomic, copy, shallow=False):
+            problems.append(f"{copy.relative_to(root)} differs from {ATOMIC}")
+    canonical = _sources(root / CANONICAL)
     for mirror in MIRRORS:
-        copies = _sources(mirror)
+        copies = _sources(root / mirror)
         for name in sorted(set(canonical) | set(copies)):
-            where = (mirror / name).relative_to(ROOT)
+            where = f"{mirror}/{name}"
             if name not in copies:
                 problems.append(f"{where} is missing")
             elif name not in canonical:
-                problems.append(f"{where} has no counterpart in {CANONICAL.relative_to(ROOT)}")
+                problems.append(f"{where} has no counterpart in {CANONICAL}")
             elif not filecmp.cmp(canonical[name], copies[name], shallow=False):
-                problems.append(f"{where} differs from {canonical[name].relative_to(ROOT)}")
+                problems.append(f"{where} differs from {CANONICAL}/{name}")
     return problems
 
 
-def write() -> list[Path]:
-    """Copy the canonical files over their mirrors (removing mirror files with no canonical
-    counterpart); returns the files written or removed."""
+def write(root: Path = ROOT) -> list[Path]:
+    """Copy the canonical files over their mirrors under `root` (removing mirror files with no
+    canonical counterpart); returns the files written or removed."""
     changed = []
-    for copy in ATOMIC_COPIES:
-        if not copy.exists() or not filecmp.cmp(ATOMIC, copy, shallow=False):
-            shutil.copyfile(ATOMIC, copy)
+    atomic = root / ATOMIC
+    for copy in _atomic_copies(root):
+        if not copy.exists() or not filecmp.cmp(atomic, copy, shallow=False):
+            shutil.copyfile(atomic, copy)
             changed.append(copy)
-    canonical = _sources(CANONICAL)
+    canonical = _sources(root / CANONICAL)
     for mirror in MIRRORS:
-        mirror.mkdir(parents=True, exist_ok=True)
-        for name, path in _sources(mirror).items():
+        target_dir = root / mirror
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for name, path in _sources(target_dir).items():
             if name not in canonical:
                 path.unlink()
                 changed.append(path)
         for name, source in canonical.items():
-            target = mirror / name
+            target = target_dir / name
             if not target.exists() or not filecmp.cmp(source, target, shallow=False):
                 shutil.copyfile(source, target)
                 changed.append(target)
