@@ -3,8 +3,9 @@
 The grids are the game's maps as Overcooked-AI's layout files and the recordings' own `layout`
 column give them (`X` counter, `O` onion dispenser, `D` dish dispenser, `P` pot, `S` serving
 window, `1`/`2` the start of player 0/1, blank floor); the importer refuses a recording whose
-`layout` differs. `random0` and `random3` are the paper's "forced coordination" and "counter
-circuit".
+`layout` differs. `random0` and `random3` are the paper's "forced coordination" (the package's
+`forced_coordination.layout`) and "counter circuit" (the walls of its
+`counter_circuit_o_1order.layout`, with the start cells the 2019 games used).
 
 One observation (D = `LayoutEncoding.size` values) from player `i`'s point of view:
 

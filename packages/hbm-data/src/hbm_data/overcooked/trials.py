@@ -116,14 +116,15 @@ def action_index(action: Any) -> int:
     raise ValueError(f"{action!r} is not an Overcooked action ([dx, dy] or 'INTERACT')")
 
 
-def read_trials(split: str, path: Path | str | None = None) -> list[Trial]:
+def read_trials(split: str) -> list[Trial]:
     """The trials of one split, in the order they started.
 
-    `path` defaults to the installed package's pickle. The pickle is part of the installed
-    package, trusted as its code is; hbm reads nothing else with pickle.
+    Only the installed package's own pickle is read (reading a pickle runs code: this one is
+    part of the package the user installed, trusted as its code is); its strings are parsed as
+    literals, never evaluated.
     """
     pandas = require("pandas", "overcooked", "reading the Overcooked-AI recordings")
-    path = trials_file(split) if path is None else Path(path)
+    path = trials_file(split)
     frame = pandas.read_pickle(path)
     return trials_from_frame(frame, split, source=str(path))
 
