@@ -102,17 +102,17 @@ def test_rollouts_get_each_episodes_own_cl_values(
     cl_data,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
-    import hbm_ne.envs
+    from hbm_experiments.humanlike import references
 
     meta = cl_data.metadata
     seen = {}
-    real = hbm_ne.envs.evaluate_module
+    real = references.record_rollouts  # the one recorded play of returns and metrics
 
     def spy(policy, env_id, seeds, **kw):  # type: ignore[no-untyped-def]
-        seen.update(seeds=list(seeds), extra=kw["extra_features"], env_id=env_id)
+        seen.update(seeds=list(seeds), extra=torch.as_tensor(kw["extra_features"]), env_id=env_id)
         return real(policy, env_id, seeds, **kw)
 
-    monkeypatch.setattr(hbm_ne.envs, "evaluate_module", spy)
+    monkeypatch.setattr(references, "record_rollouts", spy)
     model = hbm_dl.FeedforwardMLP(meta.input_size, 4, meta.num_actions)
     out = evaluate_policy(model, cl_data, seed=0, repeats=2)
     episodes = meta.test_episodes

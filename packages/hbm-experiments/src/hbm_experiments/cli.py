@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune.add_parser(sub)
     compare.add_parser(sub)
+    from . import compare_play, validate
+
+    compare_play.add_parser(sub), validate.add_parser(sub)
     return parser
 
 

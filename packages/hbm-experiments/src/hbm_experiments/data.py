@@ -319,8 +319,9 @@ class HumanlikeReferences(pydantic.BaseModel):
 
     data: DataPreprocessingTask
     seed: int = 0
+    repeats: int = pydantic.Field(default=1, ge=1)  # episodes per held-out one, as a model row
     data_dir: str | None = None
-    infra: exca.TaskInfra = exca.TaskInfra(version="1")
+    infra: exca.TaskInfra = exca.TaskInfra(version="2")
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -337,4 +338,4 @@ class HumanlikeReferences(pydantic.BaseModel):
         if skipped is not None:  # a game hbm cannot play: no reference rollouts either
             return {"person": {"skipped": skipped}, "random": {"skipped": skipped}}
 
-        return humanlike_references(self.data.load(), seed=self.seed)
+        return humanlike_references(self.data.load(), seed=self.seed, repeats=self.repeats)

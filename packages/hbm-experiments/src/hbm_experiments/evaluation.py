@@ -1,5 +1,6 @@
 """How close a trained policy is to the person: test cross-entropy and macro F1 on held-out
-actions, and matched-seed rollouts of the held-out episodes compared with the person's returns.
+actions, and one recorded set of matched-seed rollouts of the held-out episodes, which gives both
+the return comparison and every human-likeness metric (`hbm_experiments.humanlike`).
 
 The same functions score an hbm-ne exported member and an hbm-dl model: both are plain
 `torch.nn.Module`s with the shared layout of `docs/interfaces.md`.
@@ -63,11 +64,55 @@ def _finite(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+BOOTSTRAP_RESAMPLES = 1999
+"""Resamples of the bootstrap interval of the difference of mean returns."""
+
+
+def _diff_of_means(
+    m: np.ndarray, h: np.ndarray, *, seed: int = 0
+) -> tuple[float, list[float | None], float | None]:
+    """Model - person mean return, its bootstrap 95 % interval (scipy's BCa over both
+    samples, resampled independently) and the p-value of relabelling within each held-out
+    seed (`humanlike.seed_permutations`; model return r·E + e replays seed e)."""
+    from scipy.stats import bootstrap
+
+    from .humanlike import PERMUTATIONS, permutation_p, seed_permutations
+
+    diff = float(m.mean() - h.mean())
+    ci: list[float | None] = [diff, diff]
+    if np.ptp(m) > 0 or np.ptp(h) > 0:
+        with np.errstate(all="ignore"):
+            res = bootstrap(
+                (m, h),
+                lambda a, b, axis: a.mean(axis=axis) - b.mean(axis=axis),
+                n_resamples=BOOTSTRAP_RESAMPLES,
+                vectorized=True,
+                method="BCa" if min(m.size, h.size) > 1 else "percentile",
+                random_state=np.random.default_rng([seed, 23]),
+            )
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        ci = [_finite(lo), _finite(hi)]
+    pooled = np.concatenate([h, m])
+    labels = np.concatenate([np.ones(h.size, np.int8), np.zeros(m.size, np.int8)])
+    groups = np.concatenate([np.arange(h.size), np.arange(m.size) % h.size])
+    y = seed_permutations(labels, groups, PERMUTATIONS, np.random.default_rng([seed, 29]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stat = np.abs((1 - y) @ pooled / (1 - y).sum(axis=1) - y @ pooled / y.sum(axis=1))
+    return diff, ci, permutation_p(stat)
+
+
 def compare_returns(
-    model_returns: Sequence[float] | np.ndarray, human_returns: Sequence[float] | np.ndarray
+    model_returns: Sequence[float] | np.ndarray,
+    human_returns: Sequence[float] | np.ndarray,
+    *,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Model vs person. `model_returns [R*E]` are matched to `human_returns [E]` by position
     (repeat r of episode e is at `r*E + e`).
+
+    `diff_of_means` (model - person), its bootstrap interval `diff_of_means_ci` and its
+    permutation p-value `diff_of_means_p` are the comparison to report; the lab's per-episode
+    % difference below is kept for continuity only.
 
     % difference per rollout: `(R_model - R_human)/|R_human|*100`, or `R_model*100` when the
     person scored 0 (the lab's definition; it explodes where a person's returns straddle 0, so
@@ -92,11 +137,17 @@ def compare_returns(
     pooled = math.sqrt(
         (m.var(ddof=1) if m.size > 1 else 0.0) / 2 + (h.var(ddof=1) if h.size > 1 else 0.0) / 2
     )
+    diff, ci, diff_p = _diff_of_means(m, h, seed=seed)
     return {
         "model_returns": m.tolist(),
         "human_returns": h.tolist(),
         "model_mean_return": float(m.mean()),
         "human_mean_return": float(h.mean()),
+        # model - person mean return, a bootstrap 95 % interval, and the permutation p-value of
+        # relabelling each held-out seed's episodes (the comparison the report shows)
+        "diff_of_means": diff,
+        "diff_of_means_ci": ci,
+        "diff_of_means_p": diff_p,
         # of the means: robust where single human returns are near 0 (e.g. LunarLander)
         "pct_diff_of_means": _finite(
             (m.mean() - h.mean()) / abs(h.mean()) * 100.0 if h.mean() != 0 else m.mean() * 100.0
@@ -142,12 +193,16 @@ def evaluate_behaviour(
     )
     model_returns = torch.as_tensor(returns).detach().cpu().double().numpy()
     out = compare_returns(model_returns, [float(e.score) for e in episodes])
-    # Expert sets record no seeds (hbm-data gives them placeholders): the rollouts then start
-    # elsewhere than the demonstrations, so only the return distributions compare.
+    _replayable(out, metadata)
+    return out
+
+
+def _replayable(out: dict[str, Any], metadata: Any) -> None:
+    """Expert sets record no seeds (hbm-data gives them placeholders): the rollouts then start
+    elsewhere than the demonstrations, so only the return distributions compare."""
     out["seeds_replayable"] = bool(getattr(metadata, "seeds_replayable", True))
     if not out["seeds_replayable"]:
         out["pct_diff_mean"] = out["pct_diff_std"] = out["pct_diff_median"] = None
-    return out
 
 
 def unplayable_reason(env_name: str) -> str | None:
@@ -167,10 +222,15 @@ def evaluate_policy(
     seed: int = 0,
     step: int = 0,
     repeats: int = 1,
+    humanlike: bool = True,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Test-set classification metrics plus the behaviour comparison, for `hbm_data.HumanData`.
+    """Test-set classification metrics plus the behaviour comparison, for `hbm_data.HumanData`:
+    `{"metrics", "behaviour", "humanlike"}`.
 
+    The policy plays each held-out seed `repeats` times, recorded once: those rollouts give the
+    returns (`behaviour`, `compare_returns`) and the `humanlike` block alike
+    (`humanlike.play_and_score`); `humanlike=False` plays unrecorded and returns no block.
     `step`: the training step the model is from (the F1 draws are seeded by seed and step, as
     in the training history). Deterministic for a given `seed` on CPU (own generators, no
     global RNG)."""
@@ -191,8 +251,21 @@ def evaluate_policy(
         none = {"skipped": skipped}
         return {"metrics": metrics, "behaviour": none, "humanlike": dict(none)}
     env_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 2)
-    behaviour = evaluate_behaviour(policy, meta, repeats=repeats, generator=env_gen, device=device)
-    return {"metrics": metrics, "behaviour": behaviour}
+    if not humanlike:
+        behaviour = evaluate_behaviour(
+            policy, meta, repeats=repeats, generator=env_gen, device=device
+        )
+        return {"metrics": metrics, "behaviour": behaviour}
+    from .humanlike import play_and_score
+
+    # one play: the same recorded rollouts give the returns and every humanlike metric
+    (rollouts,), (block,) = play_and_score(
+        policy, data, generator=env_gen, repeats=repeats, seed=seed, device=device
+    )
+    human = [float(e.score) for e in meta.test_episodes]
+    behaviour = compare_returns(rollouts.returns, human, seed=seed)
+    _replayable(behaviour, meta)
+    return {"metrics": metrics, "behaviour": behaviour, "humanlike": block}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,13 +23,13 @@ from torch import nn
 
 from hbm_experiments.humanlike import (
     METRICS,
-    HumanlikeTarget,
     Trajectories,
     _one_blas_thread,
     _subsample,
     evaluate_humanlike_many,
     gap,
     humanlike_references,
+    target_of,
     window_features,
 )
 
@@ -121,14 +121,14 @@ def cross_subject_matrix(
     columns: list[list[dict[str, Any]]] = []
     refs: dict[str, dict[str, dict[str, Any]]] = {}
     for subject, d in data.items():
-        target = HumanlikeTarget(Trajectories.from_human(d, "test"), d.metadata.env_name, seed=seed)
+        target = target_of(d, seed=seed)  # the subject's side, reaction shift included
         columns.append(
             evaluate_humanlike_many(
                 policies, d, seed=seed, repeats=repeats, target=target, device=device
             )
         )
         if references:
-            refs[subject] = humanlike_references(d, seed=seed, device=device)
+            refs[subject] = humanlike_references(d, seed=seed, repeats=repeats, device=device)
     blocks = tuple(tuple(col[i] for col in columns) for i in range(len(names)))
     return CrossSubjectMatrix(names, tuple(data), blocks, refs if references else None)
 

@@ -91,7 +91,7 @@ logger = logging.getLogger(__name__)
 
 Device = torch.device | str | None
 
-EXPERIMENT_VERSION = "3"
+EXPERIMENT_VERSION = "4"  # 4: one recorded play feeds returns and humanlike metrics
 CODE_FILE = "code.txt"
 _CODE_PACKAGES = ("hbm_data", "hbm_ne", "hbm_dl", "hbm_experiments")
 
@@ -436,13 +436,11 @@ class Experiment(ExperimentConfig):
             repeats=self.training.behaviour_repeats,
             device=device,
         )
-        from .humanlike import evaluate_humanlike
-
-        humanlike = evaluate_humanlike(
-            policy, data, seed=self.seed, repeats=self.training.behaviour_repeats, device=device
-        )
+        # one play: the same recorded rollouts gave the returns and the humanlike block
+        humanlike = evaluation["humanlike"]
         references = HumanlikeReferences(
             data=self.data_task(),
+            repeats=self.training.behaviour_repeats,  # the model row's protocol
             infra={"folder": self.infra.folder},  # type: ignore[arg-type]
         ).compute()
         from .tracking import open_tracker

@@ -1,0 +1,363 @@
+"""The validity suite: every metric held to known answers on the simulated players.
+
+The simulated players (`hbm_data.simulate`, styles sim01–sim04) are people whose behaviour is
+known, so the right answer of every comparison is known. Per game and metric:
+
+- (a) the null: a player's held-out episodes against the same style with other luck
+  (`SubjectProfile.with_seed`) on the same seeds, `repeats` players per seed: a test at
+  α = 0.05 must reject about 5 % of the time (the false-positive rate; target 0.03–0.07), and
+  the gap's distribution under the null is what "as close as the person's own style" means;
+- (b) a uniform random policy on the same seeds must be told apart (detection ≥ 0.99; for the
+  accuracies: random scores below the same style's);
+- (c) identification: against the four styles (one of them the player's own, with other luck),
+  the smallest gap must be the player's own style (goal for the metrics combined: ≥ 0.9).
+
+Players come from a pool of `pool` simulated people per style (each its own luck), drawn
+without overlap within a draw. `run_suite` returns the table, `verdicts` the pass/fail of each
+(game, metric), and `metric_validity` reads the verdicts shipped with the package
+(`validity.json`, written by `hbm validate --write`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .compare import HumanlikeTarget
+from .metrics import METRICS, TESTED_METRICS, gap, knn_predictor, shift_pairs
+from .trajectories import Trajectories
+
+__all__ = [
+    "ALPHA",
+    "DETECTION_MIN",
+    "FPR_RANGE",
+    "IDENTIFICATION_GOAL",
+    "SUITE_ENVS",
+    "SUITE_PLAYERS",
+    "VALIDITY_FILE",
+    "metric_validity",
+    "run_suite",
+    "verdicts",
+]
+
+logger = logging.getLogger(__name__)
+
+SUITE_ENVS: tuple[str, ...] = ("cartpole", "lunarlander", "acrobot")
+SUITE_PLAYERS: tuple[str, ...] = ("sim01", "sim02", "sim03", "sim04")
+ALPHA = 0.05
+FPR_RANGE = (0.03, 0.07)
+"""The null false-positive rate a test must show at α = 0.05."""
+DETECTION_MIN = 0.99
+"""Share of draws in which a random policy must be told apart."""
+IDENTIFICATION_GOAL = 0.9
+"""Share of draws in which the metrics combined must pick the player's own style."""
+POOL_SEED = 10_000
+"""Luck seeds of the pool: style s's k-th person is `profile.with_seed(POOL_SEED + k)`."""
+HOLDOUT_PCT = 0.1
+"""Held-out share per session, as the experiments' default split."""
+VALIDITY_FILE = Path(__file__).with_name("validity.json")
+"""The suite's verdicts shipped with the package (`hbm validate --write`)."""
+
+COMBINED = "combined"
+"""The row of the metrics combined: the style with the smallest mean rank of its gaps."""
+
+
+@dataclass
+class _Person:
+    """One simulated person: all episodes by seed, and the held-out / training split."""
+
+    episodes: Trajectories  # every episode, episode i played from seed i
+    test: Trajectories
+    train: Trajectories
+    target: HumanlikeTarget | None = None
+    random_pool: Trajectories | None = None
+
+
+def _person(env: str, style: str, k: int) -> _Person:
+    from hbm_data import SIMULATED_PROFILES, simulate_subject
+    from hbm_data.splits import split_by_session
+
+    profile = SIMULATED_PROFILES[style].with_seed(POOL_SEED + k)
+    eps = Trajectories.from_episodes(simulate_subject(env, profile))
+    train, test = split_by_session(eps.sessions, HOLDOUT_PCT, np.random.default_rng(42))
+    return _Person(eps, eps.subset(test), eps.subset(train))
+
+
+def _random_pool(env: str, person: _Person, size: int, seed: int) -> Trajectories:
+    """`size` uniform random rollouts per held-out seed (rollout r of episode e at r·E + e)."""
+    import torch
+    from hbm_data import get_env_spec
+
+    from .rollouts import UniformPolicy, record_rollouts
+
+    spec = get_env_spec(env)
+    t = person.test
+    gen = torch.Generator().manual_seed(seed)
+    (traj,) = record_rollouts(
+        UniformPolicy(spec.obs_size, spec.num_actions),
+        spec.env_id,
+        np.tile(t.seeds, size).tolist(),
+        sessions=np.tile(t.sessions, size),
+        generator=gen,
+    )
+    return traj
+
+
+def _on_seeds(people: Sequence[_Person], seeds: np.ndarray) -> Trajectories:
+    """Each person's episodes on `seeds` (a person who played fewer episodes skips a seed)."""
+    idx: list[tuple[int, int]] = []
+    for p, person in enumerate(people):
+        idx += [(p, int(s)) for s in seeds if s < len(person.episodes)]
+    parts = [people[p].episodes.subset([s]) for p, s in idx]
+    return Trajectories(
+        tuple(x.obs[0] for x in parts),
+        tuple(x.actions[0] for x in parts),
+        np.array([x.returns[0] for x in parts]),
+        np.array([x.sessions[0] for x in parts]),
+        np.array([x.seeds[0] for x in parts]),
+    )
+
+
+def _knn_guess(people: Sequence[_Person], target: HumanlikeTarget) -> tuple[float, float | None]:
+    """A style's action accuracies on the target: k-NN on those people's episodes (the
+    state at t, their action at t + δ for the shifted accuracy), as a model of the style."""
+    from ._threads import _one_blas_thread
+
+    obs = np.concatenate([p.episodes.flat_obs for p in people])
+    lengths = np.concatenate([p.episodes.lengths for p in people])
+    act = np.concatenate([p.episodes.flat_actions for p in people])
+    t_obs = target.trajectories.flat_obs
+    out: list[float | None] = []
+    for delta in (0, target.shift):
+        if delta is None:
+            out.append(None)
+            continue
+        src, dst = shift_pairs(lengths, delta)
+        with _one_blas_thread():
+            guess = knn_predictor().fit(obs[src], act[dst]).predict(t_obs)
+        acc, shifted = target.accuracy(guess)
+        out.append(float(acc) if delta == 0 else (None if shifted is None else float(shifted)))
+    return float(out[0] or 0.0), out[1]
+
+
+@dataclass
+class _Tally:
+    """Per (game, metric): the draws' outcomes."""
+
+    null_rejects: int = 0
+    null_n: int = 0
+    null_gaps: list[float] = field(default_factory=list)
+    random_hits: int = 0
+    random_n: int = 0
+    ident: np.ndarray = field(default_factory=lambda: np.zeros((4, 4), np.int64))
+
+
+def _metrics() -> list[str]:
+    return [k for k in METRICS if k != "session_return_spearman"]
+
+
+def run_suite(
+    envs: Sequence[str] = SUITE_ENVS,
+    *,
+    draws: int = 20,
+    repeats: int = 5,
+    pool: int = 8,
+    seed: int = 0,
+    players: Sequence[str] = SUITE_PLAYERS,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the suite: per game, `draws` draws per player style (so `draws · len(players)`
+    null comparisons per metric). Returns `{"settings", "games": {env: {metric: row}},
+    "seconds"}`; a row holds `null_fpr`, `null_n`, `null_gap_median`, `null_gap_q95`,
+    `random_detection`, `random_n`, `identification` (share correct) and `confusion`
+    (`[styles, styles]`, rows the true style)."""
+    if pool < repeats + 1:
+        raise ValueError(f"pool ({pool}) must exceed repeats ({repeats}): a draw needs both")
+    t_start = time.perf_counter()
+    games: dict[str, Any] = {}
+    for env in envs:
+        t0 = time.perf_counter()
+        people = {
+            s: [_person(env, s, k) for k in range(pool)] for s in players
+        }  # fmt: skip
+        if progress:
+            progress(
+                f"{env}: simulated {pool} people per style in {time.perf_counter() - t0:.0f} s"
+            )
+        keys = _metrics()
+        tallies = {k: _Tally(ident=np.zeros((len(players), len(players)), np.int64)) for k in keys}
+        tallies[COMBINED] = _Tally(ident=np.zeros((len(players), len(players)), np.int64))
+        sessions_ok = 0
+        rng = np.random.default_rng([seed, len(env)])
+        for d in range(draws):
+            for i, style in enumerate(players):
+                k = (d + seed) % pool
+                person = people[style][k]
+                if person.target is None:
+                    person.target = HumanlikeTarget(person.test, env, train=person.train, seed=seed)
+                    person.random_pool = _random_pool(env, person, 3 * repeats, seed * 97 + k)
+                target = person.target
+                s = 1_000 * d + i
+                seeds = person.test.seeds
+                blocks: list[dict[str, Any]] = []
+                for j, other in enumerate(players):
+                    choices = [m for m in range(pool) if not (j == i and m == k)]
+                    picked = rng.choice(len(choices), size=repeats, replace=False)
+                    cands = [people[other][choices[m]] for m in picked]
+                    block = target.score(_on_seeds(cands, seeds), seed=s)
+                    block["action_accuracy"], block["action_accuracy_shift"] = _knn_guess(
+                        cands, target
+                    )
+                    blocks.append(block)
+                assert person.random_pool is not None
+                e = len(person.test)
+                rows = rng.choice(3 * repeats, size=repeats, replace=False)
+                rnd = person.random_pool.subset([r * e + x for r in rows for x in range(e)])
+                guesses = rng.integers(0, target.num_actions, size=len(target.actions))
+                random_block = target.score(rnd, guesses, seed=s)
+                null = blocks[i]
+                sessions_ok += null["session_return_spearman"] is not None
+                _tally(tallies, keys, null, random_block, blocks, i)
+            if progress:
+                progress(f"{env}: draw {d + 1}/{draws} ({time.perf_counter() - t0:.0f} s)")
+        games[env] = {k: _row(t) for k, t in tallies.items()}
+        games[env]["session_return_spearman"] = {
+            "applicable": sessions_ok,
+            "null_n": draws * len(players),
+            "note": "needs sessions with several held-out episodes; the split holds out "
+            "one per session",
+        }
+    return {
+        "settings": {
+            "envs": list(envs),
+            "draws": draws,
+            "repeats": repeats,
+            "pool": pool,
+            "seed": seed,
+            "players": list(players),
+            "alpha": ALPHA,
+        },
+        "games": games,
+        "seconds": time.perf_counter() - t_start,
+    }
+
+
+def _tally(
+    tallies: dict[str, _Tally],
+    keys: Sequence[str],
+    null: Mapping[str, Any],
+    random_block: Mapping[str, Any],
+    blocks: Sequence[Mapping[str, Any]],
+    own: int,
+) -> None:
+    ranks = []
+    for key in keys:
+        t = tallies[key]
+        p_key = METRICS[key].p_key
+        g_null = gap(key, null[key])
+        if g_null is not None:
+            t.null_gaps.append(g_null)
+        if p_key:
+            if null[p_key] is not None:
+                t.null_n += 1
+                t.null_rejects += int(null[p_key] <= ALPHA)
+            if random_block[p_key] is not None:
+                t.random_n += 1
+                t.random_hits += int(random_block[p_key] <= ALPHA)
+        else:  # a prediction score: random must score below the style's own
+            g_rnd = gap(key, random_block[key])
+            if g_null is not None and g_rnd is not None:
+                t.random_n += 1
+                t.random_hits += int(g_rnd > g_null)
+        gaps = np.array([_nan(gap(key, b[key])) for b in blocks])
+        if np.isfinite(gaps).all():
+            t.ident[own, int(np.argmin(gaps))] += 1
+            ranks.append(np.argsort(np.argsort(gaps)))
+    if ranks:
+        mean_rank = np.mean(ranks, axis=0)
+        tallies[COMBINED].ident[own, int(np.argmin(mean_rank))] += 1
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _row(t: _Tally) -> dict[str, Any]:
+    gaps = np.asarray(t.null_gaps)
+    n_ident = int(t.ident.sum())
+    return {
+        "null_fpr": t.null_rejects / t.null_n if t.null_n else None,
+        "null_n": t.null_n,
+        "null_gap_median": float(np.median(gaps)) if len(gaps) else None,
+        "null_gap_q95": float(np.quantile(gaps, 0.95)) if len(gaps) else None,
+        "random_detection": t.random_hits / t.random_n if t.random_n else None,
+        "random_n": t.random_n,
+        "identification": float(np.trace(t.ident) / n_ident) if n_ident else None,
+        "confusion": t.ident.tolist(),
+    }
+
+
+def verdicts(suite: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """`{env: {metric: {"ok": bool, "reason": str | None}}}` from a suite's table: a tested
+    metric passes with a null rate at most the top of `FPR_RANGE` and random detection of at
+    least `DETECTION_MIN`; a prediction score with random below the style's own in at least
+    `DETECTION_MIN` of the draws; session tracking only where it could be computed at all."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for env, rows in suite["games"].items():
+        out[env] = {}
+        for key in METRICS:
+            row = rows.get(key)
+            reasons: list[str] = []
+            if row is None:
+                reasons.append("not checked by the validity suite")
+            elif key == "session_return_spearman":
+                if not row.get("applicable"):
+                    reasons.append(
+                        "not computable: every session holds out one episode (needs several)"
+                    )
+            else:
+                fpr, det = row["null_fpr"], row["random_detection"]
+                if key in TESTED_METRICS and (fpr is None or fpr > FPR_RANGE[1]):
+                    reasons.append(f"null false-positive rate {_pct(fpr)} > {FPR_RANGE[1]:.0%}")
+                if det is None or det < DETECTION_MIN:
+                    reasons.append(f"random told apart in {_pct(det)} < {DETECTION_MIN:.0%}")
+            out[env][key] = {"ok": not reasons, "reason": "; ".join(reasons) or None}
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+@cache
+def _shipped() -> dict[str, Any]:
+    try:
+        return dict(json.loads(VALIDITY_FILE.read_text()))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{VALIDITY_FILE}: unreadable validity verdicts ({exc})") from exc
+
+
+def metric_validity(env: str, metric: str) -> tuple[bool, str | None]:
+    """Did `metric` pass the validity suite on `env`? `(ok, reason)`, the reason saying what
+    failed (or that the suite did not check that game or metric), for reports to grey out a
+    metric that fails its known answers instead of showing it as if it worked."""
+    from hbm_data import get_env_spec
+
+    name = get_env_spec(env).name
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+    verdict = _shipped().get("verdicts", {}).get(name, {}).get(metric)
+    if verdict is None:
+        return False, f"not checked by the validity suite on {name}"
+    return bool(verdict["ok"]), verdict.get("reason")

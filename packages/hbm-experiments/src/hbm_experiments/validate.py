@@ -1,0 +1,137 @@
+"""`hbm validate` (also `python -m hbm_experiments.validate`): the human-likeness metrics held
+to known answers on the simulated players (`hbm_experiments.humanlike.validity`), printed as a
+table; `--write` stores each (game, metric) verdict in the package, where reports read it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "format_table", "main", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register `validate` on an argparse subparsers object."""
+    p = sub.add_parser(
+        "validate", help="check every human-likeness metric on simulated players (slow)"
+    )
+    _options(p)
+    p.set_defaults(handler=run)
+    return p
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    from .humanlike.validity import SUITE_ENVS
+
+    p.add_argument("--envs", nargs="+", default=list(SUITE_ENVS), help="games to check")
+    p.add_argument("--draws", type=int, default=25, help="draws per player style and game")
+    p.add_argument("--repeats", type=int, default=5, help="candidate episodes per held-out seed")
+    p.add_argument("--pool", type=int, default=8, help="simulated people per style")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write the full table as JSON here")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="store the verdicts in the package (reports grey out the metrics that fail)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _fmt(x: float | None, spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def format_table(suite: Mapping[str, Any], verdicts: Mapping[str, Any]) -> str:
+    """The suite as one markdown table per game."""
+    from .humanlike.validity import FPR_RANGE, IDENTIFICATION_GOAL
+
+    s = suite["settings"]
+    lines = [
+        f"validity suite: {s['draws']} draws x {len(s['players'])} players per game, "
+        f"{s['repeats']} candidate episodes per held-out seed, pool of {s['pool']} people per "
+        f"style, seed {s['seed']}, alpha {s['alpha']} ({suite['seconds']:.0f} s); "
+        f"targets: null rate {FPR_RANGE[0]:.2f}-{FPR_RANGE[1]:.2f}, random detection >= 0.99, "
+        f"identification (combined) >= {IDENTIFICATION_GOAL}",
+    ]
+    for env, rows in suite["games"].items():
+        lines += [
+            "",
+            f"{env}:",
+            "",
+            "| metric | null rate (n) | null gap median / 95 % | random detected (n) "
+            "| identified | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, row in rows.items():
+            v = verdicts.get(env, {}).get(key)
+            verdict = "-" if v is None else ("ok" if v["ok"] else f"FAILS: {v['reason']}")
+            if "applicable" in row:
+                lines.append(
+                    f"| {key} | - | - | - | - | {verdict} (computable in "
+                    f"{row['applicable']}/{row['null_n']} draws) |"
+                )
+                continue
+            null = "-" if row["null_fpr"] is None else f"{row['null_fpr']:.3f} ({row['null_n']})"
+            rnd = (
+                "-"
+                if row["random_detection"] is None
+                else f"{row['random_detection']:.3f} ({row['random_n']})"
+            )
+            lines.append(
+                f"| {key} | {null} | {_fmt(row['null_gap_median'], '.3g')} / "
+                f"{_fmt(row['null_gap_q95'], '.3g')} | {rnd} | "
+                f"{_fmt(row['identification'])} | {verdict} |"
+            )
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from .files import atomic_write_text  # temp file + rename
+
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def run(args: argparse.Namespace) -> str:
+    """Run the suite with `args` and write what was asked: the table to print."""
+    from .humanlike import validity
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)  # noqa: T201 - a CLI command
+
+    suite = validity.run_suite(
+        args.envs,
+        draws=args.draws,
+        repeats=args.repeats,
+        pool=args.pool,
+        seed=args.seed,
+        progress=progress,
+    )
+    verdicts = validity.verdicts(suite)
+    out = format_table(suite, verdicts)
+    if args.json:
+        _write_json(args.json, suite)
+    if args.write:
+        _write_json(
+            validity.VALIDITY_FILE,
+            {"settings": suite["settings"], "verdicts": verdicts, "table": suite["games"]},
+        )
+        out += f"\nwrote {validity.VALIDITY_FILE}"
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hbm_experiments.validate", description=__doc__.split("\n")[0]
+    )
+    _options(parser)
+    print(run(parser.parse_args(argv)))  # noqa: T201 - a CLI command
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
