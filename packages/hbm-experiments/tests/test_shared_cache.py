@@ -309,6 +309,27 @@ def test_a_run_on_another_host_is_running_and_watched(hbm_env: Path) -> None:
     assert [r.status for r in find_experiments()] == ["not submitted"]
 
 
+def test_a_slurm_job_is_asked_of_slurm_then_of_its_lock(hbm_env: Path) -> None:
+    import submitit
+
+    folder = _unfinished(16)
+    (folder / JOB_FILE).write_bytes(pickle.dumps(submitit.SlurmJob(folder=hbm_env, job_id="5_1")))
+    asked: list[list[str]] = []
+
+    def sacct(ids: Any) -> dict[str, str]:
+        asked.append(list(ids))
+        return {}  # accounting off: Slurm says nothing
+
+    assert [(r.status, r.job_id) for r in find_experiments(job_state_fn=sacct)] == [
+        ("submitted", "5_1")
+    ]
+    with run_lock(folder):  # the job started: its process holds the run lock
+        assert [r.status for r in find_experiments(job_state_fn=sacct)] == ["running"]
+        pending = find_experiments(job_state_fn=lambda ids: {"5_1": "PENDING"})
+        assert [r.status for r in pending] == ["pending"]  # Slurm's word first
+    assert asked == [["5_1"], ["5_1"]]
+
+
 def test_a_dead_runs_lock_is_taken_over(counter: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -222,16 +222,16 @@ def _decide_state(rec: ExperimentRecord, load_result: bool) -> None:
         rec.status = "failed"
         rec.error = error_file.read_text(errors="replace")
         return None
-    holder = lock_holder(folder)
-    if holder is not None:
-        on = "" if holder.get("host") == host_tag() else f" (on {holder.get('host')})"
-        rec.status = f"running{on}"
-        return None
     kind = summary.kind if summary is not None else None
     if summary is not None and summary.job_id and kind in ("slurm", "local"):
         rec.job_id = summary.job_id  # the job queued now (a retry's, not the failed one's)
     if kind == "slurm":
         rec.status = "submitted"  # its Slurm state comes from one batched sacct call
+        return None
+    holder = lock_holder(folder)
+    if holder is not None:
+        on = "" if holder.get("host") == host_tag() else f" (on {holder.get('host')})"
+        rec.status = f"running{on}"
         return None
     if kind == "process":  # exca's in-process job, saved when the run ended
         rec.status = "completed"
@@ -282,6 +282,8 @@ def find_experiments(
             state = states.get(r.job_id or "")
             if state:
                 r.status = state.lower() if state in ("PENDING", "RUNNING") else state
+            elif lock_holder(r.folder) is not None:  # Slurm did not say (no accounting)
+                r.status = "running"
     return records
 
 
