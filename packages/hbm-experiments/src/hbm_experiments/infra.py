@@ -1,6 +1,6 @@
 """The exca infra of hbm's tasks: where the cache is, and what `force`/a cached failure mean.
 
-Two things exca 0.6 leaves to its users (exca-notes §4.13 and §3.8):
+Two things exca 0.6 leaves to its users:
 
 - `mode="force"` clears exca's job but not the files the task wrote itself, so a forced rerun
   would resume from the old training checkpoint. `ExperimentInfra.clear_job` removes them when
@@ -82,7 +82,8 @@ def _submitit_job_id() -> str | None:
 
 
 def with_default_folder(data: Any) -> Any:
-    """Pattern C of exca-notes §3.1: add the folder before exca validates the infra.
+    """Add the folder before exca validates the infra (exca refuses a `cluster` other than
+    None without a folder, and validates an instance's infra before any `__init__` runs).
 
     Also turns `cluster="auto"` into "slurm" only when a Slurm controller answers, else "local"
     (`slurm.resolve_cluster`): submitit's own "auto" picks Slurm whenever `srun` is on PATH.
