@@ -1,6 +1,6 @@
 """Cached experiment tasks (exca `TaskInfra`): data preprocessing and GA/ES/CMA-ES/SGD training.
 
-Design (see `exca-notes.md` in the reference material for why each choice):
+Design:
 
 - The cache root comes from `HBM_CACHE` (default `./results/exca_cache`) and is injected by a
   `model_validator(mode="before")`, so `infra={"cluster": "auto"}` validates without a folder.
