@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-import exca
 import numpy as np
 import pydantic
 
@@ -321,7 +320,7 @@ class HumanlikeReferences(pydantic.BaseModel):
     seed: int = 0
     repeats: int = pydantic.Field(default=1, ge=1)  # episodes per held-out one, as a model row
     data_dir: str | None = None
-    infra: exca.TaskInfra = exca.TaskInfra(version="2")
+    infra: TrustedInfra = TrustedInfra(version="2")
 
     @pydantic.model_validator(mode="before")
     @classmethod
