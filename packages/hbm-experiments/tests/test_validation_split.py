@@ -182,3 +182,19 @@ def test_the_result_says_its_budget_and_validation_metrics() -> None:
     for key in (*VALIDATION_KEYS, "test_ce"):
         assert result["metrics"][key] == pytest.approx(last[key], abs=1e-6)
     assert result["metrics"]["val_loss"] != result["metrics"]["test_ce"]
+
+
+def test_without_validation_episodes_nothing_is_made_up() -> None:
+    exp = make_experiment(
+        {"method": "sgd_trainable", "data": {"validation_pct": 0.0}, "training": {"max_steps": 1}}
+    )
+    data = exp.data_task().load()
+    assert data.val_episodes == ()
+    setup = exp.build(data)
+    assert setup["validation_data"] is None
+    # hbm-data's own HumanData (no validation fields) is taken too
+    from hbm_data import HumanData
+
+    assert exp.build(HumanData(*tuple(data)[:5]))["validation_data"] is None
+    metrics = exp._validation_metrics(setup["model"], data, 0, torch.device("cpu"))
+    assert metrics == dict.fromkeys(VALIDATION_KEYS)
