@@ -102,11 +102,15 @@ def _int(lo: int, hi: int, *, log: bool = True) -> dict[str, Any]:
 
 
 _HIDDEN = {"model.hidden_size": _int(8, 64)}
+# neuroevolution: samples per fitness evaluation decide how many generations a sample budget
+# buys (all of a person's steps: a few generations; 256 of them: hundreds)
+_NE_BATCH = {"training.batch_size": _int(32, 4096)}
 _MUTATION = {
     "optimizer.adaptive_sigma_init": _float(1e-3, 0.5),
     "optimizer.adaptive_sigma_noise": _float(1e-3, 0.3),
     "optimizer.adaptive": {"choices": [True, False]},
     "optimizer.population_size": _int(8, 128),
+    **_NE_BATCH,
 }
 DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
     "ga": {**_MUTATION, "optimizer.selection_fraction": _float(0.1, 0.7, log=False), **_HIDDEN},
@@ -114,6 +118,7 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
     "cmaes": {
         "optimizer.sigma0": _float(0.01, 1.0),
         "optimizer.population_size": _int(8, 128),
+        **_NE_BATCH,
         **_HIDDEN,
     },
     "sgd": {
@@ -129,9 +134,10 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
 }
 """What matters per algorithm (`hbm tune --space default`): mutation scale and its
 self-adaptation, population size and selection fraction (GA), softmax temperature (ES), the
-initial step size (CMA-ES), learning rate and batch size (SGD/Adam), and the hidden size.
-Ranges span what the lab used and what hbm-ne/hbm-dl accept; scales are logarithmic where a
-factor, not a difference, matters."""
+initial step size (CMA-ES), learning rate (SGD/Adam), batch size (all: samples per step or
+per fitness evaluation), and the hidden size.
+Every range holds hbm's default value (the whole of CartPole's training steps for a
+neuroevolution batch); scales are logarithmic where a factor, not a difference, matters."""
 
 
 _SPEC_FIELDS = frozenset({"type", "low", "high", "log", "choices"})
@@ -342,7 +348,8 @@ def tune(
     on_wave: Callable[[int, Sequence[Any]], None] | None = None,
 ) -> Any:
     """Run (or resume) the study of `base` over `space` until it holds `trials` finished
-    trials; returns the Optuna study. Waves of `parallel` experiments go out on the base's
+    trials (a failed one counts: a space that often fails says so by its count of failures
+    in `show`); returns the Optuna study. Waves of `parallel` experiments go out on the base's
     cluster (None with `parallel > 1`: local subprocesses, one torch thread each unless the
     config sets `num_threads`). `on_wave(wave_number, frozen_trials)` after each wave."""
     from optuna.trial import TrialState
@@ -402,7 +409,7 @@ def tune(
                     study.tell(number, state=TrialState.FAIL)
                     continue
                 exps.append((number, exp))
-            if exps and exps[0][1].infra.cluster is not None:
+            if exps and exps[0][1].infra.cluster == "local":  # not on a Slurm login node
                 _prepare(exps[0][1])
             results: list[dict[str, Any] | None]
             try:
