@@ -198,3 +198,10 @@ def test_without_validation_episodes_nothing_is_made_up() -> None:
     assert exp.build(HumanData(*tuple(data)[:5]))["validation_data"] is None
     metrics = exp._validation_metrics(setup["model"], data, 0, torch.device("cpu"))
     assert metrics == dict.fromkeys(VALIDATION_KEYS)
+
+
+def test_one_set_of_validation_names_in_both_loops_and_the_results() -> None:
+    from hbm_dl.sgd import VALIDATION_FIELDS as DL_FIELDS
+    from hbm_ne.training import VALIDATION_FIELDS as NE_FIELDS
+
+    assert NE_FIELDS == DL_FIELDS == VALIDATION_KEYS == ("val_loss", "val_accuracy", "val_f1")
