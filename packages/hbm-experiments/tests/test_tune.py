@@ -133,3 +133,17 @@ def test_kill_9_resumes_without_retraining_finished_trials(tmp_path: Path) -> No
     after = _results(cache)
     assert len(after) == 4
     assert all(after[k] == v for k, v in finished.items())  # never trained again
+
+
+def test_readme_space_example_is_a_valid_space(tmp_path: Path) -> None:
+    import re
+
+    readme = Path(__file__).parents[3] / "README.md"
+    blocks = re.findall(r"```yaml\n(.*?)```", readme.read_text(), flags=re.DOTALL)
+    example = next(b for b in blocks if "optimizer.learning_rate: {low" in b)
+    path = tmp_path / "space.yaml"
+    path.write_text(example)
+    space = load_space(path, make_experiment(CONFIG))
+    assert set(space) == {"optimizer.learning_rate", "training.batch_size", "model.hidden_size"}
+    assert space["model.hidden_size"].choices == (16, 32, 64)
+    assert space["optimizer.learning_rate"].log and space["training.batch_size"].kind == "int"
