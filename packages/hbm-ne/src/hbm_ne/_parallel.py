@@ -3,7 +3,7 @@ side (the calling thread and a persistent pool, each on one torch intra-op threa
 splits numpy's SIMD tanh over the same threads.
 
 Splitting every kernel over torch's OpenMP threads instead scales poorly on a shared CPU: its
-workers spin between kernels and starve what runs in between (bench/bench_ne.py measures both).
+workers spin between kernels and starve what runs in between.
 """
 
 from __future__ import annotations
