@@ -49,6 +49,7 @@ from hbm_ne.envs._base import BatchedEnv, StepResult, gymnasium_uniform
 from hbm_ne.envs._registry import ENV_CLASSES, SHORT_NAMES, env_class, make_env, resolve_env_id
 from hbm_ne.envs.classic import Acrobot, CartPole, MountainCar
 from hbm_ne.envs.lunar import LunarLander
+from hbm_ne.envs.overcooked import KITCHENS, Overcooked
 from hbm_ne.envs.rollout import (
     EnvReturnFitness,
     Trajectories,
@@ -61,6 +62,7 @@ from hbm_ne.envs.rollout import (
 
 __all__ = [
     "ENV_CLASSES",
+    "KITCHENS",
     "SHORT_NAMES",
     "Acrobot",
     "BatchedEnv",
@@ -68,6 +70,7 @@ __all__ = [
     "EnvReturnFitness",
     "LunarLander",
     "MountainCar",
+    "Overcooked",
     "StepResult",
     "Trajectories",
     "env_class",

@@ -7,11 +7,13 @@ import torch
 from hbm_ne.envs._base import BatchedEnv
 from hbm_ne.envs.classic import Acrobot, CartPole, MountainCar
 from hbm_ne.envs.lunar import LunarLander
+from hbm_ne.envs.overcooked import KITCHENS
 
 ENV_CLASSES: dict[str, type[BatchedEnv]] = {
     cls.env_id: cls for cls in (CartPole, MountainCar, Acrobot, LunarLander)
 }
-"""Gymnasium id -> batched environment class."""
+"""Gymnasium id (and `overcooked-<layout>`) -> batched environment class."""
+ENV_CLASSES.update({cls.env_id: cls for cls in KITCHENS.values()})
 
 SHORT_NAMES: dict[str, str] = {
     "cartpole": "CartPole-v1",

@@ -1,0 +1,347 @@
+"""The 2019 Overcooked game as tensors: B games x 2 players stepped together, and its codec.
+
+The dynamics are those of the game the people of the 2019 human-human study played (Carroll
+et al., "On the Utility of Learning about Humans for Human-AI Coordination", NeurIPS 2019, whose
+recordings ship inside the `overcooked-ai` 1.1.0 package); they were fixed by replaying every
+recorded transition, and differ from that package's current `OvercookedGridworld`:
+
+1. Interactions first, player 0 then player 1 (player 1 sees what player 0 just did), from the
+   positions and orientations before the step, on the cell a player faces:
+   counter `X`: put the held object down if the counter is empty, or pick up what lies there if
+   the hands are empty; dispenser `O` / `D`: take an onion / a dish if the hands are empty;
+   pot `P`: an onion goes in while it holds fewer than three (each onion restarts its timer at
+   0), a dish takes the soup out once three onions have cooked `COOK_TICKS` ticks;
+   window `S`: a held soup is served for `DELIVERY_REWARD`.
+2. Moves: a move action turns the player that way and moves it onto the next cell if that is
+   floor; if both players would end on one cell, or swap cells, neither moves (both still turn).
+3. Every pot with three onions cooks one tick: the soup starts cooking by itself as the third
+   onion goes in, and the timer keeps counting after the soup is ready (the recordings show
+   timers past 200). Soups held or on counters keep their timer.
+
+The recorded state (a dict after `ast.literal_eval`) is `{'players': [{'position': [x, y],
+'orientation': [dx, dy], 'held_object': {'name', 'position'[, 'state']}}, ...], 'objects':
+{'x,y': {'name', 'position'[, 'state']}}, 'order_list': ['onion'], 'pot_explosion': False}`,
+where a soup's state is `['onion', onions, ticks]` and onions in a pot are a soup of fewer than
+three; `held_object` is absent from empty hands. `encode_states` / `decode_state` convert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+#: The kitchens of the 2019 study, as the recordings' `layout` column gives them (rows top to
+#: bottom; `X` counter, `O` onion dispenser, `D` dish dispenser, `P` pot, `S` serving window,
+#: `1`/`2` the start of player 0/1 on the floor, blank floor).
+LAYOUTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "cramped_room": ("XXPXX", "O  2O", "X1  X", "XDXSX"),
+        "asymmetric_advantages": (
+            "XXXXXXXXX", "O XSXOX S", "X   P 1 X", "X2  P   X", "XXXDXDXXX",
+        ),
+        "coordination_ring": ("XXXPX", "X 1 P", "D2X X", "O   X", "XOSXX"),
+        "random0": ("XXXPX", "O X1P", "O2X X", "D X X", "XXXSX"),
+        "random3": ("XXXPPXXX", "X      X", "D XXXX S", "X2    1X", "XXXOOXXX"),
+    }
+)  # fmt: skip
+
+#: Ticks three onions cook before the soup can be taken out with a dish.
+COOK_TICKS = 20
+#: Onions a soup takes.
+SOUP_ONIONS = 3
+#: The team's reward for serving a soup (the recordings' `reward` column).
+DELIVERY_REWARD = 5.0
+#: The recordings' constant order list.
+ORDER_LIST = ("onion",)
+
+#: Overcooked-AI's `Direction.INDEX_TO_DIRECTION` (north, south, east, west) as (dx, dy).
+DIRECTIONS: tuple[tuple[int, int], ...] = ((0, -1), (0, 1), (1, 0), (-1, 0))
+#: Overcooked-AI's `Action.ALL_ACTIONS` order: the four moves, stay, interact.
+ACTION_NAMES = ("north", "south", "east", "west", "stay", "interact")
+STAY, INTERACT = 4, 5
+#: Object codes in the tensors (0: nothing).
+OBJECTS = ("onion", "dish", "soup")
+NOTHING, ONION, DISH, SOUP = 0, 1, 2, 3
+#: Terrain codes in the tensors; cells outside a layout's grid are `WALL`.
+TERRAIN = {" ": 0, "1": 0, "2": 0, "X": 1, "O": 2, "D": 3, "P": 4, "S": 5}
+FLOOR, COUNTER, ONION_DISPENSER, DISH_DISPENSER, POT, WINDOW, WALL = 0, 1, 2, 3, 4, 5, 6
+
+
+class StateFormatError(ValueError):
+    """A recorded state that does not fit the game (an object where none can lie, ...)."""
+
+
+@dataclass
+class OvercookedState:
+    """B games on grids of `width` columns; cells are flattened as `y * width + x`.
+
+    Soups carry their onions and ticks wherever they are (pot, counter, hands): `*_onions` and
+    `*_ticks` are 0 where the object is not a soup.
+    """
+
+    width: int
+    terrain: torch.Tensor  # [B, N] int64 terrain code per cell
+    pos: torch.Tensor  # [B, 2, 2] int64 (x, y) per player
+    ori: torch.Tensor  # [B, 2] int64 index into DIRECTIONS
+    held: torch.Tensor  # [B, 2] int64 object code
+    held_onions: torch.Tensor  # [B, 2] int64
+    held_ticks: torch.Tensor  # [B, 2] int64
+    obj: torch.Tensor  # [B, N] int64 object code lying on each cell
+    obj_onions: torch.Tensor  # [B, N] int64
+    obj_ticks: torch.Tensor  # [B, N] int64
+
+    @property
+    def num_games(self) -> int:
+        return int(self.pos.shape[0])
+
+    def clone(self) -> OvercookedState:
+        return OvercookedState(
+            self.width,
+            **{f.name: getattr(self, f.name).clone() for f in fields(self) if f.name != "width"},
+        )
+
+    def select(self, index: torch.Tensor | slice | int) -> OvercookedState:
+        """The games `index` (a new state; an int keeps the batch dimension)."""
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return OvercookedState(
+            self.width,
+            **{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "width"},
+        )
+
+
+def layout_grid(layout: str | Sequence[str]) -> tuple[str, ...]:
+    """The grid of a kitchen: a name of `LAYOUTS`, or the rows themselves (the recordings'
+    `layout` column, parsed), which must use only the layout characters."""
+    if isinstance(layout, str):
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown Overcooked layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        return LAYOUTS[layout]
+    grid = tuple(str(row) for row in layout)
+    bad = {c for row in grid for c in row} - set(TERRAIN)
+    if not grid or bad:
+        raise ValueError(f"layout {grid!r}: expected rows of {''.join(TERRAIN)!r}, found {bad}")
+    return grid
+
+
+def _terrain_rows(grid: tuple[str, ...], height: int, width: int) -> list[int]:
+    cells = [WALL] * (height * width)
+    for y, row in enumerate(grid):
+        for x, c in enumerate(row):
+            cells[y * width + x] = TERRAIN[c]
+    return cells
+
+
+def _direction(orientation: Any, where: str) -> int:
+    try:
+        return DIRECTIONS.index((int(orientation[0]), int(orientation[1])))
+    except (ValueError, IndexError, TypeError):
+        raise StateFormatError(
+            f"{where}: orientation {orientation!r} is not one of {DIRECTIONS}"
+        ) from None
+
+
+def _object(obj: Any, where: str) -> tuple[int, int, int]:
+    """(code, onions, ticks) of a recorded object dict."""
+    if not isinstance(obj, Mapping) or obj.get("name") not in OBJECTS:
+        raise StateFormatError(f"{where}: expected an object named one of {OBJECTS}, found {obj!r}")
+    code = OBJECTS.index(obj["name"]) + 1
+    if code != SOUP:
+        return code, 0, 0
+    state = obj.get("state")
+    if not (
+        isinstance(state, list | tuple)
+        and len(state) == 3
+        and state[0] == "onion"
+        and isinstance(state[1], int)
+        and 1 <= state[1] <= SOUP_ONIONS
+        and isinstance(state[2], int)
+        and state[2] >= 0
+    ):
+        raise StateFormatError(
+            f"{where}: soup state {state!r}, expected ['onion', 1..{SOUP_ONIONS}, ticks >= 0]"
+        )
+    return code, state[1], state[2]
+
+
+def encode_states(
+    states: Sequence[Mapping[str, Any]],
+    layouts: Sequence[str | Sequence[str]] | str,
+    *,
+    device: torch.device | str = "cpu",
+) -> OvercookedState:
+    """B recorded states (dicts) on their kitchens (one layout for all, or one per state)."""
+    b = len(states)
+    if b < 1:
+        raise ValueError("encode_states: expected at least one state")
+    grids = (
+        [layout_grid(layouts)] * b
+        if isinstance(layouts, str)
+        else [layout_grid(g) for g in layouts]
+    )
+    if len(grids) != b:
+        raise ValueError(f"encode_states: {b} states but {len(grids)} layouts")
+    height = max(len(g) for g in grids)
+    width = max(len(row) for g in grids for row in g)
+    n = height * width
+    cache: dict[tuple[str, ...], list[int]] = {}
+    terrain, pos, ori, held, obj = [], [], [], [], [[0] * n for _ in range(b)]
+    obj_on, obj_t = [[0] * n for _ in range(b)], [[0] * n for _ in range(b)]
+    for i, (state, grid) in enumerate(zip(states, grids, strict=True)):
+        where = f"state {i}"
+        if grid not in cache:
+            cache[grid] = _terrain_rows(grid, height, width)
+        cells = cache[grid]
+        terrain.append(cells)
+        players = state.get("players") if isinstance(state, Mapping) else None
+        if not (isinstance(players, list | tuple) and len(players) == 2):
+            raise StateFormatError(f"{where}: expected 'players' with two players")
+        if tuple(state.get("order_list") or ()) != ORDER_LIST:
+            raise StateFormatError(
+                f"{where}: order_list {state.get('order_list')!r}, the recordings' is "
+                f"{list(ORDER_LIST)}"
+            )
+        pos_i, ori_i, held_i = [], [], []
+        for k, p in enumerate(players):
+            x, y = (int(v) for v in p["position"])
+            if not (0 <= x < width and 0 <= y < height) or cells[y * width + x] != FLOOR:
+                raise StateFormatError(f"{where}: player {k} at {[x, y]}, which is not floor")
+            pos_i.append([x, y])
+            ori_i.append(_direction(p["orientation"], f"{where}, player {k}"))
+            h = p.get("held_object")
+            held_i.append(_object(h, f"{where}, player {k}") if h is not None else (0, 0, 0))
+        pos.append(pos_i)
+        ori.append(ori_i)
+        held.append(held_i)
+        for key, o in state["objects"].items():
+            x, y = (int(v) for v in o["position"])
+            if key != f"{x},{y}" or not (0 <= x < width and 0 <= y < height):
+                raise StateFormatError(f"{where}: object {key!r} at {o['position']!r}")
+            c = y * width + x
+            code, onions, ticks = _object(o, f"{where}, object {key!r}")
+            if (cells[c] == POT and code != SOUP) or cells[c] not in (POT, COUNTER):
+                raise StateFormatError(
+                    f"{where}: a {o['name']} at {[x, y]}, where only a counter or a pot "
+                    "(soups) can hold it"
+                )
+            obj[i][c], obj_on[i][c], obj_t[i][c] = code, onions, ticks
+    t = lambda v: torch.tensor(v, dtype=torch.int64, device=device)  # noqa: E731
+    held_t = t(held)
+    return OvercookedState(
+        width, t(terrain), t(pos), t(ori), held_t[..., 0].contiguous(),
+        held_t[..., 1].contiguous(), held_t[..., 2].contiguous(), t(obj), t(obj_on), t(obj_t),
+    )  # fmt: skip
+
+
+def _object_dict(code: int, onions: int, ticks: int, x: int, y: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": OBJECTS[code - 1], "position": [x, y]}
+    if code == SOUP:
+        out["state"] = ["onion", onions, ticks]
+    return out
+
+
+def decode_state(state: OvercookedState, game: int) -> dict[str, Any]:
+    """Game `game` of `state` as the recordings write a state (compare with `==`)."""
+    pos = state.pos[game].tolist()
+    ori = state.ori[game].tolist()
+    held = state.held[game].tolist()
+    h_on, h_t = state.held_onions[game].tolist(), state.held_ticks[game].tolist()
+    players = []
+    for k in range(2):
+        x, y = pos[k]
+        p: dict[str, Any] = {"position": [x, y], "orientation": list(DIRECTIONS[ori[k]])}
+        if held[k]:
+            p["held_object"] = _object_dict(held[k], h_on[k], h_t[k], x, y)
+        players.append(p)
+    obj = state.obj[game]
+    objects = {}
+    w = state.width
+    on, ti = state.obj_onions[game], state.obj_ticks[game]
+    for c in torch.nonzero(obj).flatten().tolist():
+        x, y = c % w, c // w
+        objects[f"{x},{y}"] = _object_dict(int(obj[c]), int(on[c]), int(ti[c]), x, y)
+    return {
+        "players": players,
+        "objects": objects,
+        "order_list": list(ORDER_LIST),
+        "pot_explosion": False,
+    }
+
+
+def _set(target: torch.Tensor, cell: torch.Tensor, mask: torch.Tensor, value: Any) -> None:
+    """target[b, cell[b]] = value where mask[b] (cell `[B, 1]`)."""
+    old = target.gather(1, cell)
+    target.scatter_(1, cell, torch.where(mask[:, None], value, old))
+
+
+def step_games(state: OvercookedState, joint_action: torch.Tensor) -> torch.Tensor:
+    """Advance every game one tick in place; `joint_action` `[B, 2]` in 0..5
+    (`ACTION_NAMES`). Returns the team reward `[B]` float32 (module docstring for the rules)."""
+    b = state.num_games
+    if joint_action.shape != (b, 2):
+        raise ValueError(f"joint_action has shape {tuple(joint_action.shape)}, expected ({b}, 2)")
+    dev = state.pos.device
+    dirs = torch.tensor(DIRECTIONS, dtype=torch.int64, device=dev)  # [4, 2]
+    w = state.width
+    reward = torch.zeros(b, dtype=torch.float32, device=dev)
+    held, h_on, h_t = state.held, state.held_onions, state.held_ticks
+    obj, o_on, o_t = state.obj, state.obj_onions, state.obj_ticks
+    for k in range(2):
+        act = joint_action[:, k] == INTERACT
+        if not bool(act.any()):
+            continue
+        front = state.pos[:, k] + dirs[state.ori[:, k]]  # [B, 2]
+        cell = (front[:, 1] * w + front[:, 0]).clamp(0, obj.shape[1] - 1)[:, None]
+        terr = state.terrain.gather(1, cell)[:, 0]
+        here, here_on, here_t = (t.gather(1, cell)[:, 0] for t in (obj, o_on, o_t))
+        h, hon, ht = held[:, k], h_on[:, k], h_t[:, k]
+        empty_hands, empty_cell = h == NOTHING, here == NOTHING
+        counter = act & (terr == COUNTER)
+        drop = counter & ~empty_hands & empty_cell
+        pick = counter & empty_hands & ~empty_cell
+        onion = act & (terr == ONION_DISPENSER) & empty_hands
+        dish = act & (terr == DISH_DISPENSER) & empty_hands
+        pot = act & (terr == POT)
+        ready = (here == SOUP) & (here_on == SOUP_ONIONS) & (here_t >= COOK_TICKS)
+        serve_up = pot & (h == DISH) & ready
+        fill = pot & (h == ONION) & (here_on < SOUP_ONIONS)
+        deliver = act & (terr == WINDOW) & (h == SOUP)
+        reward += deliver.float() * DELIVERY_REWARD
+        # the cell: a drop puts the hands' object there, a pick-up or serving empties it
+        take = pick | serve_up
+        _set(obj, cell, drop, h[:, None])
+        _set(o_on, cell, drop, hon[:, None])
+        _set(o_t, cell, drop, ht[:, None])
+        _set(obj, cell, take, NOTHING)
+        _set(o_on, cell, take, 0)
+        _set(o_t, cell, take, 0)
+        _set(obj, cell, fill, SOUP)
+        _set(o_on, cell, fill, (here_on + 1)[:, None])
+        _set(o_t, cell, fill, 0)
+        # the hands
+        new_h = torch.where(take, here, h)
+        new_h = torch.where(onion, ONION, torch.where(dish, DISH, new_h))
+        new_h = torch.where(drop | fill | deliver, NOTHING, new_h)
+        keeps = ~(drop | fill | deliver | onion | dish)
+        held[:, k] = new_h
+        h_on[:, k] = torch.where(take, here_on, torch.where(keeps, hon, 0))
+        h_t[:, k] = torch.where(take, here_t, torch.where(keeps, ht, 0))
+    # moves
+    moving = joint_action < STAY  # [B, 2]
+    d = joint_action.clamp(max=3)
+    state.ori.copy_(torch.where(moving, d, state.ori))
+    target = state.pos + dirs[d] * moving[..., None]  # [B, 2, 2]
+    tcell = (target[..., 1] * w + target[..., 0]).clamp(0, obj.shape[1] - 1)
+    free = state.terrain.gather(1, tcell) == FLOOR
+    new = torch.where(free[..., None], target, state.pos)
+    same = (new[:, 0] == new[:, 1]).all(-1)
+    swap = (new[:, 0] == state.pos[:, 1]).all(-1) & (new[:, 1] == state.pos[:, 0]).all(-1)
+    state.pos.copy_(torch.where((same | swap)[:, None, None], state.pos, new))
+    # cooking
+    cooking = (state.terrain == POT) & (obj == SOUP) & (o_on == SOUP_ONIONS)
+    o_t.add_(cooking.to(o_t.dtype))
+    return reward
