@@ -107,7 +107,7 @@ def metric_validity(env: str, key: str) -> tuple[bool, str]:
     if check is None:  # no validity suite in this version: nothing to mark
         return True, ""
     ok, reason = check(env, key)
-    return bool(ok), str(reason)
+    return bool(ok), str(reason or ("" if ok else "failed the validity suite"))
 
 
 @dataclass(frozen=True)

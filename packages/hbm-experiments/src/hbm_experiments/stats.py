@@ -311,7 +311,7 @@ def _num(value: float) -> str:
 
 
 def _p(value: float) -> str:
-    return f"{value:.2g}" if value >= 0.001 else "< 0.001"
+    return f"p = {value:.2g}" if value >= 0.001 else "p < 0.001"
 
 
 def comparison_sentence(
@@ -334,7 +334,7 @@ def comparison_sentence(
         a_wins = (cmp.delta < 0) == lower_is_better
         win, lose, c = (a_name, b_name, cmp) if a_wins else (b_name, a_name, cmp.flipped())
         assert c.low is not None and c.high is not None
-        tail = f", p = {_p(p)}" if p is not None else ""
+        tail = f", {_p(p)}" if p is not None else ""
         return (
             f"{win} {better} {lose} on {metric_label}: "
             f"Δ {_num(c.delta)} [{_num(c.low)}, {_num(c.high)}]{tail}, {context}"
@@ -342,7 +342,7 @@ def comparison_sentence(
     if cmp.low is not None and cmp.high is not None:
         detail = f"Δ {_num(cmp.delta)} [{_num(cmp.low)}, {_num(cmp.high)}]"
         if p is not None:
-            detail += f", p = {_p(p)}"
+            detail += f", {_p(p)}"
     elif np.isfinite(cmp.delta):
         detail = f"Δ {_num(cmp.delta)}, no interval from {cmp.n} pair{'s' if cmp.n != 1 else ''}"
     else:
