@@ -14,6 +14,7 @@ from hbm_experiments import humanlike
 from hbm_experiments.comparisons import contrasts
 from hbm_experiments.html_report import write_html_report
 from hbm_experiments.report import (
+    collect_rows,
     comparison_rows,
     config_groups,
     make_report,
@@ -222,3 +223,16 @@ def test_report_files_stay_in_out_whatever_the_subject(tmp_path: Path) -> None:
     assert safe_slug("sim01") == "sim01"
     assert "/" not in safe_slug(evil) and ".." not in safe_slug(evil)
     assert safe_slug("a/b") != safe_slug("a_b") != safe_slug("a-b")
+
+
+def test_collect_has_the_difference_of_means_and_its_interval(tmp_path: Path) -> None:
+    rec = _record(tmp_path, "ga_feedforward", 0)
+    assert rec.result is not None
+    rec.result["behaviour"] |= {
+        "diff_of_means": 3.5,
+        "diff_of_means_ci": [1.0, 6.0],
+        "diff_of_means_p": 0.02,
+    }
+    (row,) = collect_rows([rec])
+    assert (row["diff_of_means"], row["diff_of_means_lo"], row["diff_of_means_hi"]) == (3.5, 1, 6)
+    assert row["diff_of_means_p"] == 0.02

@@ -41,6 +41,8 @@ METRIC_COLUMNS = (
     "test_accuracy",
     "model_mean_return",
     "human_mean_return",
+    "diff_of_means",
+    "diff_of_means_p",
     "pct_diff_of_means",
     "pct_diff_mean",
     "pct_diff_std",
@@ -60,6 +62,9 @@ def _metrics(result: dict[str, Any] | None) -> dict[str, Any]:
     for k in METRIC_COLUMNS:
         if k in b:
             out[k] = b[k]
+    ci = b.get("diff_of_means_ci")
+    if isinstance(ci, list | tuple) and len(ci) == 2:  # the bootstrap interval as two columns
+        out["diff_of_means_lo"], out["diff_of_means_hi"] = ci
     out["train_time"] = result.get("train_time")
     out["num_params"] = result.get("num_params")
     if result.get("humanlike"):
@@ -218,9 +223,11 @@ class ConfigGroup:
         """The person's held-out returns: the same for every seed (same data, same split)."""
         if not self.records:
             return []
-        first = self.results()[0]["behaviour"]["human_returns"]
+        first = self.results()[0]["behaviour"].get("human_returns")
+        if first is None:  # a game hbm cannot play: no returns (behaviour "skipped")
+            return []
         for rec in self.records[1:]:
-            if _res(rec)["behaviour"]["human_returns"] != first:
+            if _res(rec)["behaviour"].get("human_returns") != first:
                 raise ValueError(
                     f"{rec.folder}: human returns differ from {self.records[0].folder} although "
                     "subject, data and split are the same"
@@ -313,13 +320,16 @@ def _fmt_ci(values: Sequence[float | None], spec: str) -> str:
     return _fmt_interval(mean_interval(values), spec, len(values))
 
 
-def _pooled_behaviour(group: ConfigGroup) -> dict[str, Any]:
+def _pooled_behaviour(group: ConfigGroup) -> dict[str, Any] | None:
     """Every seed's rollouts against the person's held-out returns: the difference of the
     mean returns with a bootstrap interval (`stats.difference_of_means`) and one two-sided
-    Mann-Whitney test (`evaluation.compare_returns`)."""
+    Mann-Whitney test (`evaluation.compare_returns`). None where a seed has no rollouts (a
+    game that exists only as recordings: behaviour "skipped")."""
     from .evaluation import compare_returns
 
     results = group.results()
+    if any("model_returns" not in r["behaviour"] for r in results):
+        return None
     model = np.concatenate([r["behaviour"]["model_returns"] for r in results])
     human = group.human_returns()
     out = dict(compare_returns(model, human))
@@ -420,12 +430,18 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
         row |= {
             "test CE": _fmt_ci([m.get("test_ce") for m in ms], ".3f"),
             "test F1": _fmt_ci([m.get("test_f1") for m in ms], ".3f"),
-            "model return": _fmt_ci([m.get("model_mean_return") for m in ms], ".1f"),
-            "human return": f"{np.mean(g.human_returns()):.1f}",
-            "return Δ": _fmt_diff(pooled["return_diff"]),
-            "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
-            "sig": _stars(pooled["p_value"]),
         }
+        if pooled is None:  # recordings only: teacher-forced metrics, no returns
+            row |= {"model return": "-", "human return": "-", "return Δ": "-"}
+            row |= {"U p-value": "-", "sig": "", "play": "teacher-forced (no game)"}
+        else:
+            row |= {
+                "model return": _fmt_ci([m.get("model_mean_return") for m in ms], ".1f"),
+                "human return": f"{np.mean(g.human_returns()):.1f}",
+                "return Δ": _fmt_diff(pooled["return_diff"]),
+                "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
+                "sig": _stars(pooled["p_value"]),
+            }
         for key, column in cols.items():
             row[column] = _fmt_ci([(r.get("humanlike") or {}).get(key) for r in results], ".3f")
         for p_key, column in p_cols.values():
