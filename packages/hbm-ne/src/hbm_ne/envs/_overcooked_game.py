@@ -168,6 +168,21 @@ def _object(obj: Any, where: str) -> tuple[int, int, int]:
     return code, state[1], state[2]
 
 
+def action_index(action: Any) -> int:
+    """A recorded action (`[dx, dy]`, `[0, 0]` for stay, or `'INTERACT'`) as its index in
+    `ACTION_NAMES`."""
+    if isinstance(action, str):
+        if action.upper() == "INTERACT":
+            return INTERACT
+    elif isinstance(action, list | tuple) and len(action) == 2:
+        move = (action[0], action[1])
+        if move == (0, 0):
+            return STAY
+        if move in DIRECTIONS:
+            return DIRECTIONS.index(move)
+    raise ValueError(f"{action!r} is not an Overcooked action ([dx, dy] or 'INTERACT')")
+
+
 def encode_states(
     states: Sequence[Mapping[str, Any]],
     layouts: Sequence[str | Sequence[str]] | str,

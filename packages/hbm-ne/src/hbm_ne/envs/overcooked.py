@@ -4,7 +4,7 @@
 in tensor operations; its rules, in `_overcooked_game`, give the recorded next state and reward
 on every one of the 91 102 recorded transitions of the study (the recordings ship inside the
 `overcooked-ai` 1.1.0 package). `encode_states` / `decode_state` convert between the recorded
-dict states and `OvercookedState`.
+dict states and `OvercookedState`; `action_index` reads a recorded action.
 
 Behind the `BatchedEnv` interface, `overcooked-<layout>` (one class per kitchen) lets a policy
 play one player (`player`, 0 by default) while the caller drives the partner through
@@ -40,6 +40,7 @@ from hbm_ne.envs._overcooked_game import (
     STAY,
     OvercookedState,
     StateFormatError,
+    action_index,
     decode_state,
     encode_states,
     layout_grid,
@@ -52,6 +53,7 @@ __all__ = [
     "Overcooked",
     "OvercookedState",
     "StateFormatError",
+    "action_index",
     "decode_state",
     "encode_states",
     "observation_size",
