@@ -26,5 +26,8 @@ def test_a_recordings_only_game_is_scored_offline_and_says_why(tmp_path: Path) -
     out = evaluate_policy(torch.nn.Linear(36, 6), data, seed=1)
     reason = unplayable_reason("overcooked-cramped_room")
     assert reason is not None and "rollouts skipped" in reason
-    assert out["behaviour"] == out["humanlike"] == {"skipped": reason}
+    assert out["behaviour"] == {"skipped": reason}
+    block = out["humanlike"]  # the teacher-forced imitation instead of rollouts
+    assert block["protocol"] == "teacher-forced" and block["skipped"] == reason
+    assert 0.0 <= block["action_accuracy"] <= 1.0 and block["state_jsd"] is None
     assert 0.0 < out["metrics"]["test_ce"] < 10.0 and 0.0 <= out["metrics"]["test_f1"] <= 1.0

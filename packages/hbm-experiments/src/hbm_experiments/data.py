@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pydantic
@@ -88,6 +88,18 @@ def episode_file(dataset: str, subject: str, data_dir: str | Path | None = None)
     )
 
 
+def check_recorded_split(dataset: str, subject: str, data_dir: str | Path | None = None) -> None:
+    """Raise `source_split.RecordedSplitError` (a ValueError naming the subject) unless the
+    subject's file records a usable train/test split per episode (the count against the
+    file's episodes is checked when the data is loaded)."""
+    from hbm_data.episodes import read_sidecar
+
+    from .source_split import recorded_split
+
+    path = episode_file(dataset, subject, data_dir)
+    recorded_split(read_sidecar(path), None, subject=subject, path=path)
+
+
 def content_hash(dataset: str, subject: str, data_dir: str | Path | None = None) -> str:
     """sha256 of the subject's episode file and its sidecar (`hbm_data.data_content_hash`,
     memoised per file version by hbm-data)."""
@@ -117,6 +129,8 @@ class DataPreprocessingTask(pydantic.BaseModel):
     """Keep the first N training episodes (a data-size study); the test split is unchanged."""
     validation_pct: float = 0.1
     """Validation episodes per session, drawn from the training episodes (`SplitData`)."""
+    holdout: Literal["session", "source"] = "session"
+    """"source": the recording's own train/test split (`hbm_experiments.source_split`)."""
     data_dir: str | None = None
     # loads only exca pickles that trusted users wrote; a damaged entry is recomputed by retry
     infra: TrustedInfra = TrustedInfra(version=DATA_VERSION, keep_in_ram=True)
@@ -138,6 +152,8 @@ class DataPreprocessingTask(pydantic.BaseModel):
     def _hash_of_file(self) -> DataPreprocessingTask:
         if self.content_hash is None:
             self.content_hash = content_hash(self.dataset, self.subject, self.data_dir)
+        if self.holdout == "source":  # refused now, naming the subject, not in the job
+            check_recorded_split(self.dataset, self.subject, self.data_dir)
         return self
 
     @infra.apply
@@ -164,6 +180,12 @@ class DataPreprocessingTask(pydantic.BaseModel):
                 f"configured (content {found}, expected {self.content_hash}); make the "
                 f"experiment again from its config to run it on the current file"
             )
+        if self.holdout == "source":
+            from hbm_data.episodes import read_sidecar
+
+            from .source_split import split_as_recorded
+
+            data = split_as_recorded(data, read_sidecar(data.metadata.source_file))
         split = with_validation(data, self.validation_pct, self.split_seed)
         return first_train_episodes(split, self.max_train_episodes)
 
@@ -320,7 +342,7 @@ class HumanlikeReferences(pydantic.BaseModel):
     seed: int = 0
     repeats: int = pydantic.Field(default=1, ge=1)  # episodes per held-out one, as a model row
     data_dir: str | None = None
-    infra: TrustedInfra = TrustedInfra(version="2")
+    infra: TrustedInfra = TrustedInfra(version="3")  # 3: offline references (no game)
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -334,7 +356,9 @@ class HumanlikeReferences(pydantic.BaseModel):
         from .humanlike import humanlike_references
 
         skipped = unplayable_reason(self.data.dataset)
-        if skipped is not None:  # a game hbm cannot play: no reference rollouts either
-            return {"person": {"skipped": skipped}, "random": {"skipped": skipped}}
+        if skipped is not None:  # a game hbm cannot play: teacher-forced references
+            from .offline_humanlike import offline_references
+
+            return offline_references(self.data.load(), seed=self.seed, reason=skipped)
 
         return humanlike_references(self.data.load(), seed=self.seed, repeats=self.repeats)

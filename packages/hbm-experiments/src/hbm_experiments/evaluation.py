@@ -248,8 +248,10 @@ def evaluate_policy(
     )
     skipped = unplayable_reason(meta.env_name)
     if skipped is not None:  # the offline metrics only; the result says why
-        none = {"skipped": skipped}
-        return {"metrics": metrics, "behaviour": none, "humanlike": dict(none)}
+        from .offline_humanlike import offline_humanlike
+
+        block = offline_humanlike(policy, data, reason=skipped, device=device)
+        return {"metrics": metrics, "behaviour": {"skipped": skipped}, "humanlike": block}
     env_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 2)
     if not humanlike:
         behaviour = evaluate_behaviour(

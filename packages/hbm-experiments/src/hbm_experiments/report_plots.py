@@ -171,6 +171,18 @@ def _scaling(fig: Any, groups: Sequence[ConfigGroup], others: Sequence[str], tit
     axes[0].legend(fontsize=7)
 
 
+def _humanlike_file(
+    out: Path, env: str, subject: str, gs: Sequence[ConfigGroup], labels: list[str], tag: str
+) -> list[Path]:
+    from matplotlib.figure import Figure
+
+    if not any(g.results()[0].get("humanlike") for g in gs):
+        return []
+    fig = Figure(figsize=(16, 7))
+    _humanlike_plot(fig, gs, labels, f"{env}, {subject}")
+    return [_save(fig, out / f"humanlike_{tag}.png")]
+
+
 def person_plots(
     out: Path, env: str, subject: str, gs: Sequence[ConfigGroup], varying: Sequence[str]
 ) -> list[Path]:
@@ -192,9 +204,12 @@ def person_plots(
     ax.set(ylabel="final test macro F1", title=f"{env}, {subject}: final F1 (hatched: CL)")
     files.append(_save(fig, out / f"final_f1_{tag}.png"))
     # difference of mean returns, bootstrap interval, Mann-Whitney stars (all seeds)
+    found = [_pooled_behaviour(g) for g in gs]
+    pooled = [p for p in found if p is not None]
+    if len(pooled) < len(found):  # a game with recordings only: no returns to plot
+        return [*files, *_humanlike_file(out, env, subject, gs, labels, tag)]
     fig = Figure(figsize=(max(6, 0.9 * len(gs) + 2), 4))
     ax = fig.subplots()
-    pooled = [_pooled_behaviour(g) for g in gs]
     _return_diff_plot(ax, labels, pooled, cl)
     ax.set(
         ylabel="model - person mean return",
@@ -212,10 +227,7 @@ def person_plots(
     ax.set_xticks(range(1, len(data) + 1), ["person", *labels], rotation=20, ha="right")
     ax.set(ylabel="episode return", title=f"{env}, {subject}: returns on held-out seeds")
     files.append(_save(fig, out / f"returns_{tag}.png"))
-    if any(g.results()[0].get("humanlike") for g in gs):
-        fig = Figure(figsize=(16, 7))
-        _humanlike_plot(fig, gs, labels, f"{env}, {subject}")
-        files.append(_save(fig, out / f"humanlike_{tag}.png"))
+    files += _humanlike_file(out, env, subject, gs, labels, tag)
     if SIZE_KEY in varying:
         fig = Figure(figsize=(11, 4))
         _scaling(fig, gs, [k for k in varying if k != SIZE_KEY], f"{env}, {subject}")
