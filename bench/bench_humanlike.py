@@ -16,6 +16,8 @@ person (full-batch Adam, so its episodes last about as long as the person's). Fi
   model, cross-validated: its cost grows with the members while the batched rollout's barely
   does, so that row is reported without a target; the rest has one). `--quick`: CartPole only,
   16 members.
+- `validity/1 draw`: one draw of the validity suite (`hbm validate`) on CartPole, against
+  simulating one player's recording; the draws' null rates and random detection in `extra`.
 """
 
 from __future__ import annotations
@@ -142,6 +144,28 @@ def _bench_env(env: str, data_dir: str, repeat: int, members: int) -> list[Resul
     ]  # fmt: skip
 
 
+def _bench_validity(env: str, draws: int) -> Result:
+    """The validity suite's cost per draw (4 players, each scored against the 4 styles and
+    random play, every test with its relabellings), against simulating one player's whole
+    recording (what a draw's candidates cost to make); the rates of those draws ride along."""
+    import time
+
+    from hbm_data import SIMULATED_PROFILES, simulate_subject
+    from hbm_experiments.humanlike.validity import run_suite
+
+    t0 = time.perf_counter()
+    simulate_subject(env, SIMULATED_PROFILES["sim01"].with_seed(12345))
+    sim = time.perf_counter() - t0
+    suite = run_suite([env], draws=draws, pool=6)
+    games = suite["games"][env]
+    per_draw = suite["seconds"] / draws  # people simulated included
+    rates = {k: (r.get("null_fpr"), r.get("random_detection")) for k, r in games.items()}
+    extra = {"draws": draws, "pool": 6, "null_rate_and_random_detection": rates,
+             "identification_combined": games["combined"]["identification"]}  # fmt: skip
+    return Result(SUITE, f"validity/1 draw ({env})", "s", per_draw, "simulating one player",
+                  sim, higher_is_better=False, extra=extra)  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> list[Result]:
     repeat = 3 if args.quick else 7
     envs = ["cartpole"] if args.quick else ["cartpole", "acrobot", "lunarlander"]
@@ -150,4 +174,5 @@ def run(args: argparse.Namespace) -> list[Result]:
     with torch_threads(1), H._one_blas_thread(), tempfile.TemporaryDirectory() as tmp:
         for env in envs:
             results += _bench_env(env, tmp, repeat, members=members)
+        results.append(_bench_validity("cartpole", 2 if args.quick else 5))
     return results

@@ -1,0 +1,104 @@
+"""The validity suite: verdicts from its table, the verdicts shipped with the package
+(`metric_validity`), `hbm validate`, and a reduced run whose rates are checked (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hbm_experiments import cli, validate
+from hbm_experiments import humanlike as H
+from hbm_experiments.humanlike import validity as V
+from scipy.stats import binom
+
+
+def _row(fpr: float | None, detection: float, n: int = 100) -> dict[str, object]:
+    return {
+        "null_fpr": fpr, "null_n": n, "null_gap_median": 0.1, "null_gap_q95": 0.3,
+        "random_detection": detection, "random_n": n, "identification": 0.8,
+        "confusion": [[1, 0], [0, 1]],
+    }  # fmt: skip
+
+
+def _suite(rows: dict[str, object]) -> dict[str, object]:
+    return {
+        "settings": {"draws": 25, "players": ["a", "b"], "repeats": 5, "pool": 8, "seed": 0,
+                     "alpha": 0.05},
+        "games": {"cartpole": rows},
+        "seconds": 1.0,
+    }  # fmt: skip
+
+
+def test_verdicts_name_what_failed() -> None:
+    rows = {
+        "hold_duration_w1": _row(0.05, 1.0),
+        "switch_rate_ratio": _row(0.12, 1.0),  # rejects the null far too often
+        "state_jsd": _row(0.04, 0.6),  # cannot tell random play apart
+        "action_accuracy": _row(None, 1.0),  # a prediction score: no null rate to hold
+        "session_return_spearman": {"applicable": 0, "null_n": 100, "note": "-"},
+    }
+    v = V.verdicts(_suite(rows))["cartpole"]
+    assert v["hold_duration_w1"] == {"ok": True, "reason": None}
+    assert v["action_accuracy"]["ok"] is True
+    assert not v["switch_rate_ratio"]["ok"] and "12%" in v["switch_rate_ratio"]["reason"]
+    assert not v["state_jsd"]["ok"] and "random" in v["state_jsd"]["reason"]
+    assert not v["session_return_spearman"]["ok"]
+    assert "not checked" in v["discriminator_auc"]["reason"]  # missing from the table
+    table = validate.format_table(_suite(rows), V.verdicts(_suite(rows)))
+    assert "| switch_rate_ratio | 0.120 (100) |" in table and "FAILS: null" in table
+
+
+def test_metric_validity_reads_the_shipped_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "validity.json"
+    verdicts = V.verdicts(_suite({"state_jsd": _row(0.04, 0.6), "hold_duration_w1": _row(0.05, 1)}))
+    path.write_text(json.dumps({"verdicts": verdicts}))
+    monkeypatch.setattr(V, "VALIDITY_FILE", path)
+    V._shipped.cache_clear()
+    try:
+        assert H.metric_validity("CartPole-v1", "hold_duration_w1") == (True, None)
+        ok, reason = H.metric_validity("cartpole", "state_jsd")
+        assert not ok and reason is not None and "random" in reason
+        ok, reason = H.metric_validity("acrobot", "state_jsd")
+        assert not ok and reason == "not checked by the validity suite on acrobot"
+        with pytest.raises(ValueError, match="unknown metric 'action_accuracy_lag'"):
+            H.metric_validity("cartpole", "action_accuracy_lag")
+        path.write_text("{not json")
+        V._shipped.cache_clear()
+        with pytest.raises(ValueError, match=r"validity\.json"):
+            H.metric_validity("cartpole", "state_jsd")
+    finally:
+        V._shipped.cache_clear()
+
+
+def test_the_package_ships_a_verdict_for_every_game_and_metric() -> None:
+    for env in V.SUITE_ENVS:
+        for key in H.METRICS:
+            ok, reason = H.metric_validity(env, key)
+            assert ok or (reason and "not checked" not in reason), (env, key, reason)
+
+
+def test_hbm_validate_is_a_command() -> None:
+    args = cli.build_parser().parse_args(["validate", "--envs", "cartpole", "--draws", "3"])
+    assert args.command == "validate" and args.draws == 3 and args.handler is validate.run
+    assert args.envs == ["cartpole"] and not args.write
+
+
+@pytest.mark.slow
+def test_reduced_suite_holds_the_rates_on_cartpole() -> None:
+    """6 draws x 4 players on CartPole (24 null comparisons per metric). Tolerances
+    (binomial): at a true null rate of 0.05, more than 5 rejections of 24 happen with
+    probability < 0.002; a metric whose shipped verdict passes (random detection ≥ 0.99)
+    misses random play more than twice in 24 with probability < 0.002."""
+    suite = V.run_suite(["cartpole"], draws=6, pool=6)
+    rows = suite["games"]["cartpole"]
+    max_false = int(binom.isf(0.002, 24, 0.05))
+    max_miss = int(binom.isf(0.002, 24, 0.01))
+    assert (max_false, max_miss) == (5, 2)
+    for key in H.TESTED_METRICS:
+        row = rows[key]
+        assert row["null_n"] == 24 and row["null_fpr"] * 24 <= max_false, (key, row)
+    for key in H.METRICS:
+        ok, _ = H.metric_validity("cartpole", key)
+        if ok and key != "session_return_spearman":
+            assert (1 - rows[key]["random_detection"]) * 24 <= max_miss, (key, rows[key])
+    assert rows["combined"]["identification"] > 0.25  # better than chance among four
