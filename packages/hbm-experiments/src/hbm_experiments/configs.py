@@ -178,6 +178,11 @@ class DataConfig(_Strict):
     and which person are the experiment's top-level `dataset` and `subject`."""
 
     use_cl_info: bool = False
+    holdout: Literal["session", "source"] = "session"
+    """What is held out for test: "session" draws `holdout_pct` of each session's episodes
+    (hbm-data's rule); "source" keeps the split the recording's authors made (the sidecar's
+    `source_split`, e.g. the Overcooked-AI study's train/test trials; `holdout_pct` unused).
+    Data without a recorded split is refused, naming the subject."""
     holdout_pct: float = pydantic.Field(default=0.1, gt=0.0, lt=1.0)
     split_seed: int = pydantic.Field(default=42, ge=0, lt=SEED_LIMIT)
     content_hash: str | None = None
@@ -764,6 +769,14 @@ class ExperimentConfig(_Strict):
                 f"{self.method!r} (every episode starts from a zero state)"
             )
         if objective != "person":
+            from hbm_data import get_env_spec
+
+            if not get_env_spec(self.dataset).gymnasium:
+                raise ValueError(
+                    f"method {self.method!r} is trained on {objective}, which needs the game "
+                    f"played, and {self.dataset} exists only as recordings (no game hbm can "
+                    "play); use a method trained on the person (e.g. ga_feedforward)"
+                )
             if self.data.use_cl_info:
                 raise ValueError(
                     f"data.use_cl_info=True: method {self.method!r} plays the game itself, and "

@@ -47,7 +47,13 @@ from .configs import (
     format_validation_error,
     read_yaml,
 )
-from .data import DataPreprocessingTask, HumanlikeReferences, content_hash, data_dir_setting
+from .data import (
+    DataPreprocessingTask,
+    HumanlikeReferences,
+    check_recorded_split,
+    content_hash,
+    data_dir_setting,
+)
 from .evaluation import F1_SAMPLES
 from .files import (
     CHECKPOINT_FILE,
@@ -198,6 +204,8 @@ class Experiment(ExperimentConfig):
             digest = content_hash(self.dataset, self.subject, data_dir_setting())
             # a copy: the default DataConfig instance is shared by every experiment
             self.data = self.data.model_copy(update={"content_hash": digest})
+        if self.data.holdout == "source":  # refused here, naming the subject, not in the job
+            check_recorded_split(self.dataset, self.subject, data_dir_setting())
         return self
 
     @pydantic.model_validator(mode="after")
@@ -390,6 +398,7 @@ class Experiment(ExperimentConfig):
             content_hash=d.content_hash,
             max_train_episodes=d.max_train_episodes,
             validation_pct=d.validation_pct,
+            holdout=d.holdout,
             data_dir=data_dir_setting(),
             infra={"folder": self.infra.folder, "mode": mode},  # type: ignore[arg-type]
         )
