@@ -181,11 +181,11 @@ def test_metrics_failing_the_validity_suite_are_marked_with_the_reason(
     assert not row["state JSD"].endswith("✗")
     notes = report_notes(records, rows)
     reason = "null rejected in 0.21 of draws"
-    assert f"✗ disc AUC fails the validity suite on cartpole: {reason}" in notes
+    assert f"✗ (disc AUC) on cartpole, validity suite: {reason}" in notes
     groups = config_groups(records)
     found = contrasts(groups, varying_keys(groups))
     auc = next(c for c in found if c.metric.key == "discriminator_auc")
-    assert auc.sentence().endswith("[not valid on cartpole: null rejected in 0.21 of draws]")
+    assert auc.sentence().endswith(f"[✗ on cartpole, validity suite: {reason}]")
     page = write_html_report(rows, [], tmp_path, comparisons=found, notes=notes).read_text()
     assert '<li class="invalid">' in page
     assert '<td class="invalid" title="null rejected in 0.21 of draws">' in page

@@ -100,13 +100,14 @@ def metric_specs(subject: str) -> list[MetricSpec]:
 
 
 def metric_validity(env: str, key: str) -> tuple[bool, str]:
-    """Whether `key` passed the validity suite on `env` (and why not)."""
+    """Whether `key` passed the validity suite on `env` (and why not): the verdicts shipped
+    with the package (`humanlike.metric_validity`); an unknown game or metric is not valid."""
     from . import humanlike
 
-    check = getattr(humanlike, "metric_validity", None)
-    if check is None:  # no validity suite in this version: nothing to mark
-        return True, ""
-    ok, reason = check(env, key)
+    try:
+        ok, reason = humanlike.metric_validity(env, key)
+    except (KeyError, ValueError) as exc:  # a game or metric the suite does not know
+        return False, str(exc)
     return bool(ok), str(reason or ("" if ok else "failed the validity suite"))
 
 
@@ -144,7 +145,7 @@ class Contrast:
             better=self.metric.better,
         )
         if not self.valid:
-            text += f" [not valid on {self.dataset}: {self.reason}]"
+            text += f" [✗ on {self.dataset}, validity suite: {self.reason}]"
         return text
 
 

@@ -625,6 +625,9 @@ def report_notes(records: Sequence[ExperimentRecord], rows: Sequence[dict[str, A
         {(r["dataset"], column, reason) for r in rows for column, reason in
          (r.get("_invalid") or {}).items()}
     )  # fmt: skip
+    by_reason: dict[tuple[str, str], list[str]] = defaultdict(list)
     for dataset, column, reason in invalid:
-        notes.append(f"✗ {column} fails the validity suite on {dataset}: {reason}")
+        by_reason[(dataset, reason)].append(column)
+    for (dataset, reason), columns in by_reason.items():
+        notes.append(f"✗ ({', '.join(columns)}) on {dataset}, validity suite: {reason}")
     return notes
