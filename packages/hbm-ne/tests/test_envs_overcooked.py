@@ -125,7 +125,8 @@ def test_moves_turn_and_collisions_keep_both_in_place() -> None:
 
 
 def test_batched_step_equals_single_games_on_every_kitchen() -> None:
-    """B games on mixed kitchens, random play for 200 ticks: each equals its game alone."""
+    """B games on mixed kitchens, random play for 200 ticks: each equals its game alone, and
+    the torch ops (other devices) equal the numpy ones (CPU)."""
     gen = torch.Generator().manual_seed(0)
     layouts = [name for name in LAYOUTS for _ in range(2)]
     batch = [start_state(name, 1) for name in layouts]
@@ -135,14 +136,18 @@ def test_batched_step_equals_single_games_on_every_kitchen() -> None:
     rewards = torch.zeros(len(layouts))
     # bias towards interact so that objects move about
     probs = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.5, 2.0])
+    torch_ops = encode_states(dicts, layouts)  # the same games by torch ops (other devices)
     for _ in range(200):
         joint = torch.multinomial(probs, 2 * len(layouts), replacement=True, generator=gen)
         joint = joint.view(-1, 2)
-        rewards += step_games(together, joint)
+        reward = step_games(together, joint)
+        assert torch.equal(step_games(torch_ops, joint, use_numpy=False), reward)
+        rewards += reward
         for b, game in enumerate(alone):
             rewards[b] -= step_games(game, joint[b : b + 1])[0]
     for b, game in enumerate(alone):
         assert decode_state(together, b) == decode_state(game, 0), layouts[b]
+        assert decode_state(torch_ops, b) == decode_state(game, 0), layouts[b]
     assert torch.equal(rewards, torch.zeros(len(layouts)))
     assert any(decode_state(together, b)["objects"] for b in range(len(layouts)))
 
