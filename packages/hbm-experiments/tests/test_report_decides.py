@@ -188,6 +188,8 @@ def test_metrics_failing_the_validity_suite_are_marked_with_the_reason(
     assert auc.sentence().endswith(f"[✗ on cartpole, validity suite: {reason}]")
     page = write_html_report(rows, [], tmp_path, comparisons=found, notes=notes).read_text()
     assert '<li class="invalid">' in page
+    assert "<dt>disc AUC p&lt;.05</dt><dd>Seeds whose play this metric" in page
+    assert _row(rows, "adam_feedforward")["disc AUC p<.05"] == "3/3"  # p = 0.01 on each seed
     assert '<td class="invalid" title="null rejected in 0.21 of draws">' in page
 
 

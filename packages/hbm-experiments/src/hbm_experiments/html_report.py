@@ -64,8 +64,16 @@ METRIC_HELP: dict[str, str] = {
     "session ρ": "Spearman correlation of the model's returns with the person's across "
     "sessions (following their learning); 1 is the person.",
 }
-"""Columns ending in "p<.05" count the seeds whose play the metric's permutation test told
-apart from the person's (e.g. 3/5)."""
+_P_HELP = (
+    "Seeds whose play this metric's permutation test told apart from the person's at p < 0.05, "
+    "out of the seeds with a p-value (e.g. 3/5)."
+)
+
+
+def _help(column: str) -> str | None:
+    """A column's "how to read this" (the `p<.05` columns share one)."""
+    return _P_HELP if column.endswith(" p<.05") else METRIC_HELP.get(column)
+
 
 # Captions of `make_report`'s plots, by file-name prefix.
 PLOT_HELP: dict[str, str] = {
@@ -194,7 +202,7 @@ def _image(path: Path) -> str:
 def _table(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, str], Any]) -> str:
     cols = _columns(rows)
     head = "".join(
-        f'<th title="{html.escape(METRIC_HELP.get(c, "click to sort"))}">{html.escape(c)}</th>'
+        f'<th title="{html.escape(_help(c) or "click to sort")}">{html.escape(c)}</th>'
         for c in cols
     )
     if groups:
@@ -286,9 +294,7 @@ def write_html_report(
     images = [Path(p) for p in plots if Path(p).suffix.lower() == ".png"]
     cols = _columns(rows)
     helps = "".join(
-        f"<dt>{html.escape(c)}</dt><dd>{html.escape(METRIC_HELP[c])}</dd>"
-        for c in cols
-        if c in METRIC_HELP
+        f"<dt>{html.escape(c)}</dt><dd>{html.escape(_help(c) or '')}</dd>" for c in cols if _help(c)
     )
     refs = any(_is_reference(r) for r in rows)
     parts = [
