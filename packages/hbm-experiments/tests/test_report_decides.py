@@ -154,11 +154,15 @@ def test_two_seeds_cannot_tell_apart_and_say_so(tmp_path: Path) -> None:
             _record(tmp_path, "adam_feedforward", s, ce=0.55 - noise),
         )
     ]
+    for rec in records:  # the held-out count the split recorded (games without returns too)
+        assert rec.result is not None
+        rec.result["data"] = {"n_test_episodes": 9}
     groups = config_groups(records)
     ce = next(c for c in contrasts(groups, varying_keys(groups)) if c.metric.key == "test_ce")
     assert ce.sentence().startswith(
         "adam_feedforward vs ga_feedforward on test CE: cannot tell apart with this data"
     )
+    assert ce.sentence().endswith("; 9 held-out episodes, 2 seeds)")
     md = "\n".join(report_notes(records, comparison_rows(records)))
     assert "Rows over fewer than 3 seeds cannot decide" in md and "12.7" in md
 

@@ -149,6 +149,13 @@ class Contrast:
         return text
 
 
+def _held_out_episodes(g: ConfigGroup) -> int:
+    """The person's held-out episodes behind every value of the group (games without
+    returns too: the count the data split recorded)."""
+    n = (g.results()[0].get("data") or {}).get("n_test_episodes")
+    return int(n) if n is not None else len(g.human_returns())
+
+
 def _factors(g: ConfigGroup, varying: Sequence[str]) -> dict[str, Any]:
     return {"method": g.method, "CL": g.cl, **{k: g.config.get(k) for k in varying}}
 
@@ -182,7 +189,7 @@ def contrasts(
                 continue
             if not _one_factor_apart(ga, gb, varying):
                 continue
-            episodes = len(ga.human_returns())
+            episodes = _held_out_episodes(ga)
             for spec in metric_specs(ga.subject):
                 va, vb = _by_seed(ga, spec), _by_seed(gb, spec)
                 shared = sorted(set(va) & set(vb))
