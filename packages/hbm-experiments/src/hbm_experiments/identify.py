@@ -1,4 +1,4 @@
-"""Individual models and identification (issue 15): whose play is this?
+"""Individual models and identification: whose play is this?
 
 - `cross_subject_matrix`: the model trained on subject i scored against subject j's held-out
   episodes on every `humanlike` metric. A model of *this* person should be closest to this
