@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -345,13 +345,12 @@ def tune(
     seed: int = 0,
     metric: str = VALIDATION_METRIC,
     retry: bool = False,
-    on_wave: Callable[[int, Sequence[Any]], None] | None = None,
 ) -> Any:
     """Run (or resume) the study of `base` over `space` until it holds `trials` finished
     trials (a failed one counts: a space that often fails says so by its count of failures
     in `show`); returns the Optuna study. Waves of `parallel` experiments go out on the base's
     cluster (None with `parallel > 1`: local subprocesses, one torch thread each unless the
-    config sets `num_threads`). `on_wave(wave_number, frozen_trials)` after each wave."""
+    config sets `num_threads`)."""
     from optuna.trial import TrialState
 
     from .sweeps import ExperimentsFailed, run_experiments
@@ -424,7 +423,6 @@ def tune(
                 else:
                     study.tell(number, _value(result, metric, exp.infra.uid()))
             wave_number += 1
-            done = [study.get_trials(deepcopy=False)[n] for n, _ in exps]
             best = _best(study)
             logger.info(
                 "%s: wave %d: %d trial(s) told; best %s so far %s",
@@ -434,8 +432,6 @@ def tune(
                 metric,
                 "-" if best is None else f"{best.value:.4f} (trial {best.number})",
             )
-            if on_wave is not None:
-                on_wave(wave_number, done)
     return study
 
 
