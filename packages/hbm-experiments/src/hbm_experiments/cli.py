@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .configs import ENVIRONMENTS, ConfigError, _parse_value
+from .configs import ENVIRONMENTS, ConfigError, parse_value
 from .demo import DEMO_ENVS, DEMO_SEEDS, DEMO_SUBJECTS
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def _infra(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--infra {item!r}: expected KEY=VALUE, e.g. slurm_partition=debug")
-        infra[key.strip()] = _parse_value(value)
+        infra[key.strip()] = parse_value(value)
     if getattr(args, "cluster", None):
         from .slurm import resolve_cluster
 
@@ -60,7 +60,7 @@ def _records(args: argparse.Namespace, *, load_results: bool) -> list[Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--where {item!r}: expected KEY=VALUE")
-        where[key.strip()] = _parse_value(value)
+        where[key.strip()] = parse_value(value)
     records = find_experiments(load_results=load_results or bool(where))
     if where:
         records = [r for r in records if all(flat_config(r).get(k) == v for k, v in where.items())]
@@ -258,7 +258,7 @@ def _cmd_many(args: argparse.Namespace, kind: str) -> int:
     retry, force = mode == "retry", mode == "force"
     base = load_experiment_config(args.config, args.overrides, **infra)
     if kind == "sweep":
-        values = [_parse_value(v) for v in args.values]
+        values = [parse_value(v) for v in args.values]
         sweep = HyperparameterSweep(base_config=base, param_name=args.param, param_values=values)
         results = sweep.run(retry=retry, force=force)
         labels = [f"{args.param}={v}" for v in values]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .configs import ConfigError, _parse_value
+from .configs import ConfigError, parse_value
 
 if TYPE_CHECKING:
     from .stats import Interval, PairedComparison
@@ -402,7 +402,7 @@ def run_cli(args: Any) -> str:
     for item in args.overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected [METHOD:]KEY=VALUE")
-        _parse_value(item.partition("=")[2])
+        parse_value(item.partition("=")[2])
     seeds = list(range(args.seeds))
     results = compare_learners(
         args.methods,

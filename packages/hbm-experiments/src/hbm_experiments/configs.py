@@ -1,24 +1,34 @@
-"""Experiment configurations: pydantic v2 models, method names, YAML files and dotted overrides.
+"""Experiment configurations: the pydantic v2 models of an experiment and its sections.
 
-Every model forbids unknown keys, so a typo in a YAML file or a `--set` override fails before
-anything is submitted, with the dotted path of the bad key in the message.
+The method grammar lives in `methods`, YAML files and dotted overrides in `yaml_io`; their
+names are re-exported here. Every model forbids unknown keys, so a typo in a YAML file or a
+`--set` override fails before anything is submitted, with the dotted path of the bad key.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import typing
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
-import yaml
 from hbm_data import ENVIRONMENTS as _DATA_ENVIRONMENTS
 
 from .files import atomic_write_text
+from .methods import (
+    ALGORITHMS,
+    METHODS,
+    NE_ALGORITHMS,
+    OBJECTIVES,
+    ModelKind,
+    Objective,
+    method_objective,
+    parse_method,
+)
+from .yaml_io import ConfigError, apply_overrides, parse_value, read_yaml
 
 __all__ = [
     "ALGORITHMS",
@@ -44,68 +54,12 @@ __all__ = [
     "format_validation_error",
     "method_objective",
     "parse_method",
+    "parse_value",
     "read_yaml",
 ]
 
-Algorithm = Literal["ga", "es", "cmaes", "sgd", "adam"]
-ModelKind = Literal["feedforward", "reservoir", "trainable", "dynamic"]
-Objective = Literal["person", "returns", "adversarial"]
-
-ALGORITHMS: tuple[str, ...] = ("ga", "es", "cmaes", "sgd", "adam")
-NE_ALGORITHMS: tuple[str, ...] = ("ga", "es", "cmaes")
-"""Neuroevolution (hbm-ne); the others are gradient descent (hbm-dl)."""
 ENVIRONMENTS: tuple[str, ...] = tuple(_DATA_ENVIRONMENTS)
 """The games, from hbm-data's registry (one list for configs, CLI and demo)."""
-# Suffix of a method name -> model kind. "recurrent" is the guide's name for a recurrent net whose
-# recurrent weights are learned too (the "trainable" kind); "reservoir" keeps them fixed.
-_MODEL_SUFFIXES: dict[str, ModelKind] = {
-    "feedforward": "feedforward",
-    "reservoir": "reservoir",
-    "trainable": "trainable",
-    "recurrent": "trainable",
-}
-METHODS: dict[str, tuple[str, str]] = {
-    f"{algo}_{suffix}": (algo, kind)
-    for algo in ALGORITHMS
-    for suffix, kind in _MODEL_SUFFIXES.items()
-}
-OBJECTIVES: dict[str, Objective] = dict.fromkeys(METHODS, "person")
-"""What each method is trained on: "person" (imitate the person's actions: cross-entropy),
-"returns" (the game's reward, hbm-ne's `evolve_env`), "adversarial" (fool a discriminator
-that tells the person's play from the model's). Every method is judged against the person."""
-# The other research lines: evolving-topology networks (GA only, imitating the person) ...
-METHODS["ga_dynamic"] = ("ga", "dynamic")
-OBJECTIVES["ga_dynamic"] = "person"
-# ... and neuroevolution on environment returns or against a discriminator of the person's play
-_LINE_SUFFIXES: dict[str, ModelKind] = {"feedforward": "feedforward", "recurrent": "trainable"}
-for _objective, _infix, _algos in (
-    ("returns", "env", NE_ALGORITHMS),
-    ("adversarial", "adversarial", ("ga", "es")),
-):
-    for _algo in _algos:
-        for _suffix, _kind in _LINE_SUFFIXES.items():
-            METHODS[f"{_algo}_{_infix}_{_suffix}"] = (_algo, _kind)
-            OBJECTIVES[f"{_algo}_{_infix}_{_suffix}"] = _objective  # type: ignore[assignment]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the file and the key."""
-
-
-def parse_method(method: str) -> tuple[str, str]:
-    """`"ga_feedforward"` -> `("ga", "feedforward")`; raises with the list of valid names."""
-    try:
-        return METHODS[method]
-    except KeyError:
-        raise ValueError(
-            f"unknown method {method!r}; expected one of {', '.join(sorted(METHODS))}"
-        ) from None
-
-
-def method_objective(method: str) -> Objective:
-    """`"ga_env_feedforward"` -> `"returns"` (`OBJECTIVES`); raises like `parse_method`."""
-    parse_method(method)
-    return OBJECTIVES[method]
 
 
 def check_subject_value(value: Any) -> Any:
@@ -859,103 +813,6 @@ def _owns(method: str, section: str) -> bool:
     if section == "dynamic":
         return METHODS[method][1] == "dynamic"
     return OBJECTIVES[method] == {"environment": "returns", "adversarial": "adversarial"}[section]
-
-
-# ----------------------------------------------------------------------------------------------
-# YAML and overrides
-
-
-def _expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
-    """`{"a.b": 1}` -> `{"a": {"b": 1}}` (YAML files may use dotted keys, as exca writes them)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            value = _expand_dotted(value)
-        parts = str(key).split(".")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"key {key!r} conflicts with a non-mapping value at {part!r}")
-        last = parts[-1]
-        if isinstance(node.get(last), dict) and isinstance(value, dict):
-            node[last] = {**node[last], **value}
-        else:
-            node[last] = value
-    return out
-
-
-class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML (libyaml when present: ~10x faster) in which digits with a leading zero stay
-    text: `subject: 007` is subject "007", not 7 (YAML 1.1 octal) or 83 (`0123`)."""
-
-
-_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
-_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:str", _LEADING_ZERO, list("-+0"))
-# the implicit resolvers are tried in order: put ours before the int resolver
-for _first in "-+0":
-    _resolvers = _YamlLoader.yaml_implicit_resolvers.get(_first, [])
-    _resolvers.sort(key=lambda r: r[0] != "tag:yaml.org,2002:str")
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping (dotted keys expanded); errors name the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
-    try:
-        data = yaml.load(text, Loader=_YamlLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(
-            f"{path}: expected a mapping of config keys at top level, got {type(data).__name__}"
-        )
-    return _expand_dotted(data)
-
-
-def _parse_value(text: str) -> Any:
-    """Override values are YAML scalars: `64` -> int, `1e-3` -> float, `null` -> None."""
-    try:
-        value = yaml.load(text, Loader=_YamlLoader)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str) and value.lower() in ("none",):
-        return None
-    # YAML 1.1 reads "1e-3" as a string; accept the usual float spellings (not ids like 007).
-    if isinstance(value, str) and not _LEADING_ZERO.match(value):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Apply `key.sub=value` overrides to a nested dict (a copy). Values are parsed as YAML."""
-    out = _expand_dotted(dict(data))
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. model.hidden_size=64")
-        key, _, raw = item.partition("=")
-        key = key.strip()
-        if not key:
-            raise ConfigError(f"override {item!r}: empty key")
-        parts = key.split(".")
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[: i + 1])} is not a section")
-            node = child
-        node[parts[-1]] = _parse_value(raw)
-    return out
 
 
 def format_validation_error(exc: pydantic.ValidationError, source: str) -> str:

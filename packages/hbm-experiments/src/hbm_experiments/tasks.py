@@ -71,6 +71,7 @@ from .guards import (
 )
 from .infra import ExperimentInfra, cache_root, with_default_folder
 from .locks import acquire_run_lock
+from .methods import method_spec, trainer
 from .results import VALIDATION_KEYS, compute_used, guide_keys
 
 __all__ = [
@@ -632,17 +633,13 @@ class _NEExperiment(Experiment):
             ),
         )
 
-    _library_call: ClassVar[str] = "train_supervised"
-    """The hbm-ne function `build()`'s arguments are for (`_fit` adds checkpoints, the
-    fingerprint and callbacks)."""
-
     def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
-        import hbm_ne
-
+        """Train with the method's hbm-ne function (`methods.trainer`), adding checkpoints,
+        the fingerprint and callbacks to `build()`'s arguments."""
         t = self.training
         callbacks = self._callbacks(checkpoint_path.parent, "generation", t.max_generations)
         try:
-            result = getattr(hbm_ne, self._library_call)(
+            result = trainer(self.method)(
                 **setup,
                 checkpoint_path=checkpoint_path,
                 checkpoint_every=t.checkpoint_every,
@@ -654,7 +651,7 @@ class _NEExperiment(Experiment):
             for callback in callbacks:
                 callback.close()
         if result.model is None:
-            raise RuntimeError(f"{self._library_call} returned no best member")
+            raise RuntimeError(f"{method_spec(self.method).trainer} returned no best member")
         return TrainOutput(result.model, list(result.history), _train_info(result))
 
 
@@ -686,7 +683,6 @@ class DynamicExperiment(_NEExperiment):
 
     _algorithms: ClassVar[tuple[str, ...]] = ("ga",)
     _line: ClassVar[str] = "evolving-topology networks"
-    _library_call: ClassVar[str] = "evolve_dynamic"
     method: str = "ga_dynamic"
 
     def build(
@@ -732,7 +728,6 @@ class EnvExperiment(_NEExperiment):
 
     _algorithms: ClassVar[tuple[str, ...]] = NE_ALGORITHMS
     _line: ClassVar[str] = "trained on returns"
-    _library_call: ClassVar[str] = "evolve_env"
     method: str = "ga_env_feedforward"
 
     def build(
@@ -764,7 +759,6 @@ class AdversarialExperiment(_NEExperiment):
 
     _algorithms: ClassVar[tuple[str, ...]] = ("ga", "es")
     _line: ClassVar[str] = "against a discriminator"
-    _library_call: ClassVar[str] = "evolve_adversarial"
     method: str = "ga_adversarial_feedforward"
 
     def build(
@@ -844,13 +838,11 @@ class SGDExperiment(Experiment):
         }
 
     def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
-        import hbm_dl
-
         t = self.training
         unit, budget = ("step", t.max_steps) if t.max_steps else ("epoch", t.max_epochs)
         callbacks = self._callbacks(checkpoint_path.parent, unit, budget)
         try:
-            result = hbm_dl.optimize_sgd(
+            result = trainer(self.method)(  # hbm_dl.optimize_sgd
                 **setup,
                 checkpoint_path=checkpoint_path,
                 checkpoint_every=t.checkpoint_every,
@@ -871,22 +863,21 @@ EXPERIMENT_CLASSES: dict[str, type[Experiment]] = {
     "sgd": SGDExperiment,
     "adam": SGDExperiment,
 }
+"""The class of each algorithm's methods that imitate the person with a fixed architecture."""
+_LINE_CLASSES: dict[str, type[Experiment]] = {
+    "hbm_ne.evolve_dynamic": DynamicExperiment,
+    "hbm_ne.evolve_env": EnvExperiment,
+    "hbm_ne.evolve_adversarial": AdversarialExperiment,
+}
+"""The research lines' classes, by the library function that trains them."""
 
 
 def experiment_class(method: str) -> type[Experiment]:
     """The task class that runs `method` (e.g. `sgd_reservoir` -> `SGDExperiment`,
-    `ga_dynamic` -> `DynamicExperiment`, `es_env_recurrent` -> `EnvExperiment`)."""
-    from .configs import method_objective, parse_method
-
-    algorithm, kind = parse_method(method)
-    objective = method_objective(method)
-    if objective == "returns":
-        return EnvExperiment
-    if objective == "adversarial":
-        return AdversarialExperiment
-    if kind == "dynamic":
-        return DynamicExperiment
-    return EXPERIMENT_CLASSES[algorithm]
+    `ga_dynamic` -> `DynamicExperiment`, `es_env_recurrent` -> `EnvExperiment`), read from the
+    method table (`methods.METHOD_TABLE`)."""
+    spec = method_spec(method)
+    return _LINE_CLASSES.get(spec.trainer) or EXPERIMENT_CLASSES[spec.algorithm]
 
 
 def make_experiment(
