@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import compare_play, validate
 
     compare_play.add_parser(sub), validate.add_parser(sub)
+    from . import identify_real
+
+    identify_real.add_parser(sub)
     return parser
 
 

@@ -29,10 +29,11 @@ class RecordedSplitError(ValueError):
 
 
 def recorded_split(sidecar: Mapping[str, Any] | None, n_episodes: int | None, *, subject: str,
-                   path: str | Path) -> list[str]:  # fmt: skip
+                   path: str | Path, both: bool = True) -> list[str]:  # fmt: skip
     """The per-episode split the sidecar records ("train"/"test", `[n_episodes]`), from its
     `source_split` or its `episodes[i].split` (both must agree where both are present).
-    `n_episodes`: the file's episode count (None: not checked, e.g. before reading it)."""
+    `n_episodes`: the file's episode count (None: not checked, e.g. before reading it).
+    `both`: refuse a file whose episodes are all in one split (nothing to train or test on)."""
     from hbm_data.paths import sidecar_path
 
     where = f"subject {subject!r} ({sidecar_path(path)})"
@@ -65,7 +66,7 @@ def recorded_split(sidecar: Mapping[str, Any] | None, n_episodes: int | None, *,
     if bad:
         raise RecordedSplitError(f"{where}: `{field}` holds {', '.join(bad)}; expected "
                                  "'train' or 'test'")  # fmt: skip
-    for name in _SPLITS:
+    for name in _SPLITS if both else ():
         if name not in split:
             raise RecordedSplitError(
                 f"{where}: every one of its {len(split)} episodes is in the recorded "
