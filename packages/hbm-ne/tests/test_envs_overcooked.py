@@ -60,6 +60,14 @@ def test_codec_round_trip_and_errors() -> None:
     assert decode_state(encode_states([s], "cramped_room"), 0) == s
     with pytest.raises(StateFormatError, match="only a counter or a pot"):
         encode_states([state([player(1, 1), player(3, 2)], [soup(1, 2, 1, 0)])], "cramped_room")
+    with pytest.raises(StateFormatError, match="both players"):
+        encode_states([state([player(1, 1), player(1, 1)])], "cramped_room")
+    with pytest.raises(StateFormatError, match="holds an object at"):
+        bad = player(1, 1, held="dish")
+        bad["held_object"]["position"] = [2, 1]
+        encode_states([state([bad, player(3, 2)])], "cramped_room")
+    with pytest.raises(ValueError, match="on the edge"):
+        encode_states([s], [("X1X", "X2X")])
     with pytest.raises(StateFormatError, match="not floor"):
         encode_states([state([player(0, 0), player(3, 2)])], "cramped_room")
     with pytest.raises(ValueError, match="unknown Overcooked layout"):

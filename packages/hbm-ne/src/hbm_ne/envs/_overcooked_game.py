@@ -239,7 +239,13 @@ def encode_states(
             pos_i.append([x, y])
             ori_i.append(_direction(p["orientation"], f"{where}, player {k}"))
             h = p.get("held_object")
+            if h is not None and list(h.get("position", ())) != [x, y]:
+                raise StateFormatError(
+                    f"{where}: player {k} at {[x, y]} holds an object at {h.get('position')!r}"
+                )
             held_i.append(_object(h, f"{where}, player {k}") if h is not None else (0, 0, 0))
+        if pos_i[0] == pos_i[1]:
+            raise StateFormatError(f"{where}: both players at {pos_i[0]}")
         pos.append(pos_i)
         ori.append(ori_i)
         held.append(held_i)
@@ -255,7 +261,10 @@ def encode_states(
                     "(soups) can hold it"
                 )
             obj[i][c], obj_on[i][c], obj_t[i][c] = code, onions, ticks
-    t = lambda v: torch.tensor(v, dtype=torch.int64, device=device)  # noqa: E731
+
+    def t(values: list[Any]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.int64, device=device)
+
     held_t = t(held)
     return OvercookedState(
         width, t(terrain), t(pos), t(ori), held_t[..., 0].contiguous(),
