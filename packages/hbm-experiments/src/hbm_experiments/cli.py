@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-seeds", type=int, default=len(DEMO_SEEDS), help="seeds 0..N-1")
     p.add_argument("--budget", choices=["default", "tiny"], default="default")
+    p.add_argument("--real", action="store_true", help="two real Overcooked players instead")
     p.add_argument("--cluster", choices=["none", "local", "slurm", "auto"])
     p.add_argument("--retry", action="store_true")
     from . import compare, tune  # own modules; `add_parser` sets `args.handler`
@@ -321,6 +322,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .sweeps import run_experiments
 
     infra = _infra(args)
+    if args.real:  # real people (hbm_experiments.demo_real)
+        from . import demo_real
+
+        code, text = demo_real.run(args, infra)
+        print(text)
+        return code
     retry = infra.pop("mode", None) == "retry"
     exps = demo_experiments(
         args.envs,
