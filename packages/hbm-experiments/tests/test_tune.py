@@ -147,3 +147,14 @@ def test_readme_space_example_is_a_valid_space(tmp_path: Path) -> None:
     assert set(space) == {"optimizer.learning_rate", "training.batch_size", "model.hidden_size"}
     assert space["model.hidden_size"].choices == (16, 32, 64)
     assert space["optimizer.learning_rate"].log and space["training.batch_size"].kind == "int"
+
+
+def test_local_waves_are_not_killed_at_submitits_two_minutes() -> None:
+    from hbm_experiments.tune import LOCAL_TIMEOUT_MIN, local_timeout
+
+    base = make_experiment(CONFIG)
+    infra = {"cluster": "local", **local_timeout("local", None)}
+    exp = trial_experiment(base, {"optimizer.learning_rate": 0.01}, **infra)
+    assert exp.infra.timeout_min == LOCAL_TIMEOUT_MIN >= 24 * 60
+    assert exp.infra.uid() == trial_experiment(base, {"optimizer.learning_rate": 0.01}).infra.uid()
+    assert local_timeout("local", 30) == {} and local_timeout("slurm", None) == {}

@@ -119,12 +119,13 @@ def compare_learners(
     """Tune (with `tune_trials` > 0: each learner's default space, the same trials and budget),
     then run every learner on every seed; results per method in the order of `seeds`."""
     from .tasks import _set_infra, experiment_to_dict, make_experiment
-    from .tune import best_experiment, load_space, tune
+    from .tune import best_experiment, load_space, local_timeout, tune
 
     if len(set(methods)) != len(methods) or len(methods) < 2:
         raise ConfigError(f"hbm compare: give two or more different methods, got {list(methods)}")
     if parallel > 1 and infra.get("cluster") is None:
         infra = {**infra, "cluster": "local"}
+    infra |= local_timeout(infra.get("cluster"), infra.get("timeout_min"))
     learners: dict[str, Experiment] = {}
     for method in methods:
         base = learner_config(

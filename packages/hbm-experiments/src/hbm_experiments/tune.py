@@ -325,6 +325,16 @@ def _sampler(seed: int, n_trials: int, total: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed + n_trials, n_startup_trials=startup)
 
 
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60
+"""A local job's time limit when none is set: submitit's local executor kills a job after 2
+minutes by default, and a local wave has no scheduler whose limit it must respect."""
+
+
+def local_timeout(cluster: str | None, timeout_min: float | None) -> dict[str, Any]:
+    """`{"timeout_min": LOCAL_TIMEOUT_MIN}` for local jobs without a limit, else nothing."""
+    return {"timeout_min": LOCAL_TIMEOUT_MIN} if cluster == "local" and timeout_min is None else {}
+
+
 def _value(result: Mapping[str, Any], metric: str, uid: str) -> float:
     try:
         value = float(result["metrics"][metric])
@@ -361,6 +371,7 @@ def tune(
     infra: dict[str, Any] = {}
     if parallel > 1 and base.infra.cluster is None:
         infra["cluster"] = "local"
+    infra |= local_timeout(infra.get("cluster", base.infra.cluster), base.infra.timeout_min)
     if parallel > 1 and base.num_threads is None:
         base = _with_threads(base, 1)
     folder = study_folder(base, space, metric=metric, seed=seed)
