@@ -19,6 +19,8 @@ from hbm_ne.envs.overcooked import (
     action_index,
     decode_state,
     encode_states,
+    observation_size,
+    observe,
     start_state,
     step_games,
 )
@@ -158,6 +160,16 @@ def test_batched_step_equals_single_games_on_every_kitchen() -> None:
         assert decode_state(torch_ops, b) == decode_state(game, 0), layouts[b]
     assert torch.equal(rewards, torch.zeros(len(layouts)))
     assert any(decode_state(together, b)["objects"] for b in range(len(layouts)))
+    # the observation by numpy (CPU) and by torch ops, per kitchen and player
+    for name in LAYOUTS:
+        games = together.select(torch.tensor([b for b, x in enumerate(layouts) if x == name]))
+        for p in (0, 1):
+            outs = [torch.full((2, observation_size(name)), -1.0) for _ in range(2)]
+            observe(games, name, p, outs[0])
+            observe(games, name, p, outs[1], use_numpy=False)
+            assert torch.equal(outs[0], outs[1]), (name, p)
+            rest = torch.cat([outs[0][:, 2:9], outs[0][:, 11:]], dim=1)  # all but positions
+            assert rest.min() >= 0.0 and rest.max() <= 1.0  # every -1 overwritten
 
 
 def test_env_plays_one_player_and_the_partner_by_its_actions() -> None:

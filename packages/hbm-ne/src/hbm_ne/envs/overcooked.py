@@ -26,6 +26,7 @@ longest recorded game (180 s at about 6.7 ticks/s); nothing terminates earlier.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import torch
 
@@ -40,6 +41,8 @@ from hbm_ne.envs._overcooked_game import (
     STAY,
     OvercookedState,
     StateFormatError,
+    _NumpyOps,
+    _TorchOps,
     action_index,
     decode_state,
     encode_states,
@@ -57,6 +60,7 @@ __all__ = [
     "decode_state",
     "encode_states",
     "observation_size",
+    "observe",
     "start_state",
     "step_games",
 ]
@@ -104,35 +108,42 @@ def start_state(
     return one.select(torch.zeros(num_games, dtype=torch.int64, device=one.pos.device))
 
 
-def observe(state: OvercookedState, layout: str, player: int, out: torch.Tensor) -> None:
-    """Write the player-centred observation of every game into `out` `[B, D]` float32."""
+def observe(
+    state: OvercookedState,
+    layout: str,
+    player: int,
+    out: torch.Tensor,
+    *,
+    use_numpy: bool | None = None,
+) -> None:
+    """Write the player-centred observation of every game into `out` `[B, D]` float32 (numpy
+    on the tensors' memory on CPU, torch ops elsewhere or with `use_numpy=False`)."""
     pots, counters = _pots_and_counters(layout)
     me, other = player, 1 - player
-    out.zero_()
-    rows = torch.arange(state.num_games, device=out.device)
-    out[:, 0:2] = state.pos[:, me].to(out.dtype)
-    out[rows, 2 + state.ori[:, me]] = 1.0
+    if use_numpy is None:
+        use_numpy = out.device.type == "cpu"
+    xp: Any = _NumpyOps if use_numpy else _TorchOps(out.device)
+    o, pos, ori, held = xp.view(out), xp.view(state.pos), xp.view(state.ori), xp.view(state.held)
+    obj, on, ticks = (xp.view(t) for t in (state.obj, state.obj_onions, state.obj_ticks))
+    o[...] = 0.0
+    rows = xp.arange(state.num_games, pos)
+    o[:, 0:2] = pos[:, me]
+    o[rows, 2 + ori[:, me]] = 1.0
     for base, k in ((6, me), (15, other)):
-        h = state.held[:, k]
-        out[rows, base - 1 + h.clamp(min=1)] = (h > 0).to(out.dtype)
-    out[:, 9:11] = (state.pos[:, other] - state.pos[:, me]).to(out.dtype)
-    out[rows, 11 + state.ori[:, other]] = 1.0
-    if pots:
-        cells = torch.tensor(pots, device=out.device)
-        on, ticks = state.obj_onions[:, cells], state.obj_ticks[:, cells]  # [B, pots]
-        is_soup = state.obj[:, cells] == SOUP
-        block = out[:, 18 : 18 + 3 * len(pots)].view(-1, len(pots), 3)
-        block[..., 0] = torch.where(is_soup, on, 0).to(out.dtype) / SOUP_ONIONS
-        block[..., 1] = (
-            torch.where(is_soup, ticks.clamp(max=COOK_TICKS), 0).to(out.dtype) / COOK_TICKS
-        )
-        block[..., 2] = (is_soup & (on == SOUP_ONIONS) & (ticks >= COOK_TICKS)).to(out.dtype)
-    if counters:
-        cells = torch.tensor(counters, device=out.device)
-        what = state.obj[:, cells]  # [B, counters]
-        start = 18 + 3 * len(pots)
-        block = out[:, start : start + 3 * len(counters)].view(-1, len(counters), 3)
-        block.scatter_(2, (what.clamp(min=1) - 1)[..., None], (what > 0).to(out.dtype)[..., None])
+        h = held[:, k]
+        o[rows, base - 1 + xp.where(h > 0, h, 1)] = xp.where(h > 0, 1.0, 0.0)
+    o[:, 9:11] = pos[:, other] - pos[:, me]
+    o[rows, 11 + ori[:, other]] = 1.0
+    for j, c in enumerate(pots):
+        is_soup = obj[:, c] == SOUP
+        n, t = xp.where(is_soup, on[:, c], 0), xp.where(is_soup, ticks[:, c], 0)
+        o[:, 18 + 3 * j] = n / SOUP_ONIONS
+        o[:, 19 + 3 * j] = xp.where(t < COOK_TICKS, t, COOK_TICKS) / COOK_TICKS
+        o[:, 20 + 3 * j] = xp.where((n == SOUP_ONIONS) & (t >= COOK_TICKS), 1.0, 0.0)
+    start = 18 + 3 * len(pots)
+    for j, c in enumerate(counters):
+        what = obj[:, c]
+        o[rows, start + 3 * j - 1 + xp.where(what > 0, what, 1)] = xp.where(what > 0, 1.0, 0.0)
 
 
 class Overcooked(BatchedEnv):
