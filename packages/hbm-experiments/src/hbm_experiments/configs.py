@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import typing
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -150,6 +150,30 @@ class DataConfig(_Strict):
     """Validation episodes, per session, drawn from the training episodes by the holdout's
     rule (`max(1, int(n * pct))` of a session's n training episodes), never from test: what
     chooses (tuning, model selection) reads them, test only reports. 0: no validation split."""
+    crossfit_folds: int | None = pydantic.Field(default=None, ge=2)
+    """Cross-fitting: the person's episodes dealt into K folds per session
+    (`hbm_data.splits.crossfit_folds`, drawn from `split_seed`); this experiment tests fold
+    `crossfit_fold` and trains on the others (`holdout_pct` unused). `hbm crossfit` runs the K
+    folds and pools every metric over all the person's episodes. None: one holdout."""
+    crossfit_fold: int | None = pydantic.Field(default=None, ge=0)
+    """The fold tested (0..crossfit_folds-1); set with `crossfit_folds`."""
+
+    @pydantic.model_validator(mode="after")
+    def _crossfit(self) -> DataConfig:
+        if (self.crossfit_folds is None) != (self.crossfit_fold is None):
+            raise ValueError("data.crossfit_folds and data.crossfit_fold: set both or neither")
+        if self.crossfit_folds is not None and self.crossfit_fold is not None:
+            if self.crossfit_fold >= self.crossfit_folds:
+                raise ValueError(
+                    f"data.crossfit_fold={self.crossfit_fold}: expected 0.."
+                    f"{self.crossfit_folds - 1} (data.crossfit_folds={self.crossfit_folds})"
+                )
+            if self.holdout != "session":
+                raise ValueError(
+                    f"data.crossfit_folds with data.holdout={self.holdout!r}: cross-fitting "
+                    "deals the episodes per session; use data.holdout: session"
+                )
+        return self
 
 
 class ModelConfig(_Strict):
@@ -394,6 +418,27 @@ class DynamicConfig(_Strict):
         """`DynamicPopulation`'s keyword arguments (all but sizes, generator and device)."""
         return self.model_dump(exclude={"elitism"})
 
+    def build(
+        self,
+        input_size: int,
+        output_size: int,
+        population_size: int,
+        *,
+        generator: Any,
+        device: Any,
+    ) -> Any:
+        """An hbm-ne `DynamicPopulation` of `population_size` evolving-topology networks."""
+        import hbm_ne
+
+        return hbm_ne.DynamicPopulation(
+            input_size,
+            output_size,
+            population_size,
+            **self.population_kwargs(),
+            generator=generator,
+            device=device,
+        )
+
 
 class EnvObjectiveConfig(_Strict):
     """Training on the game's returns (`*_env_*` methods; hbm-ne's `ContinualEnvFitness`, whose
@@ -419,6 +464,13 @@ class EnvObjectiveConfig(_Strict):
     def fitness_kwargs(self) -> dict[str, Any]:
         """`ContinualEnvFitness`'s keyword arguments (all but env, seed and fixed seeds)."""
         return self.model_dump()
+
+    def build(self, env_id: str, *, seed: int) -> Any:
+        """hbm-ne's `ContinualEnvFitness` on `env_id`, its fresh episodes' seeds drawn from
+        `seed` (the experiment's)."""
+        import hbm_ne
+
+        return hbm_ne.ContinualEnvFitness(env_id, **self.fitness_kwargs(), seed=seed)
 
 
 class AdversarialConfig(_Strict):
@@ -468,6 +520,18 @@ class AdversarialConfig(_Strict):
     def fitness_kwargs(self) -> dict[str, Any]:
         """`AdversarialFitness`'s keyword arguments (all but env, person, seeds, seed, device)."""
         return self.model_dump()
+
+    def build(
+        self, env_id: str, person: Any, seeds: Sequence[int], *, seed: int, device: Any
+    ) -> Any:
+        """hbm-ne's `AdversarialFitness`: discriminators of the person's play (`person`, an
+        hbm-ne `EpisodeData` of whole episodes) against the generators replaying `seeds`, the
+        seeds of those episodes."""
+        import hbm_ne
+
+        return hbm_ne.AdversarialFitness(
+            env_id, person, list(seeds), **self.fitness_kwargs(), seed=seed, device=device
+        )
 
 
 NE_BUDGETS = ("max_generations", "max_samples", "max_optim_time")

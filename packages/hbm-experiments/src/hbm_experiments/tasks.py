@@ -400,6 +400,8 @@ class Experiment(ExperimentConfig):
             max_train_episodes=d.max_train_episodes,
             validation_pct=d.validation_pct,
             holdout=d.holdout,
+            crossfit_folds=d.crossfit_folds,
+            crossfit_fold=d.crossfit_fold,
             data_dir=data_dir_setting(),
             infra={"folder": self.infra.folder, "mode": mode},  # type: ignore[arg-type]
         )
@@ -697,13 +699,8 @@ class DynamicExperiment(_NEExperiment):
         assert isinstance(opt, GAConfig)
         dyn = self.dynamic or DynamicConfig()
         gen = torch.Generator(device=device).manual_seed(self.seed)
-        pop = hbm_ne.DynamicPopulation(
-            meta.input_size,
-            meta.num_actions,
-            opt.population_size,
-            **dyn.population_kwargs(),
-            generator=gen,
-            device=device,
+        pop = dyn.build(
+            meta.input_size, meta.num_actions, opt.population_size, generator=gen, device=device
         )
         train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
         return {
@@ -734,17 +731,13 @@ class EnvExperiment(_NEExperiment):
         self, data: Any = None, *, device: torch.device | str | None = None
     ) -> dict[str, Any]:
         """`hbm_ne.evolve_env(**exp.build())` is the cached experiment's training."""
-        import hbm_ne
-
         device, data = self._setup(data, device)
         env = self.environment or EnvObjectiveConfig()
         pop, algorithm, _, test = self._population(data, device)
         return {
             "population": pop,
             "algorithm": algorithm,
-            "fitness": hbm_ne.ContinualEnvFitness(
-                data.metadata.env_id, **env.fitness_kwargs(), seed=self.seed
-            ),
+            "fitness": env.build(data.metadata.env_id, seed=self.seed),
             "eval_fn": self._person_evaluation(pop, test, data, device),
             **self._loop_kwargs(device),
         }
@@ -780,11 +773,10 @@ class AdversarialExperiment(_NEExperiment):
         person = hbm_ne.EpisodeData.from_arrays(
             data.train_obs, data.train_act, meta.train_episode_lengths, device=device
         )
-        fitness = hbm_ne.AdversarialFitness(
+        fitness = adv.build(
             meta.env_id,
             person,
             [int(e.seed) for e in meta.train_episodes],
-            **adv.fitness_kwargs(),
             seed=self.seed,
             device=device,
         )
