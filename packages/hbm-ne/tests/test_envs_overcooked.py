@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 from hbm_ne.envs import make_env
 from hbm_ne.envs.overcooked import (
     LAYOUTS,
+    Overcooked,
     OvercookedState,
     StateFormatError,
     action_index,
@@ -29,7 +31,7 @@ N, S, E, W, STAY, INTERACT = range(6)
 PICKLE = "overcooked_ai_py/data/human_data/clean_{split}_trials.pickle"
 
 
-def state(players: list[dict[str, Any]], objects: list[dict[str, Any]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def state(players: list[dict[str, Any]], objects: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     objs = {f"{o['position'][0]},{o['position'][1]}": o for o in objects}
     return {"players": players, "objects": objs, "order_list": ["onion"], "pot_explosion": False}
 
@@ -174,6 +176,7 @@ def test_batched_step_equals_single_games_on_every_kitchen() -> None:
 
 def test_env_plays_one_player_and_the_partner_by_its_actions() -> None:
     env = make_env("overcooked-cramped_room", 2, device="cpu")
+    assert isinstance(env, Overcooked) and env.layout == "cramped_room"
     obs = env.reset([0, 1])
     assert obs.shape == (2, env.obs_size) and env.obs_size == 36
     assert obs[0, :6].tolist() == [1.0, 2.0, 1.0, 0.0, 0.0, 0.0]  # (1, 2) facing north
