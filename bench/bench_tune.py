@@ -1,7 +1,8 @@
-"""`hbm tune --parallel K`: one wave of K trials as K local subprocesses (submitit's local
-executor, one torch thread each) against the same K trials trained one by one in this process
-(what `--parallel 1` does). Each side starts from an empty cache, data included, so both pay
-for every training and evaluation; the parallel side also pays K process starts (imports).
+"""`hbm tune --parallel K`: one local wave of K trials (`tune.run_wave`: the first in this
+process, K - 1 as submitit local subprocesses, one torch thread each) against the same K
+trials trained one by one in this process (what `--parallel 1` does). Each side starts from an
+empty cache, data included, so both pay for every training and evaluation; the wave also pays
+K - 1 process starts (imports).
 Target on 2 cores: >= 1.6x (K = 2).
 
 Trials are GA runs long enough (about a minute each on a quiet core) that a process start
@@ -53,6 +54,9 @@ def run(args: argparse.Namespace) -> list[Result]:
             t0 = time.perf_counter()
             study = tune(base, space, trials=k, parallel=k)
             wave = time.perf_counter() - t0
+            failed = [t.number for t in study.trials if t.state.name != "COMPLETE"]
+            if failed:  # a failed job would make the wave look fast
+                raise RuntimeError(f"trials {failed} of the wave failed: see the job logs")
             params = [t.params for t in study.trials]
             os.environ["HBM_CACHE"] = b
             base = _base(args.quick)  # its data keyed into the second cache
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     return [
         Result(
             SUITE,
-            f"tuning wave of {k} GA trials, {k} local subprocesses",
+            f"tuning wave of {k} GA trials, local (--parallel {k})",
             "s",
             wave,
             "the same trials one by one",

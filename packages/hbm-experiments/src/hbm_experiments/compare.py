@@ -83,9 +83,9 @@ def run_waves(
     experiments: Sequence[Experiment], *, parallel: int, retry: bool = False
 ) -> list[dict[str, Any] | None]:
     """Results in input order (None for a failed run). On Slurm one job array (its
-    parallelism `parallel`); locally waves of `parallel` subprocesses, so that K jobs, not all
-    of them, share the machine's cores."""
-    from .sweeps import ExperimentsFailed, run_experiments
+    parallelism `parallel`); locally waves of `parallel` (`tune.run_wave`), so that K jobs,
+    not all of them, share the machine's cores."""
+    from .tune import run_wave
 
     if not experiments:
         return []
@@ -93,13 +93,7 @@ def run_waves(
     size = parallel if local else len(experiments)
     out: list[dict[str, Any] | None] = []
     for start in range(0, len(experiments), size):
-        chunk = list(experiments[start : start + size])
-        try:
-            out.extend(run_experiments(chunk, retry=retry, max_workers=parallel))
-        except ExperimentsFailed as exc:
-            for uid, err in exc.failures.items():
-                logger.warning("%s failed: %s", uid, err)
-            out.extend(exc.results)
+        out += run_wave(experiments[start : start + size], retry=retry, max_workers=parallel)
     return out
 
 

@@ -5,9 +5,9 @@ Why this shape:
 - A trial is the base config with the sampled values set (dotted keys), built and run like any
   `hbm run`: its uid keys its result, so a trial that was already computed (by this study, a
   sweep, or another study) is read from the cache, never trained again.
-- Trials go out in waves of `parallel` through `sweeps.run_experiments`: one job array per
-  wave (Slurm), K subprocesses locally, inline for one. Optuna's ask/tell interface lets the
-  sampler propose a whole wave (TPE's "constant liar" spreads the wave's proposals).
+- Trials go out in waves of `parallel` (`run_wave`): one job array per wave on Slurm, locally
+  one in this process and K - 1 subprocesses. Optuna's ask/tell interface lets the sampler
+  propose a whole wave (TPE's "constant liar" spreads the wave's proposals).
 - The study is a journal file beside the cache (Optuna's `JournalFileBackend`: appends under
   a lock, no database server, made for shared filesystems). A tuning killed mid-wave left
   trials asked but not told: the next `hbm tune` adopts them (same trial number, same
@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -359,11 +359,10 @@ def tune(
     """Run (or resume) the study of `base` over `space` until it holds `trials` finished
     trials (a failed one counts: a space that often fails says so by its count of failures
     in `show`); returns the Optuna study. Waves of `parallel` experiments go out on the base's
-    cluster (None with `parallel > 1`: local subprocesses, one torch thread each unless the
+    cluster (None with `parallel > 1`: local, `run_wave`; one torch thread each unless the
     config sets `num_threads`)."""
     from optuna.trial import TrialState
 
-    from .sweeps import ExperimentsFailed, run_experiments
     from .tasks import experiment_to_dict
 
     if trials < 1 or parallel < 1:
@@ -419,15 +418,7 @@ def tune(
                     study.tell(number, state=TrialState.FAIL)
                     continue
                 exps.append((number, exp))
-            if exps and exps[0][1].infra.cluster == "local":  # not on a Slurm login node
-                _prepare(exps[0][1])
-            results: list[dict[str, Any] | None]
-            try:
-                results = list(run_experiments([e for _, e in exps], retry=retry))
-            except ExperimentsFailed as exc:
-                results = list(exc.results)
-                for uid, err in exc.failures.items():
-                    logger.warning("trial experiment %s failed: %s", uid, err)
+            results = run_wave([e for _, e in exps], retry=retry)
             for (number, exp), result in zip(exps, results, strict=True):
                 if result is None:
                     study.tell(number, state=TrialState.FAIL)
@@ -444,6 +435,52 @@ def tune(
                 "-" if best is None else f"{best.value:.4f} (trial {best.number})",
             )
     return study
+
+
+def run_wave(
+    experiments: Sequence[Experiment], *, retry: bool = False, max_workers: int = 256
+) -> list[dict[str, Any] | None]:
+    """Run experiments together; results in input order, None for a failed one (logged).
+
+    A local wave (K jobs) first computes the data and reference rows its jobs share
+    (`_prepare`), then runs its first experiment in this process, which would otherwise only
+    wait for the others: one process start (imports) fewer. Elsewhere (Slurm, in-process)
+    `sweeps.run_experiments` as it is."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    exps = list(experiments)
+    if exps and exps[0].infra.cluster == "local":
+        if len(exps) > 1:
+            _prepare(exps[0])
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            rest = pool.submit(_run_many, exps[1:], retry, max_workers)
+            first = _run_many([_inline(exps[0])], retry, max_workers)
+            return first + rest.result()
+    return _run_many(exps, retry, max_workers)
+
+
+def _run_many(
+    exps: Sequence[Experiment], retry: bool, max_workers: int
+) -> list[dict[str, Any] | None]:
+    from .sweeps import ExperimentsFailed, run_experiments
+
+    if not exps:
+        return []
+    try:
+        return list(run_experiments(exps, retry=retry, max_workers=max_workers))
+    except ExperimentsFailed as exc:
+        for uid, err in exc.failures.items():
+            logger.warning("experiment %s failed: %s", uid, err)
+        return list(exc.results)
+
+
+def _inline(exp: Experiment) -> Experiment:
+    """The same experiment (same uid) run in this process instead of a subprocess."""
+    from .tasks import _set_infra, experiment_to_dict, make_experiment
+
+    where = ("cluster", "workdir", "timeout_min")
+    infra = {k: v for k, v in _set_infra(exp).items() if k not in where}
+    return make_experiment({**experiment_to_dict(exp), "infra": infra}, cls=type(exp))
 
 
 def _prepare(exp: Experiment) -> None:
