@@ -1,4 +1,4 @@
-"""The design guide's code (../shared/reference/exca-integration-guide.md) runs on hbm as
+"""The design guide's code (the exca integration guide hbm was designed from) runs on hbm as
 written: same calls, same keys, smaller numbers (tiny budgets), a simulated subject and a
 temporary cache folder. Where exca 0.6 forbids a pattern, the working form of
 docs/guide-departures.md is tested instead."""

@@ -1,4 +1,4 @@
-"""Cross-subject matrix and stylometry on the simulated subjects (issue 15)."""
+"""Cross-subject matrix and stylometry on the simulated subjects."""
 
 from __future__ import annotations
 
