@@ -107,6 +107,7 @@ def test_every_test_holds_its_null_rate_and_rejects_another_style() -> None:
     limit = int(binom.isf(0.005, draws, alpha))
     rejects = {k: 0 for k in H.TESTED_METRICS}
     power = {k: 0 for k in ("hold_duration_w1", "switch_rate_ratio")}
+    combined = {"null": 0, "power": 0}
     seeds = list(range(6))
     for d in range(draws):
         rng = np.random.default_rng([d, 99])
@@ -115,13 +116,41 @@ def test_every_test_holds_its_null_rate_and_rejects_another_style() -> None:
         block = target.score(same, seed=d)
         for key in rejects:
             rejects[key] += block[H.METRICS[key].p_key] <= alpha  # type: ignore[index]
+        combined["null"] += block["combined_p"] <= alpha
         if d < 10:
             slow = target.score(_player(rng, 50, (3, 15), seeds * 3), seed=d)
             for key in power:
                 power[key] += slow[H.METRICS[key].p_key] <= alpha  # type: ignore[index]
+            combined["power"] += slow["combined_p"] <= alpha
     assert all(v <= limit for v in rejects.values()), (rejects, limit)
+    assert combined["null"] <= limit and combined["power"] >= 9, combined
     assert sum(rejects.values()) >= 1  # the tests do reject sometimes: not stuck at p = 1
     assert all(v >= 9 for v in power.values()), power
+
+
+def test_combined_statistic_is_exact_under_the_null_and_ignores_units() -> None:
+    """Every test's rows exchangeable (the observed row one more draw of the same law): the
+    combined p is uniform, so 400 draws reject at α = 0.05 between 9 and 33 times (binomial,
+    each side < 0.002); a play far out on one test of three gets the smallest p; scaling one
+    test's units changes nothing (each is standardised by its own relabellings)."""
+    from hbm_experiments.humanlike.compare import combined_statistic
+
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(400):
+        rows = {k: rng.gamma(1.0 + i, size=100) for i, k in enumerate("abc")}
+        hits += combined_statistic(rows)[1] <= 0.05  # type: ignore[operator]
+    assert int(binom.ppf(0.002, 400, 0.05)) <= hits <= int(binom.isf(0.002, 400, 0.05))
+    rows = {k: rng.normal(size=200) for k in "abc"}
+    rows["a"][0] = 50.0  # far out on one test
+    z, p = combined_statistic(rows)
+    assert p == pytest.approx(1 / 200) and z is not None and z > 10
+    scaled = rows | {"b": rows["b"] * 1000.0 + 7.0}
+    z2, p2 = combined_statistic(scaled)
+    assert z2 == pytest.approx(z, rel=1e-9) and p2 == p
+    # an undefined observed test is left out; nothing defined: None
+    assert combined_statistic(rows | {"c": np.r_[np.nan, rows["c"][1:]]})[1] == p
+    assert combined_statistic({"a": np.full(5, np.nan)}) == (None, None)
 
 
 # ------------------------------------------------------------------------------ returns
@@ -187,6 +216,10 @@ def test_compare_play_null_pair_and_another_style(null_pair) -> None:  # type: i
     for key in ("hold_duration_w1", "switch_rate_ratio"):  # sim04 holds keys far longer
         p_key = H.METRICS[key].p_key
         assert other[p_key] <= 0.01 < same[p_key], key  # type: ignore[index]
+    # every test at once: the mean over tests dilutes the two that differ with those that
+    # do not, so its p is less extreme than theirs, but still far from the null pair's
+    assert other["combined_p"] <= 0.05 < same["combined_p"]
+    assert other["combined_z"] > 1.0 > same["combined_z"]
     # the experiments' code path: the same block from a HumanlikeTarget
     traj = H.Trajectories.from_episodes
     assert H.HumanlikeTarget(traj(a), "cartpole").score(traj(b)) == same

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hbm_experiments import cli, validate
 from hbm_experiments import humanlike as H
@@ -45,7 +46,47 @@ def test_verdicts_name_what_failed() -> None:
     assert not v["session_return_spearman"]["ok"]
     assert "not checked" in v["discriminator_auc"]["reason"]  # missing from the table
     table = validate.format_table(_suite(rows), V.verdicts(_suite(rows)))
-    assert "| switch_rate_ratio | 0.120 (100) |" in table and "FAILS: null" in table
+    assert "| switch_rate_ratio | 0.120 [0.06, 0.20] (100) |" in table and "FAILS: null" in table
+
+
+def test_a_null_rate_fails_only_when_significantly_above_alpha() -> None:
+    """At n = 100 a calibrated test rejects 1 to 10 times in 95 % of suites: 8 of 100 is
+    binomial noise (one-sided p = 0.13), 10 of 100 is not (p = 0.028); with n = 400 the
+    same 8 % is (p = 0.006)."""
+    rows = {"hold_duration_w1": _row(0.08, 1.0), "switch_rate_ratio": _row(0.10, 1.0)}
+    v = V.verdicts(_suite(rows))["cartpole"]
+    assert v["hold_duration_w1"]["ok"]
+    reason = v["switch_rate_ratio"]["reason"]
+    assert not v["switch_rate_ratio"]["ok"] and "10%" in reason and "5%-18%" in reason
+    assert not V.verdicts(_suite({"hold_duration_w1": _row(0.08, 1.0, n=400)}))["cartpole"][
+        "hold_duration_w1"
+    ]["ok"]
+    lo, hi, p = V.null_rate_interval(0.09, 100)
+    assert (round(lo, 3), round(hi, 3), round(p, 3)) == (0.042, 0.164, 0.063)
+
+
+def _sitter(sessions: list[int], seed0: int = 0) -> V._Person:
+    """A person whose episode e (seed seed0 + e) has return e and one frame per episode."""
+    n = len(sessions)
+    eps = H.Trajectories(
+        tuple(np.zeros((1, 4)) for _ in range(n)), tuple(np.zeros(1, np.int64) for _ in range(n)),
+        np.arange(n, dtype=np.float64), np.asarray(sessions), np.arange(seed0, seed0 + n),
+    )  # fmt: skip
+    return V._Person(eps, eps, eps)
+
+
+def test_the_null_pairs_episodes_by_stage_of_learning_not_by_seed() -> None:
+    """A simulated person's skill follows the sitting and the place in it; how many episodes
+    a sitting holds is luck. The target held out episodes 1 (sitting 0, last) and 3 (sitting
+    1, middle); another person with sittings of 4 and 5 episodes is at those stages in their
+    episodes 3 and 6, not 1 and 3. They are relabelled with the target's seeds (the groups)."""
+    target = _sitter([0, 0, 1, 1, 1, 2])
+    target = V._Person(target.episodes, target.episodes.subset([1, 3]), target.episodes)
+    other = _sitter([0] * 4 + [1] * 5, seed0=100)
+    short = _sitter([0, 0, 0], seed0=200)  # one sitting: its last stands in for later ones
+    out = V._on_stages([other, short], target)
+    assert out.returns.tolist() == [3.0, 6.0, 2.0, 1.0]
+    assert out.seeds.tolist() == [1, 3, 1, 3]
 
 
 def test_metric_validity_reads_the_shipped_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -102,3 +143,4 @@ def test_reduced_suite_holds_the_rates_on_cartpole() -> None:
         if ok and key != "session_return_spearman":
             assert (1 - rows[key]["random_detection"]) * 24 <= max_miss, (key, rows[key])
     assert rows["combined"]["identification"] > 0.25  # better than chance among four
+    assert rows["combined"]["null_n"] == 24 and rows["combined"]["null_fpr"] * 24 <= max_false

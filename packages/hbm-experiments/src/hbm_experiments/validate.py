@@ -30,9 +30,19 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--envs", nargs="+", default=list(SUITE_ENVS), help="games to check")
     p.add_argument("--draws", type=int, default=25, help="draws per player style and game")
     p.add_argument("--repeats", type=int, default=5, help="candidate episodes per held-out seed")
-    p.add_argument("--pool", type=int, default=8, help="simulated people per style")
+    p.add_argument(
+        "--pool",
+        type=int,
+        help="simulated people per style (default draws + repeats: every draw its own target)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the full table as JSON here")
+    p.add_argument(
+        "--load",
+        type=Path,
+        nargs="+",
+        help="read suites written by --json (one per game, say) instead of running one",
+    )
     p.add_argument(
         "--write",
         action="store_true",
@@ -47,15 +57,18 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 
 def format_table(suite: Mapping[str, Any], verdicts: Mapping[str, Any]) -> str:
     """The suite as one markdown table per game."""
-    from .humanlike.validity import FPR_RANGE, IDENTIFICATION_GOAL
+    from .humanlike.validity import FPR_RANGE, IDENTIFICATION_GOAL, null_rate_interval
 
     s = suite["settings"]
     lines = [
         f"validity suite: {s['draws']} draws x {len(s['players'])} players per game, "
         f"{s['repeats']} candidate episodes per held-out seed, pool of {s['pool']} people per "
-        f"style, seed {s['seed']}, alpha {s['alpha']} ({suite['seconds']:.0f} s); "
-        f"targets: null rate {FPR_RANGE[0]:.2f}-{FPR_RANGE[1]:.2f}, random detection >= 0.99, "
-        f"identification (combined) >= {IDENTIFICATION_GOAL}",
+        f"style ({s.get('targets', '?')} distinct targets), seed {s['seed']}, alpha {s['alpha']} "
+        f"({suite['seconds']:.0f} s); "
+        f"targets: null rate {FPR_RANGE[0]:.2f}-{FPR_RANGE[1]:.2f} (fails when significantly "
+        f"above alpha; [exact 95 % interval]), random detection >= 0.99, identification "
+        f"(combined) >= {IDENTIFICATION_GOAL}; combined: every test's statistic standardised by "
+        f"its relabellings and averaged, mean_rank: each metric's rank among the styles averaged",
     ]
     for env, rows in suite["games"].items():
         lines += [
@@ -75,7 +88,10 @@ def format_table(suite: Mapping[str, Any], verdicts: Mapping[str, Any]) -> str:
                     f"{row['applicable']}/{row['null_n']} draws) |"
                 )
                 continue
-            null = "-" if row["null_fpr"] is None else f"{row['null_fpr']:.3f} ({row['null_n']})"
+            null = "-"
+            if row["null_fpr"] is not None:
+                lo, hi, _ = null_rate_interval(row["null_fpr"], row["null_n"])
+                null = f"{row['null_fpr']:.3f} [{lo:.2f}, {hi:.2f}] ({row['null_n']})"
             rnd = (
                 "-"
                 if row["random_detection"] is None
@@ -95,6 +111,27 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
+def _load(paths: Sequence[Path]) -> dict[str, Any]:
+    """Suites saved by `--json`, their games merged; their settings must agree but for the
+    games (one table from one protocol)."""
+    suite: dict[str, Any] = {}
+    for path in paths:
+        try:
+            part = json.loads(path.read_text())
+            settings, games, seconds = part["settings"], part["games"], part["seconds"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{path}: not a suite written by --json ({exc!r})") from exc
+        if not suite:
+            suite = {"settings": dict(settings), "games": {}, "seconds": 0.0}
+        same = {k: v for k, v in settings.items() if k != "envs"}
+        if same != {k: v for k, v in suite["settings"].items() if k != "envs"}:
+            raise SystemExit(f"{path}: settings {same} differ from the other suites'")
+        suite["games"] |= games
+        suite["seconds"] += float(seconds)
+    suite["settings"]["envs"] = list(suite["games"])
+    return suite
+
+
 def run(args: argparse.Namespace) -> str:
     """Run the suite with `args` and write what was asked: the table to print."""
     from .humanlike import validity
@@ -103,14 +140,17 @@ def run(args: argparse.Namespace) -> str:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)  # noqa: T201 - a CLI command
 
-    suite = validity.run_suite(
-        args.envs,
-        draws=args.draws,
-        repeats=args.repeats,
-        pool=args.pool,
-        seed=args.seed,
-        progress=progress,
-    )
+    if args.load:
+        suite = _load(args.load)
+    else:
+        suite = validity.run_suite(
+            args.envs,
+            draws=args.draws,
+            repeats=args.repeats,
+            pool=args.pool,
+            seed=args.seed,
+            progress=progress,
+        )
     verdicts = validity.verdicts(suite)
     out = format_table(suite, verdicts)
     if args.json:

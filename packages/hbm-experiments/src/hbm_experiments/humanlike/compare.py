@@ -28,7 +28,7 @@ from .twosample import (
     window_features,
 )
 
-__all__ = ["HumanlikeTarget", "compare_play"]
+__all__ = ["HumanlikeTarget", "combined_statistic", "compare_play"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class HumanlikeTarget:
         discriminator: bool = True,
     ) -> dict[str, Any]:
         """The `humanlike` block of `candidate` against the target: each metric of `METRICS`,
-        each test's permutation p-value (`<metric>_p`, `discriminator_p`), and the parts
+        each test's permutation p-value (`<metric>_p`, `discriminator_p`), every test at once
+        (`combined_z`, `combined_p`: `combined_statistic`), and the parts
         (`switch_rate`, `switch_rate_person`, `shift_frames`, `p_min`, ...).
 
         The candidate's episodes are paired with the target's by start seed (a model's
@@ -138,15 +139,19 @@ class HumanlikeTarget:
             "action_accuracy": acc,
             "action_accuracy_shift": shift_acc,
         }
+        stats: dict[str, np.ndarray] = {}
         for key, (value, stat) in dist.items():
             block[key] = _finite(float(value[0]))
             block[f"{key}_p"] = permutation_p(stat) if block[key] is not None else None
+            stats[key] = stat
         block["discriminator_auc"] = block["discriminator_p"] = None
         if discriminator:
             auc = self._classifier_auc(candidate, y, groups, seed)
             block["discriminator_auc"] = _finite(float(auc[0]))
             if block["discriminator_auc"] is not None:
                 block["discriminator_p"] = permutation_p(auc)
+            stats["discriminator_auc"] = auc
+        block["combined_z"], block["combined_p"] = combined_statistic(stats)
         block["session_return_spearman"] = session_return_spearman(
             candidate.returns, candidate.sessions, t.returns, t.sessions
         )
@@ -189,6 +194,32 @@ class HumanlikeTarget:
             )
             z, owner = z[keep], owner[keep]
         return classifier_test(z, owner, y, groups, seed=seed)
+
+
+def combined_statistic(stats: dict[str, np.ndarray]) -> tuple[float | None, float | None]:
+    """Every test's statistic at once: `(z, p)` of the mean standardised statistic.
+
+    `stats`: per test, `[B + 1]` statistics (row 0 observed, rows 1..B the same relabellings
+    for every test, larger = further apart). Each test's rows are standardised by its own
+    relabelled rows (mean, standard deviation), so a test counts by how far the observed play
+    lies outside its own null, not by its units; the mean over tests is a direct combining
+    function of a non-parametric combination (Pesarin & Salmaso, *Permutation Tests for
+    Complex Data*, 2010), and ranking it among the relabelled rows' means gives a p-value that
+    is exact under the null because every test sees the same relabellings. `z` is the observed
+    mean (about 0 when alike, large when told apart). A test undefined on the observed play, or
+    constant over the relabellings, is left out; None without any test.
+    """
+    parts = []
+    for s in stats.values():
+        s = np.asarray(s, dtype=np.float64)
+        rest = s[1:][np.isfinite(s[1:])]
+        if not math.isfinite(s[0]) or len(rest) < 2 or not np.std(rest) > 0:
+            continue
+        parts.append((np.where(np.isfinite(s), s, np.nan) - rest.mean()) / np.std(rest))
+    if not parts:
+        return None, None
+    z = np.nanmean(np.stack(parts), axis=0)
+    return float(z[0]), permutation_p(z)
 
 
 def _mean_hold(stats: EpisodeStats) -> float:

@@ -4,16 +4,24 @@ The simulated players (`hbm_data.simulate`, styles sim01–sim04) are people who
 known, so the right answer of every comparison is known. Per game and metric:
 
 - (a) the null: a player's held-out episodes against the same style with other luck
-  (`SubjectProfile.with_seed`) on the same seeds, `repeats` players per seed: a test at
-  α = 0.05 must reject about 5 % of the time (the false-positive rate; target 0.03–0.07), and
-  the gap's distribution under the null is what "as close as the person's own style" means;
+  (`SubjectProfile.with_seed`), `repeats` players per held-out episode, each at the same stage
+  of learning (`_on_stages`): a test at α = 0.05 must reject about 5 % of the time (the
+  false-positive rate; target 0.03–0.07), and the gap's distribution under the null is what
+  "as close as the person's own style" means;
 - (b) a uniform random policy on the same seeds must be told apart (detection ≥ 0.99; for the
   accuracies: random scores below the same style's);
 - (c) identification: against the four styles (one of them the player's own, with other luck),
-  the smallest gap must be the player's own style (goal for the metrics combined: ≥ 0.9).
+  the smallest gap must be the player's own style (goal for the metrics combined: ≥ 0.9). The
+  metrics combined is the tests' joint permutation statistic (`combined_statistic`: each test
+  standardised by its own relabellings, then averaged); `mean_rank`, each metric's rank among
+  the four styles averaged, is shown beside it.
 
 Players come from a pool of `pool` simulated people per style (each its own luck), drawn
-without overlap within a draw. `run_suite` returns the table, `verdicts` the pass/fail of each
+without overlap within a draw. The pool is at least as large as the draws by default, so each
+draw's null has its own target person: a target's p-values hardly change with the candidates
+drawn against it (they are set by the target's own few held-out episodes), so a target reused
+over several draws counts as one comparison, not several, and a null rate over reused targets
+looks far more precise than it is. `run_suite` returns the table, `verdicts` the pass/fail of each
 (game, metric), and `metric_validity` reads the verdicts shipped with the package
 (`validity.json`, written by `hbm validate --write`).
 """
@@ -39,12 +47,14 @@ from .trajectories import Trajectories
 __all__ = [
     "ALPHA",
     "DETECTION_MIN",
+    "FPR_EXCESS_P",
     "FPR_RANGE",
     "IDENTIFICATION_GOAL",
     "SUITE_ENVS",
     "SUITE_PLAYERS",
     "VALIDITY_FILE",
     "metric_validity",
+    "null_rate_interval",
     "run_suite",
     "verdicts",
 ]
@@ -55,7 +65,13 @@ SUITE_ENVS: tuple[str, ...] = ("cartpole", "lunarlander", "acrobot")
 SUITE_PLAYERS: tuple[str, ...] = ("sim01", "sim02", "sim03", "sim04")
 ALPHA = 0.05
 FPR_RANGE = (0.03, 0.07)
-"""The null false-positive rate a test must show at α = 0.05."""
+"""The null false-positive rate a test should show at α = 0.05. With n null comparisons the
+observed rate of a perfectly calibrated test is binomial (at n = 100 anything from 1 to 10
+rejections happens 95 % of the time), so a verdict fails a test only when its rejections are
+significantly more than α allows (`FPR_EXCESS_P`), and shows the rate's exact interval."""
+FPR_EXCESS_P = 0.05
+"""A null rate fails when a one-sided exact binomial test of its rejections against α gives a
+p-value below this (e.g. 10 or more of 100)."""
 DETECTION_MIN = 0.99
 """Share of draws in which a random policy must be told apart."""
 IDENTIFICATION_GOAL = 0.9
@@ -68,7 +84,9 @@ VALIDITY_FILE = Path(__file__).with_name("validity.json")
 """The suite's verdicts shipped with the package (`hbm validate --write`)."""
 
 COMBINED = "combined"
-"""The row of the metrics combined: the style with the smallest mean rank of its gaps."""
+"""The row of the tests combined (`combined_z`, `combined_p` of the humanlike block)."""
+MEAN_RANK = "mean_rank"
+"""The row of every metric's rank among the styles, averaged: the style with the smallest."""
 
 
 @dataclass
@@ -112,18 +130,46 @@ def _random_pool(env: str, person: _Person, size: int, seed: int) -> Trajectorie
     return traj
 
 
-def _on_seeds(people: Sequence[_Person], seeds: np.ndarray) -> Trajectories:
-    """Each person's episodes on `seeds` (a person who played fewer episodes skips a seed)."""
-    idx: list[tuple[int, int]] = []
+def _stage(traj: Trajectories) -> tuple[np.ndarray, np.ndarray]:
+    """`[E]` each episode's sitting (0, 1, … in order) and its place in the sitting (0 first,
+    1 last)."""
+    sitting = np.unique(traj.sessions, return_inverse=True)[1].reshape(-1)
+    place = np.zeros(len(traj))
+    for s in np.unique(sitting):
+        members = np.flatnonzero(sitting == s)
+        place[members] = np.arange(len(members)) / max(1, len(members) - 1)
+    return sitting, place
+
+
+def _on_stages(people: Sequence[_Person], target: _Person) -> Trajectories:
+    """Each person's episode at the stage of each of the target's held-out episodes, relabelled
+    with that episode's seed (its relabelling group).
+
+    A simulated person's skill is set by the sitting and the place in it, and how many episodes a
+    sitting holds is that person's luck: on one start seed, two people of one style are often
+    at different sittings (different skill), and a held-out seed is chosen by the target's own
+    sittings. Pairing by seed then makes the target's episodes differ from the others' on the
+    same seed (all by one person, at that person's stages), so a relabelling within the seed is
+    not exchangeable and every test rejects too often. Matched on the stage (same sitting,
+    nearest place; the last sitting where a person had fewer), each person's episode is one draw
+    of the style at that stage, as the target's is: exchangeable by construction. The start
+    seeds then differ; they are luck of the same kind."""
+    t_sitting, t_place = _stage(target.episodes)
+    picks: list[tuple[int, int, int]] = []  # (person, episode, target's held-out seed)
     for p, person in enumerate(people):
-        idx += [(p, int(s)) for s in seeds if s < len(person.episodes)]
-    parts = [people[p].episodes.subset([s]) for p, s in idx]
+        sitting, place = _stage(person.episodes)
+        for e in np.flatnonzero(np.isin(target.episodes.seeds, target.test.seeds)):
+            s = min(int(t_sitting[e]), int(sitting.max()))
+            members = np.flatnonzero(sitting == s)
+            m = members[int(np.argmin(np.abs(place[members] - t_place[e])))]
+            picks.append((p, int(m), int(target.episodes.seeds[e])))
+    eps = [people[p].episodes for p, _, _ in picks]
     return Trajectories(
-        tuple(x.obs[0] for x in parts),
-        tuple(x.actions[0] for x in parts),
-        np.array([x.returns[0] for x in parts]),
-        np.array([x.sessions[0] for x in parts]),
-        np.array([x.seeds[0] for x in parts]),
+        tuple(x.obs[m] for x, (_, m, _) in zip(eps, picks, strict=True)),
+        tuple(x.actions[m] for x, (_, m, _) in zip(eps, picks, strict=True)),
+        np.array([x.returns[m] for x, (_, m, _) in zip(eps, picks, strict=True)]),
+        np.array([x.sessions[m] for x, (_, m, _) in zip(eps, picks, strict=True)]),
+        np.array([s for _, _, s in picks]),
     )
 
 
@@ -170,7 +216,7 @@ def run_suite(
     *,
     draws: int = 20,
     repeats: int = 5,
-    pool: int = 8,
+    pool: int | None = None,
     seed: int = 0,
     players: Sequence[str] = SUITE_PLAYERS,
     progress: Callable[[str], None] | None = None,
@@ -179,7 +225,9 @@ def run_suite(
     null comparisons per metric). Returns `{"settings", "games": {env: {metric: row}},
     "seconds"}`; a row holds `null_fpr`, `null_n`, `null_gap_median`, `null_gap_q95`,
     `random_detection`, `random_n`, `identification` (share correct) and `confusion`
-    (`[styles, styles]`, rows the true style)."""
+    (`[styles, styles]`, rows the true style). `pool` (default `draws + repeats`): simulated
+    people per style; `settings["targets"]` counts the distinct target people per style."""
+    pool = draws + repeats if pool is None else pool
     if pool < repeats + 1:
         raise ValueError(f"pool ({pool}) must exceed repeats ({repeats}): a draw needs both")
     t_start = time.perf_counter()
@@ -195,7 +243,8 @@ def run_suite(
             )
         keys = _metrics()
         tallies = {k: _Tally(ident=np.zeros((len(players), len(players)), np.int64)) for k in keys}
-        tallies[COMBINED] = _Tally(ident=np.zeros((len(players), len(players)), np.int64))
+        for row in (COMBINED, MEAN_RANK):
+            tallies[row] = _Tally(ident=np.zeros((len(players), len(players)), np.int64))
         sessions_ok = 0
         rng = np.random.default_rng([seed, len(env)])
         for d in range(draws):
@@ -207,13 +256,12 @@ def run_suite(
                     person.random_pool = _random_pool(env, person, 3 * repeats, seed * 97 + k)
                 target = person.target
                 s = 1_000 * d + i
-                seeds = person.test.seeds
                 blocks: list[dict[str, Any]] = []
                 for j, other in enumerate(players):
                     choices = [m for m in range(pool) if not (j == i and m == k)]
                     picked = rng.choice(len(choices), size=repeats, replace=False)
                     cands = [people[other][choices[m]] for m in picked]
-                    block = target.score(_on_seeds(cands, seeds), seed=s)
+                    block = target.score(_on_stages(cands, person), seed=s)
                     block["action_accuracy"], block["action_accuracy_shift"] = _knn_guess(
                         cands, target
                     )
@@ -242,6 +290,7 @@ def run_suite(
             "draws": draws,
             "repeats": repeats,
             "pool": pool,
+            "targets": min(draws, pool),
             "seed": seed,
             "players": list(players),
             "alpha": ALPHA,
@@ -284,7 +333,19 @@ def _tally(
             ranks.append(np.argsort(np.argsort(gaps)))
     if ranks:
         mean_rank = np.mean(ranks, axis=0)
-        tallies[COMBINED].ident[own, int(np.argmin(mean_rank))] += 1
+        tallies[MEAN_RANK].ident[own, int(np.argmin(mean_rank))] += 1
+    t = tallies[COMBINED]
+    z = [b["combined_z"] for b in blocks]
+    if null["combined_z"] is not None:
+        t.null_gaps.append(null["combined_z"])
+    if null["combined_p"] is not None:
+        t.null_n += 1
+        t.null_rejects += int(null["combined_p"] <= ALPHA)
+    if random_block["combined_p"] is not None:
+        t.random_n += 1
+        t.random_hits += int(random_block["combined_p"] <= ALPHA)
+    if all(x is not None for x in z):
+        t.ident[own, int(np.argmin(z))] += 1
 
 
 def _nan(x: float | None) -> float:
@@ -306,11 +367,22 @@ def _row(t: _Tally) -> dict[str, Any]:
     }
 
 
+def null_rate_interval(rate: float, n: int) -> tuple[float, float, float]:
+    """`(lo, hi, p)`: the exact (Clopper-Pearson) 95 % interval of a null rate observed over
+    `n` comparisons, and the one-sided binomial p-value of that many rejections at α."""
+    from scipy.stats import binomtest
+
+    k = round(rate * n)
+    ci = binomtest(k, n, ALPHA).proportion_ci(method="exact")
+    return float(ci.low), float(ci.high), float(binomtest(k, n, ALPHA, "greater").pvalue)
+
+
 def verdicts(suite: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """`{env: {metric: {"ok": bool, "reason": str | None}}}` from a suite's table: a tested
-    metric passes with a null rate at most the top of `FPR_RANGE` and random detection of at
-    least `DETECTION_MIN`; a prediction score with random below the style's own in at least
-    `DETECTION_MIN` of the draws; session tracking only where it could be computed at all."""
+    metric passes with a null rate not significantly above α (`FPR_EXCESS_P`) and random
+    detection of at least `DETECTION_MIN`; a prediction score with random below the style's
+    own in at least `DETECTION_MIN` of the draws; session tracking only where it could be
+    computed at all."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for env, rows in suite["games"].items():
         out[env] = {}
@@ -326,8 +398,15 @@ def verdicts(suite: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
                     )
             else:
                 fpr, det = row["null_fpr"], row["random_detection"]
-                if key in TESTED_METRICS and (fpr is None or fpr > FPR_RANGE[1]):
-                    reasons.append(f"null false-positive rate {_pct(fpr)} > {FPR_RANGE[1]:.0%}")
+                if key in TESTED_METRICS and fpr is None:
+                    reasons.append("no null false-positive rate")
+                elif key in TESTED_METRICS:
+                    lo, hi, p = null_rate_interval(fpr, row["null_n"])
+                    if p < FPR_EXCESS_P:
+                        reasons.append(
+                            f"null false-positive rate {_pct(fpr)} (95 % interval "
+                            f"{lo:.0%}-{hi:.0%}, n = {row['null_n']}) above α = {ALPHA:g}"
+                        )
                 if det is None or det < DETECTION_MIN:
                     reasons.append(f"random told apart in {_pct(det)} < {DETECTION_MIN:.0%}")
             out[env][key] = {"ok": not reasons, "reason": "; ".join(reasons) or None}
