@@ -147,3 +147,38 @@ def test_offline_block_known_answers() -> None:
     assert guess["hold_duration_w1"] > 2.0 and guess["switch_rate_ratio"] > 3.0
     with pytest.raises(ValueError, match="same held-out steps"):
         offline_block(person[:10], person, lengths, reason="r")
+
+
+def _recordings_installed() -> None:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("overcooked-ai")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip('the recordings need pip install --no-deps "overcooked-ai==1.1.0"')
+    pytest.importorskip("pandas", reason='needs pip install "hbm-data[overcooked]"')
+
+
+@pytest.mark.slow  # reads both pickles (about a minute)
+def test_real_recordings_keep_the_study_split_and_players_are_identified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _recordings_installed()
+    from hbm_data.overcooked import read_all_trials
+    from hbm_experiments.identify_real import identify_players, read_segments
+
+    trials = read_all_trials()
+    import_trials(trials, tmp_path / "data")
+    monkeypatch.setenv("HBM_DATA_DIR", str(tmp_path / "data"))
+    common = {"dataset": ENV, "subject": "oc-all", "data_dir": str(tmp_path / "data"),
+              "infra": {"folder": tmp_path / "cache"}}  # fmt: skip
+    meta = DataPreprocessingTask(**common, holdout="source").load().metadata  # type: ignore[arg-type]
+    kitchen = [t for t in trials if t.layout == "cramped_room"]
+    test_trials = sum(t.split == "test" for t in kitchen)
+    assert meta.n_test == 2 * 10 * test_trials  # both players, ten segments per trial
+    assert sum(e.length for e in meta.test_episodes) == 2 * sum(
+        t.length for t in kitchen if t.split == "test"
+    )
+    (row,) = identify_players(read_segments(tmp_path / "data"), ks=[5], permutations=19)
+    assert row.n_players == 32 and row.permutation_p == pytest.approx(1 / 20)
+    assert row.low > row.index_only  # the person, beyond the player index
