@@ -43,6 +43,7 @@ def test_verdicts_name_what_failed() -> None:
     assert v["action_accuracy"]["ok"] is True
     assert not v["switch_rate_ratio"]["ok"] and "12%" in v["switch_rate_ratio"]["reason"]
     assert not v["state_jsd"]["ok"] and "random" in v["state_jsd"]["reason"]
+    assert "held-out episodes are too few" in v["state_jsd"]["reason"]  # why, not only what
     assert not v["session_return_spearman"]["ok"]
     assert "not checked" in v["discriminator_auc"]["reason"]  # missing from the table
     table = validate.format_table(_suite(rows), V.verdicts(_suite(rows)))

@@ -24,7 +24,9 @@ with the person's held-out episodes, the *target*:
   session has `MIN_SESSION_EPISODES` held-out episodes.
 
 Each distance and the discriminator come with a permutation p-value (`<metric>_p`) from
-relabelling episodes within each start seed (`twosample`). `compare_play` scores any play
+relabelling episodes within each start seed (`twosample`); `combined_z`, `combined_p` hold all
+of them at once (`combined_statistic`: each standardised by its own relabellings, averaged, so
+the combined p is exact under the null). `compare_play` scores any play
 against any other; `evaluate_humanlike` / `play_and_score` score a model's rollouts;
 `person_reference` (the floor) and `random_reference` (the ceiling) use a model row's protocol;
 `metric_validity` says which metrics passed the validity suite on a game.
@@ -32,7 +34,7 @@ against any other; `evaluate_humanlike` / `play_and_score` score a model's rollo
 
 from __future__ import annotations
 
-from .compare import HumanlikeTarget, compare_play
+from .compare import HumanlikeTarget, combined_statistic, compare_play
 from .metrics import (
     KNN_NEIGHBOURS,
     METRICS,
@@ -102,6 +104,7 @@ __all__ = [
     "action_accuracy",
     "choose_shift",
     "classifier_test",
+    "combined_statistic",
     "compare_play",
     "evaluate_humanlike",
     "evaluate_humanlike_many",

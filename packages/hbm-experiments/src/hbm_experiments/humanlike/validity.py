@@ -80,6 +80,18 @@ POOL_SEED = 10_000
 """Luck seeds of the pool: style s's k-th person is `profile.with_seed(POOL_SEED + k)`."""
 HOLDOUT_PCT = 0.1
 """Held-out share per session, as the experiments' default split."""
+WHY_WEAK: Mapping[str, str] = {
+    "state_jsd": "a person's early, clumsy episodes visit the states random play visits "
+    "(a CartPole episode of 10-20 steps stays near the start state), and 4-6 held-out "
+    "episodes are too few to outweigh them",
+    "return_diff": "a person's early episodes score like random play (CartPole falls within "
+    "10-20 steps, Acrobot runs out its 500 steps), and 4-6 held-out episodes are too few to "
+    "outweigh them",
+    "discriminator_auc": "a held-out episode shorter than one window gives the classifier a "
+    "single window, so 4-6 short episodes leave it almost nothing of the person to learn",
+}
+"""Why a metric misses random play where it does: the simulated people's few held-out episodes,
+not the test (each of these tests is calibrated under the null)."""
 VALIDITY_FILE = Path(__file__).with_name("validity.json")
 """The suite's verdicts shipped with the package (`hbm validate --write`)."""
 
@@ -408,7 +420,8 @@ def verdicts(suite: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
                             f"{lo:.0%}-{hi:.0%}, n = {row['null_n']}) above α = {ALPHA:g}"
                         )
                 if det is None or det < DETECTION_MIN:
-                    reasons.append(f"random told apart in {_pct(det)} < {DETECTION_MIN:.0%}")
+                    why = f" ({WHY_WEAK[key]})" if key in WHY_WEAK else ""
+                    reasons.append(f"random told apart in {_pct(det)} < {DETECTION_MIN:.0%}{why}")
             out[env][key] = {"ok": not reasons, "reason": "; ".join(reasons) or None}
     return out
 
