@@ -247,12 +247,22 @@ def evaluate_policy(
         device=device,
     )
     skipped = unplayable_reason(meta.env_name)
-    if skipped is not None:  # the offline metrics only; the result says why
+    env_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 2)
+    if skipped is not None:  # the offline metrics; the result says why
         from .offline_humanlike import offline_humanlike
+        from .overcooked_play import play_recorded_segments
 
         block = offline_humanlike(policy, data, reason=skipped, device=device)
-        return {"metrics": metrics, "behaviour": {"skipped": skipped}, "humanlike": block}
-    env_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 2)
+        out = {"metrics": metrics, "behaviour": {"skipped": skipped}, "humanlike": block}
+        # the Overcooked kitchens are also played from each held-out segment's recorded
+        # start, the partner open loop: returns, and the humanlike block of that play
+        played = play_recorded_segments(
+            policy, data, generator=env_gen, repeats=repeats, seed=seed, humanlike=humanlike,
+            device=device,
+        )  # fmt: skip
+        if played is not None:
+            out["behaviour"] = played
+        return out
     if not humanlike:
         behaviour = evaluate_behaviour(
             policy, meta, repeats=repeats, generator=env_gen, device=device

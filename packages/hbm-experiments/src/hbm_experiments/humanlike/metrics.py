@@ -237,6 +237,47 @@ STATE_GRIDS: Mapping[str, StateGrid] = {
 """The state-visitation grid per environment, the same for every model so that JSDs compare."""
 
 
+def _kitchen_grid(layout: str) -> StateGrid:
+    """An Overcooked kitchen: one bin per value each encoded slot can take (grid cells,
+    partner offsets, 0/1 flags, pot onions in thirds, cooking progress in twentieths)."""
+    from hbm_data.overcooked.layouts import COOK_TICKS, SOUP_ONIONS, layout_encoding
+
+    enc = layout_encoding(layout)
+    w, h = max(len(row) for row in enc.grid), len(enc.grid)
+    lattice: list[tuple[float, float, int]] = []  # (low, high, bins): bin centres on the values
+    for name in enc.slot_names:
+        if name in ("x", "partner_dx"):
+            n = w if name == "x" else 2 * w - 1
+            first = 0 if name == "x" else 1 - w
+        elif name in ("y", "partner_dy"):
+            n = h if name == "y" else 2 * h - 1
+            first = 0 if name == "y" else 1 - h
+        else:
+            first = 0
+            n = 2
+            if name.endswith("_onions"):
+                n = SOUP_ONIONS + 1
+            elif name.endswith("_cooking"):
+                n = COOK_TICKS + 1
+        step = 1.0 if name in ("x", "y", "partner_dx", "partner_dy") else 1.0 / (n - 1)
+        lattice.append((first * step - step / 2, (first + n - 1) * step + step / 2, n))
+    return StateGrid(
+        tuple(enc.slot_names),
+        tuple(lo for lo, _, _ in lattice),
+        tuple(hi for _, hi, _ in lattice),
+        tuple(n for _, _, n in lattice),
+    )
+
+
+def _kitchen_grids() -> dict[str, StateGrid]:
+    from hbm_data.overcooked.layouts import LAYOUTS
+
+    return {f"overcooked-{layout}": _kitchen_grid(layout) for layout in LAYOUTS}
+
+
+STATE_GRIDS = {**STATE_GRIDS, **_kitchen_grids()}
+
+
 def _grid(env: str | StateGrid) -> StateGrid:
     if isinstance(env, StateGrid):
         return env
