@@ -150,6 +150,30 @@ class DataConfig(_Strict):
     """Validation episodes, per session, drawn from the training episodes by the holdout's
     rule (`max(1, int(n * pct))` of a session's n training episodes), never from test: what
     chooses (tuning, model selection) reads them, test only reports. 0: no validation split."""
+    crossfit_folds: int | None = pydantic.Field(default=None, ge=2)
+    """Cross-fitting: the person's episodes dealt into K folds per session
+    (`hbm_data.splits.crossfit_folds`, drawn from `split_seed`); this experiment tests fold
+    `crossfit_fold` and trains on the others (`holdout_pct` unused). `hbm crossfit` runs the K
+    folds and pools every metric over all the person's episodes. None: one holdout."""
+    crossfit_fold: int | None = pydantic.Field(default=None, ge=0)
+    """The fold tested (0..crossfit_folds-1); set with `crossfit_folds`."""
+
+    @pydantic.model_validator(mode="after")
+    def _crossfit(self) -> DataConfig:
+        if (self.crossfit_folds is None) != (self.crossfit_fold is None):
+            raise ValueError("data.crossfit_folds and data.crossfit_fold: set both or neither")
+        if self.crossfit_folds is not None and self.crossfit_fold is not None:
+            if self.crossfit_fold >= self.crossfit_folds:
+                raise ValueError(
+                    f"data.crossfit_fold={self.crossfit_fold}: expected 0.."
+                    f"{self.crossfit_folds - 1} (data.crossfit_folds={self.crossfit_folds})"
+                )
+            if self.holdout != "session":
+                raise ValueError(
+                    f"data.crossfit_folds with data.holdout={self.holdout!r}: cross-fitting "
+                    "deals the episodes per session; use data.holdout: session"
+                )
+        return self
 
 
 class ModelConfig(_Strict):

@@ -131,6 +131,9 @@ class DataPreprocessingTask(pydantic.BaseModel):
     """Validation episodes per session, drawn from the training episodes (`SplitData`)."""
     holdout: Literal["session", "source"] = "session"
     """"source": the recording's own train/test split (`hbm_experiments.source_split`)."""
+    crossfit_folds: int | None = None
+    crossfit_fold: int | None = None
+    """Test fold `crossfit_fold` of `crossfit_folds` (`hbm_experiments.crossfit`)."""
     data_dir: str | None = None
     # loads only exca pickles that trusted users wrote; a damaged entry is recomputed by retry
     infra: TrustedInfra = TrustedInfra(version=DATA_VERSION, keep_in_ram=True)
@@ -186,6 +189,10 @@ class DataPreprocessingTask(pydantic.BaseModel):
             from .source_split import split_as_recorded
 
             data = split_as_recorded(data, read_sidecar(data.metadata.source_file))
+        if self.crossfit_folds is not None:
+            from .crossfit import split_crossfit
+
+            data = split_crossfit(data, self.crossfit_folds, self.crossfit_fold, self.split_seed)
         split = with_validation(data, self.validation_pct, self.split_seed)
         return first_train_episodes(split, self.max_train_episodes)
 

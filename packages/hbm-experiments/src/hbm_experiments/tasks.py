@@ -400,6 +400,8 @@ class Experiment(ExperimentConfig):
             max_train_episodes=d.max_train_episodes,
             validation_pct=d.validation_pct,
             holdout=d.holdout,
+            crossfit_folds=d.crossfit_folds,
+            crossfit_fold=d.crossfit_fold,
             data_dir=data_dir_setting(),
             infra={"folder": self.infra.folder, "mode": mode},  # type: ignore[arg-type]
         )
