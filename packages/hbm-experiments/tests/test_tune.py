@@ -158,3 +158,25 @@ def test_local_waves_are_not_killed_at_submitits_two_minutes() -> None:
     assert exp.infra.timeout_min == LOCAL_TIMEOUT_MIN >= 24 * 60
     assert exp.infra.uid() == trial_experiment(base, {"optimizer.learning_rate": 0.01}).infra.uid()
     assert local_timeout("local", 30) == {} and local_timeout("slurm", None) == {}
+
+
+def test_every_local_job_gets_a_time_limit_beyond_submitits_two_minutes(tmp_path: Path) -> None:
+    """submitit's local executor kills a job after 2 minutes unless `timeout_min` is set: every
+    local experiment (seeds, sweeps, demo), not only tuning waves, gets the long default."""
+    from hbm_experiments import GAExperiment
+    from hbm_experiments.infra import LOCAL_TIMEOUT_MIN
+
+    base = {
+        "dataset": "cartpole",
+        "subject": "sim01",
+        "training": {"max_generations": 1},
+    }
+    local = GAExperiment(**base, infra={"folder": str(tmp_path), "cluster": "local"})
+    assert local.infra.timeout_min == LOCAL_TIMEOUT_MIN
+    chosen = GAExperiment(
+        **base, infra={"folder": str(tmp_path), "cluster": "local", "timeout_min": 30}
+    )
+    assert chosen.infra.timeout_min == 30
+    inline = GAExperiment(**base, infra={"folder": str(tmp_path)})
+    assert inline.infra.timeout_min is None
+    assert local.infra.uid() == inline.infra.uid()  # a resource, not part of the cache key

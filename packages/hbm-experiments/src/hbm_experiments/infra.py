@@ -81,12 +81,23 @@ def _submitit_job_id() -> str | None:
         return None
 
 
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60
+"""A local job's time limit when none is set: submitit's local executor kills a job after 2
+minutes by default, and a local job has no scheduler whose limit it must respect."""
+
+
+def local_timeout(cluster: str | None, timeout_min: float | None) -> dict[str, Any]:
+    """`{"timeout_min": LOCAL_TIMEOUT_MIN}` for local jobs without a limit, else nothing."""
+    return {"timeout_min": LOCAL_TIMEOUT_MIN} if cluster == "local" and timeout_min is None else {}
+
+
 def with_default_folder(data: Any) -> Any:
     """Add the folder before exca validates the infra (exca refuses a `cluster` other than
     None without a folder, and validates an instance's infra before any `__init__` runs).
 
     Also turns `cluster="auto"` into "slurm" only when a Slurm controller answers, else "local"
-    (`slurm.resolve_cluster`): submitit's own "auto" picks Slurm whenever `srun` is on PATH.
+    (`slurm.resolve_cluster`): submitit's own "auto" picks Slurm whenever `srun` is on PATH; and
+    gives local jobs without a `timeout_min` `LOCAL_TIMEOUT_MIN` instead of submitit's 2 minutes.
     """
     if not isinstance(data, Mapping):
         return data
@@ -105,6 +116,7 @@ def with_default_folder(data: Any) -> Any:
 
         changes["cluster"] = resolve_cluster("auto")
     cluster = changes.get("cluster", infra.get("cluster"))
+    changes |= local_timeout(cluster, infra.get("timeout_min"))
     if cluster in ("local", "slurm") and "workdir" not in infra:
         copied = editable_packages()
         if copied:  # the job (and a requeued job) runs this snapshot, not later edits

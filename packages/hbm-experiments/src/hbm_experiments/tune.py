@@ -35,6 +35,7 @@ import yaml
 
 from .configs import ConfigError, read_yaml
 from .files import atomic_write_text
+from .infra import LOCAL_TIMEOUT_MIN, local_timeout
 
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: torch only when it runs
     from .tasks import Experiment
@@ -323,16 +324,6 @@ def _sampler(seed: int, n_trials: int, total: int) -> Any:
     # TPE's random start-up phase: optuna's 10, or a third of a smaller study
     startup = max(2, min(10, total // 3))
     return optuna.samplers.TPESampler(seed=seed + n_trials, n_startup_trials=startup)
-
-
-LOCAL_TIMEOUT_MIN = 7 * 24 * 60
-"""A local job's time limit when none is set: submitit's local executor kills a job after 2
-minutes by default, and a local wave has no scheduler whose limit it must respect."""
-
-
-def local_timeout(cluster: str | None, timeout_min: float | None) -> dict[str, Any]:
-    """`{"timeout_min": LOCAL_TIMEOUT_MIN}` for local jobs without a limit, else nothing."""
-    return {"timeout_min": LOCAL_TIMEOUT_MIN} if cluster == "local" and timeout_min is None else {}
 
 
 def _value(result: Mapping[str, Any], metric: str, uid: str) -> float:
