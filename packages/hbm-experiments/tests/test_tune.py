@@ -150,7 +150,7 @@ def test_readme_space_example_is_a_valid_space(tmp_path: Path) -> None:
 
 
 def test_local_waves_are_not_killed_at_submitits_two_minutes() -> None:
-    from hbm_experiments.tune import LOCAL_TIMEOUT_MIN, local_timeout
+    from hbm_experiments.infra import LOCAL_TIMEOUT_MIN, local_timeout
 
     base = make_experiment(CONFIG)
     infra = {"cluster": "local", **local_timeout("local", None)}

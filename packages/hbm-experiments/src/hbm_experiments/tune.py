@@ -35,7 +35,7 @@ import yaml
 
 from .configs import ConfigError, read_yaml
 from .files import atomic_write_text
-from .infra import LOCAL_TIMEOUT_MIN, local_timeout
+from .infra import local_timeout
 
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: torch only when it runs
     from .tasks import Experiment
