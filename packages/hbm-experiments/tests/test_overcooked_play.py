@@ -160,13 +160,20 @@ def test_evaluate_policy_plays_the_kitchen_and_keeps_the_teacher_forced_block(
     data = load(kitchen, "oc-w02-p0")
     segments = recorded_segments(data)
     replay = Replay([s.actions for s in segments])
-    out = evaluate_policy(replay, data, seed=3, repeats=1)
+    out = evaluate_policy(replay, data, seed=3, repeats=1, humanlike=False)
     assert out["humanlike"]["protocol"] == "teacher-forced"  # kept
     behaviour = out["behaviour"]
     assert behaviour["partner"] == PARTNER
     assert behaviour["model_returns"] == behaviour["human_returns"] == [s.score for s in segments]
-    assert behaviour["diff_of_means"] == 0.0
-    block = behaviour["humanlike"]
+    assert behaviour["diff_of_means"] == 0.0 and "humanlike" not in behaviour
+
+
+@pytest.mark.slow  # the discriminator's cross-validated permutations: about 20 s
+def test_the_persons_own_play_replayed_is_not_told_apart(kitchen: Path) -> None:
+    data = load(kitchen, "oc-w02-p0")
+    segments = recorded_segments(data)
+    out = evaluate_policy(Replay([s.actions for s in segments]), data, seed=3, repeats=1)
+    block = out["behaviour"]["humanlike"]
     assert block["partner"] == PARTNER and block["repeats"] == 1
     assert block["paired_seeds"] == len(segments)
     # the person's own play, replayed: nothing tells it apart
