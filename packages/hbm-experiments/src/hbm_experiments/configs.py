@@ -28,6 +28,7 @@ from .methods import (
     method_objective,
     parse_method,
 )
+from .vocabulary import RENAMED_0_1, library_kwargs
 from .yaml_io import ConfigError, apply_overrides, parse_value, read_yaml
 
 __all__ = [
@@ -99,7 +100,8 @@ SEED_LIMIT = 2**64
 
 
 def _renamed(data: Any, names: Mapping[str, str], where: str, *, stacklevel: int = 6) -> Any:
-    """Accept the 0.1 spelling of renamed fields for one version, with a DeprecationWarning."""
+    """Accept the 0.1 spelling of renamed fields (`vocabulary.RENAMED_0_1`) until 0.3, with a
+    DeprecationWarning."""
     if not isinstance(data, Mapping) or not any(old in data for old in names):
         return data
     out = dict(data)
@@ -249,20 +251,18 @@ class GAConfig(_Strict):
     @pydantic.model_validator(mode="before")
     @classmethod
     def _old_names(cls, data: Any) -> Any:
-        return _renamed(data, _SIGMA_NAMES, "optimizer.")
+        return _renamed(data, RENAMED_0_1["optimizer"], "optimizer.")
 
     def mutation(self) -> dict[str, Any]:
         """The population's mutation settings (hbm-ne's `sigma_init`, `adaptive`, `tau`)."""
-        return {
-            "sigma_init": self.adaptive_sigma_init,
-            "adaptive": self.adaptive,
-            "tau": self.adaptive_sigma_noise,
-        }
+        return library_kwargs(self, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
 
     def build(self, population: Any, *, generator: Any) -> Any:
         import hbm_ne
 
-        return hbm_ne.GA(population, survival=self.selection_fraction, generator=generator)
+        return hbm_ne.GA(
+            population, **library_kwargs(self, "selection_fraction"), generator=generator
+        )
 
 
 class ESConfig(_Strict):
@@ -296,26 +296,18 @@ class ESConfig(_Strict):
     @pydantic.model_validator(mode="before")
     @classmethod
     def _old_names(cls, data: Any) -> Any:
-        return _renamed(data, _SIGMA_NAMES, "optimizer.")
+        return _renamed(data, RENAMED_0_1["optimizer"], "optimizer.")
 
     def mutation(self) -> dict[str, Any]:
-        return {
-            "sigma_init": self.adaptive_sigma_init,
-            "adaptive": self.adaptive,
-            "tau": self.adaptive_sigma_noise,
-        }
+        return library_kwargs(self, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
 
     def build(self, population: Any, *, generator: Any) -> Any:
         import hbm_ne
 
+        settings = ("variant", "temperature", "noise_std", "learning_rate", "update")
         return hbm_ne.ES(
             population,
-            method=self.variant,
-            temperature=self.temperature,
-            noise_std=self.noise_std,
-            learning_rate=self.learning_rate,
-            optimizer=self.update,
-            weight_decay=self.weight_decay,
+            **library_kwargs(self, *settings, "weight_decay"),
             generator=generator,
         )
 
@@ -336,7 +328,7 @@ class CMAESConfig(_Strict):
     @pydantic.model_validator(mode="before")
     @classmethod
     def _old_names(cls, data: Any) -> Any:
-        return _renamed(data, {"sigma_init": "sigma0"}, "optimizer.")
+        return _renamed(data, RENAMED_0_1["cmaes optimizer"], "optimizer.")
 
     def mutation(self) -> dict[str, Any]:
         return {"adaptive": False}  # CMA-ES owns the step size
@@ -345,11 +337,7 @@ class CMAESConfig(_Strict):
         import hbm_ne
 
         return hbm_ne.CMAES(
-            population,
-            sigma0=self.sigma0,
-            diagonal=self.separable,
-            active=self.active,
-            generator=generator,
+            population, **library_kwargs(self, "sigma0", "separable", "active"), generator=generator
         )
 
 
@@ -363,8 +351,6 @@ class AdamConfig(_Strict):
     name: Literal["adam"] = "adam"
     learning_rate: float = pydantic.Field(default=1e-3, gt=0)
 
-
-_SIGMA_NAMES = {"sigma_init": "adaptive_sigma_init", "sigma_noise": "adaptive_sigma_noise"}
 
 OptimizerConfig = Annotated[
     GAConfig | ESConfig | CMAESConfig | SGDConfig | AdamConfig,
@@ -589,7 +575,9 @@ class TrainingConfig(_Strict):
     checkpoint_every: int = pydantic.Field(default=50, ge=1)
     """Checkpoint every N generations / optimizer steps."""
     ckpt_and_behav_eval_interval_seconds: float = pydantic.Field(default=300.0, gt=0)
-    """Also checkpoint when this many seconds passed since the last checkpoint (the lab's)."""
+    """Also checkpoint when this many seconds passed since the last checkpoint. The design
+    guide's name (the lab's code also evaluated behaviour on this clock); here it sets only the
+    checkpoint cadence: behaviour is evaluated once, on the final model."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -602,7 +590,7 @@ class TrainingConfig(_Strict):
                 stacklevel=5,
             )
             data = {k: v for k, v in data.items() if k != "log_every"}
-        return _renamed(data, {"max_time": "max_optim_time"}, "training.")
+        return _renamed(data, RENAMED_0_1["training"], "training.")
 
     def budgets(self, algorithm: str) -> tuple[str, ...]:
         """The budget fields `algorithm` uses."""
@@ -663,8 +651,8 @@ class ExperimentConfig(_Strict):
         if not isinstance(data, Mapping):
             return data
         sub = data.get("data")
-        if isinstance(sub, Mapping) and ("dataset" in sub or "subject" in sub):
-            moved = {k: sub[k] for k in ("dataset", "subject") if k in sub}
+        if isinstance(sub, Mapping) and any(k in sub for k in RENAMED_0_1["data"]):
+            moved = {k: sub[k] for k in RENAMED_0_1["data"] if k in sub}
             for key in moved:
                 if key in data:
                     raise ValueError(f"{key} and data.{key} are the same field: give only {key}")

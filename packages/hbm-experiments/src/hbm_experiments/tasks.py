@@ -73,6 +73,7 @@ from .infra import ExperimentInfra, cache_root, with_default_folder
 from .locks import acquire_run_lock
 from .methods import method_spec, trainer
 from .results import VALIDATION_KEYS, compute_used, guide_keys
+from .vocabulary import library_kwargs
 
 __all__ = [
     "EXPERIMENT_CLASSES",
@@ -586,13 +587,9 @@ class _NEExperiment(Experiment):
 
     def _loop_kwargs(self, device: torch.device) -> dict[str, Any]:
         """Budgets, evaluation cadence, seed and device: the same for every hbm-ne loop."""
-        t = self.training
+        budgets = ("max_generations", "max_samples", "max_optim_time")
         return {
-            "max_generations": t.max_generations,
-            "max_samples": t.max_samples,
-            "max_time": t.max_optim_time,
-            "eval_every": t.eval_every,
-            "eval_every_seconds": t.loss_eval_interval_seconds,
+            **library_kwargs(self.training, *budgets, "eval_every", "loss_eval_interval_seconds"),
             "seed": self.seed,
             "device": device,
         }
@@ -644,8 +641,7 @@ class _NEExperiment(Experiment):
             result = trainer(self.method)(
                 **setup,
                 checkpoint_path=checkpoint_path,
-                checkpoint_every=t.checkpoint_every,
-                checkpoint_every_seconds=t.ckpt_and_behav_eval_interval_seconds,
+                **library_kwargs(t, "checkpoint_every", "ckpt_and_behav_eval_interval_seconds"),
                 fingerprint=self.fingerprint(),
                 callbacks=callbacks,
             )
@@ -708,7 +704,7 @@ class DynamicExperiment(_NEExperiment):
             "train_data": train,
             "test_data": test,
             "validation_data": self._validation_split(hbm_ne.EpisodeData, data, device),
-            "survival": opt.selection_fraction,
+            **library_kwargs(opt, "selection_fraction"),
             "elitism": dyn.elitism,
             "batch_size": self.training.batch_size,
             "f1_samples": F1_SAMPLES,
@@ -819,12 +815,8 @@ class SGDExperiment(Experiment):
             "optimizer": self.optimizer.name,
             "learning_rate": self.optimizer.learning_rate,
             "batch_size": t.batch_size or 32,
-            "max_epochs": t.max_epochs,
-            "max_steps": t.max_steps,
-            "max_samples": t.max_samples,
-            "max_time": t.max_optim_time,
-            "eval_every": t.eval_every,
-            "eval_every_seconds": t.loss_eval_interval_seconds,
+            **library_kwargs(t, "max_epochs", "max_steps", "max_samples", "max_optim_time"),
+            **library_kwargs(t, "eval_every", "loss_eval_interval_seconds"),
             "seed": self.seed,
             "device": device,
         }
@@ -837,8 +829,7 @@ class SGDExperiment(Experiment):
             result = trainer(self.method)(  # hbm_dl.optimize_sgd
                 **setup,
                 checkpoint_path=checkpoint_path,
-                checkpoint_every=t.checkpoint_every,
-                checkpoint_every_seconds=t.ckpt_and_behav_eval_interval_seconds,
+                **library_kwargs(t, "checkpoint_every", "ckpt_and_behav_eval_interval_seconds"),
                 fingerprint=self.fingerprint(),
                 callbacks=callbacks,
             )
