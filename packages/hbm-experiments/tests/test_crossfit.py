@@ -4,9 +4,10 @@ on, pooled over all the person's episodes."""
 from __future__ import annotations
 
 import numpy as np
+import pydantic
 import pytest
 import torch
-from hbm_experiments.configs import ConfigError
+from hbm_experiments.configs import ConfigError, DataConfig
 from hbm_experiments.crossfit import (
     FoldPlay,
     fold_experiments,
@@ -14,6 +15,7 @@ from hbm_experiments.crossfit import (
     pool_plays,
     pooled_trajectories,
 )
+from hbm_experiments.crossfit import run as crossfit_run
 from hbm_experiments.humanlike import (
     HumanlikeTarget,
     Trajectories,
@@ -77,6 +79,17 @@ def test_the_default_config_keeps_its_uid_and_bad_fold_settings_are_refused() ->
         _base(crossfit_folds=1, crossfit_fold=0)
     with pytest.raises(ConfigError, match="fold count"):
         fold_experiments(base)
+    with pytest.raises(pydantic.ValidationError, match=r"use data\.holdout: session"):
+        DataConfig(holdout="source", crossfit_folds=2, crossfit_fold=0)
+    with pytest.raises(ValueError, match=r"sim01.*crossfit_folds=99.*a fold would test nothing"):
+        fold_experiments(base, 99)[0].data_task().load()
+
+
+def test_hbm_crossfit_is_a_command_with_a_fold_count() -> None:
+    from hbm_experiments.cli import build_parser
+
+    args = build_parser().parse_args(["crossfit", "exp.yaml", "--folds", "4", "--json"])
+    assert args.folds == 4 and args.json and args.handler is crossfit_run
 
 
 def _plays() -> tuple[list[FoldPlay], int]:
@@ -179,5 +192,9 @@ def test_crossfit_end_to_end_pools_what_the_fold_experiments_recorded() -> None:
         steps += len(data.test_act)
         assert isinstance(p.target, HumanlikeTarget)
     assert block["action_accuracy"] == pytest.approx(hits / steps, abs=TOL)
+    # a replay that does not give back what the run recorded is refused, not pooled
+    tampered = {**results[0], "humanlike": {**results[0]["humanlike"], "mean_return": -1.0}}
+    with pytest.raises(RuntimeError, match="cannot be reproduced"):
+        replay_fold(exps[0], tampered)
     ce = sum(r["metrics"]["test_ce"] * r["data"]["n_test_steps"] for r in results) / steps
     assert out["metrics"]["test_ce"] == pytest.approx(ce, abs=TOL)
