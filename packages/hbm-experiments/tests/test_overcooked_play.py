@@ -16,7 +16,9 @@ from hbm_data import load_human_data
 from hbm_data.overcooked import Trial, import_trials, layout_encoding
 from hbm_experiments.evaluation import evaluate_policy, unplayable_reason
 from hbm_experiments.overcooked_play import (
+    CLOSED_LOOP_PARTNER,
     PARTNER,
+    evaluate_overcooked,
     play_segments,
     recorded_segments,
     state_from_observation,
@@ -152,6 +154,43 @@ def test_a_different_player_scores_differently(kitchen: Path) -> None:
         o.shape != s.obs.shape or not np.allclose(o, s.obs)
         for o, s in zip(play.obs, segments, strict=True)
     )
+
+
+def test_a_closed_loop_partner_replaying_the_recorded_partner_is_the_open_loop(
+    kitchen: Path,
+) -> None:
+    data = load(kitchen, "oc-w02-p1")
+    segments = recorded_segments(data)
+    own = [s.actions for s in segments]
+    proxy = Replay([s.partner_actions for s in segments])
+    (closed,) = play_segments(
+        Replay(own), "cramped_room", segments, deterministic=True, partner_policy=proxy
+    )
+    np.testing.assert_array_equal(closed.returns, [s.score for s in segments])
+    for o, s in zip(closed.obs, segments, strict=True):
+        np.testing.assert_allclose(o, s.obs, rtol=0, atol=1e-6)
+    # a partner that only waits is another game: the partner is seen elsewhere
+    idle = Replay([np.full_like(s.partner_actions, STAY) for s in segments])
+    (waited,) = play_segments(
+        Replay(own), "cramped_room", segments, deterministic=True, partner_policy=idle
+    )
+    assert any(
+        not np.array_equal(o[:, 9:11], s.obs[:, 9:11])
+        for o, s in zip(waited.obs, segments, strict=True)
+    )
+
+
+def test_the_result_says_which_partner_played(kitchen: Path) -> None:
+    data = load(kitchen, "oc-w02-p0")
+    segments = recorded_segments(data)
+    proxy = Replay([s.partner_actions for s in segments])
+    own = Replay([s.actions for s in segments])
+    behaviour, block = evaluate_overcooked(
+        own, data, generator=torch.Generator(), humanlike=False, partner_policy=proxy
+    )
+    assert behaviour["partner"] == CLOSED_LOOP_PARTNER != PARTNER and block is None
+    # replaying both recorded players, whatever the draws: every segment's recorded return
+    assert behaviour["model_returns"] == [s.score for s in segments]
 
 
 def test_evaluate_policy_plays_the_kitchen_and_keeps_the_teacher_forced_block(

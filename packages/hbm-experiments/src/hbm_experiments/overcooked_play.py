@@ -12,9 +12,11 @@ faced.
 
 The model plays the person's player in hbm-ne's batched game; the partner is driven *open
 loop* by the recorded partner's actions at the same ticks (`PARTNER`), read from the partner's
-own subject file (or the same file, for the pooled `oc-all`). The segment's team return
-(`DELIVERY_REWARD` per soup served) and the recorded observations and actions then compare
-with the person's through the experiments' own functions (`compare_returns`,
+own subject file (or the same file, for the pooled `oc-all`); or *closed loop* by a partner
+policy observing the game from its side (`CLOSED_LOOP_PARTNER`: Carroll et al. 2019 paired
+models with a behaviour-cloned "human proxy"; training one is the caller's). The segment's
+team return (`DELIVERY_REWARD` per soup served) and the played observations and actions then
+compare with the person's through the experiments' own functions (`compare_returns`,
 `HumanlikeTarget.score`). Replaying the person's own actions reproduces the recorded segment
 exactly, which the tests check.
 """
@@ -33,6 +35,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CLOSED_LOOP_PARTNER",
     "PARTNER",
     "RecordedSegment",
     "evaluate_overcooked",
@@ -45,6 +48,8 @@ __all__ = [
 
 PARTNER = "open-loop (the recorded partner's actions)"
 """How the partner moves in these rollouts; results say it (`behaviour.partner`)."""
+CLOSED_LOOP_PARTNER = "closed-loop (a partner policy playing the partner's side)"
+"""The partner with `partner_policy` (e.g. a behaviour-cloned human proxy)."""
 
 _PREFIX = "overcooked-"
 _OBJECTS = ("onion", "dish", "soup")
@@ -237,13 +242,19 @@ def play_segments(
     extra_features: np.ndarray | None = None,
     deterministic: bool = False,
     generator: torch.Generator | None = None,
+    partner_policy: torch.nn.Module | None = None,
+    partner_generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> list[Any]:
     """Every policy (`humanlike.rollouts.Policies`) plays each segment `repeats` times from its
-    recorded start, the partner open loop; returns one `humanlike.Trajectories` per policy
-    (rollout r of segment e at `r·E + e`, `seeds` = the segment's file index, so the humanlike
-    tests pair each rollout with its segment). `extra_features [E, k]` are appended to the
-    observations (CL features). Actions are drawn as hbm-ne's rollouts draw them."""
+    recorded start, the partner open loop (the recorded partner's actions), or closed loop
+    with `partner_policy` (one module, e.g. a behaviour-cloned "human proxy" as in Carroll et
+    al. 2019, observing the game from the partner's side, its actions drawn from its softmax
+    with `partner_generator`, or its argmax under `deterministic`); returns one
+    `humanlike.Trajectories` per policy (rollout r of segment e at `r·E + e`, `seeds` = the
+    segment's file index, so the humanlike tests pair each rollout with its segment).
+    `extra_features [E, k]` are appended to the observations (CL features).
+    Actions are drawn as hbm-ne's rollouts draw them."""
     from hbm_ne.envs.overcooked import encode_states, observation_size, observe, step_games
     from hbm_ne.envs.rollout import select_actions
 
@@ -282,6 +293,13 @@ def play_segments(
     acts = torch.zeros(p, b, dtype=torch.int64, device=dev)
     is0 = (players == 0)[:, None]
     members.start(b)
+    proxy = None
+    if partner_policy is not None:
+        proxy = _Members(partner_policy, dev)
+        proxy.start(p * b)
+        if not deterministic and partner_generator is None:
+            partner_generator = torch.Generator(device=dev).manual_seed(1)
+    partner_acts = torch.zeros(1, p * b, dtype=torch.int64, device=dev)
     for t in range(t_max):
         observe(state, layout, 0, obs0)
         observe(state, layout, 1, obs1)
@@ -291,8 +309,16 @@ def play_segments(
             x = torch.cat([x, feats], dim=-1)
         select_actions(members.step(x), deterministic=deterministic, generator=generator, out=acts)
         a = acts.reshape(-1)
-        joint[:, 0] = torch.where(players == 0, a, partner_t[t])
-        joint[:, 1] = torch.where(players == 1, a, partner_t[t])
+        other = partner_t[t]
+        if proxy is not None:
+            seen = torch.where(is0, obs1, obs0).unsqueeze(0)  # [1, P·B, D]
+            select_actions(
+                proxy.step(seen), deterministic=deterministic, generator=partner_generator,
+                out=partner_acts,
+            )  # fmt: skip
+            other = partner_acts[0]
+        joint[:, 0] = torch.where(players == 0, a, other)
+        joint[:, 1] = torch.where(players == 1, a, other)
         obs_rec[t] = own.cpu().numpy()
         act_rec[t] = a.cpu().numpy()
         rewards[t] = step_games(state, joint).double().cpu().numpy()
@@ -334,13 +360,16 @@ def evaluate_overcooked(
     seed: int = 0,
     humanlike: bool = True,
     segments: Sequence[RecordedSegment] | None = None,
+    partner_policy: torch.nn.Module | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The policy plays each held-out segment of an Overcooked `hbm_data.HumanData` `repeats`
     times (partner open loop): `(behaviour, humanlike block)`, `behaviour` as
     `evaluation.compare_returns` gives it plus `partner`; the block by
     `humanlike.HumanlikeTarget.score` against the person's segments (None when `humanlike`
-    is False), with `partner` and `repeats`. `segments`: `recorded_segments(data)`, if read."""
+    is False), with `partner` and `repeats`. `segments`: `recorded_segments(data)`, if read.
+    `partner_policy`: the partner closed loop (`play_segments`; its draws seeded from
+    `seed`), said as `CLOSED_LOOP_PARTNER`."""
     from .evaluation import compare_returns
     from .humanlike.compare import HumanlikeTarget
     from .humanlike.rollouts import predict_actions
@@ -352,12 +381,16 @@ def evaluate_overcooked(
     feats = None
     if meta.use_cl_info:
         feats = np.array([[i.session_cl, i.run_cl] for i in meta.test_episodes], np.float32)
+    partner_gen = None
+    if partner_policy is not None:
+        partner_gen = torch.Generator(device=torch.device(device)).manual_seed(seed * 7 + 5)
     (rollouts,) = play_segments(
         policy, layout, segments, repeats=repeats, extra_features=feats, generator=generator,
-        device=device,
+        partner_policy=partner_policy, partner_generator=partner_gen, device=device,
     )  # fmt: skip
+    partner = PARTNER if partner_policy is None else CLOSED_LOOP_PARTNER
     behaviour = compare_returns(rollouts.returns, [s.score for s in segments], seed=seed)
-    behaviour |= {"seeds_replayable": True, "partner": PARTNER}
+    behaviour |= {"seeds_replayable": True, "partner": partner}
     if not humanlike:
         return behaviour, None
     train = Trajectories.from_human(data, "train") if meta.n_train else None
@@ -366,7 +399,7 @@ def evaluate_overcooked(
         [policy], data.test_obs, meta.test_episode_lengths, device=device
     )
     block = target.score(rollouts, predicted, seed=seed)
-    return behaviour, block | {"repeats": repeats, "partner": PARTNER}
+    return behaviour, block | {"repeats": repeats, "partner": partner}
 
 
 def play_recorded_segments(
