@@ -97,7 +97,14 @@ def test_methods_that_play_the_game_are_refused_on_recordings(kitchen: Path) -> 
 
 
 @pytest.mark.slow  # two real (tiny) experiments and the report's plots: about 30 s
-def test_report_of_recordings_only_players(kitchen: Path, tmp_path: Path) -> None:
+def test_report_of_recordings_only_players(
+    kitchen: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A game hbm cannot play (the kitchens without hbm-ne's Overcooked): no returns anywhere,
+    and the report still has each learner's teacher-forced imitation of each person."""
+    import hbm_experiments.overcooked_play as play
+
+    monkeypatch.setattr(play, "play_recorded_segments", lambda *a, **k: None)
     tiny = {"dataset": ENV, "num_threads": 1, "training": {"max_generations": 2, "eval_every": 1},
             "method": "ga_feedforward", "optimizer": {"population_size": 4}}  # fmt: skip
     run_experiments([make_experiment(tiny | {"subject": s}) for s in ("oc-w01-p0", "oc-w02-p1")])
