@@ -22,6 +22,7 @@ from hbm_experiments.overcooked_play import (
     play_segments,
     recorded_segments,
     state_from_observation,
+    train_human_proxy,
 )
 from hbm_ne.envs import overcooked as ne
 from torch import nn
@@ -191,6 +192,23 @@ def test_the_result_says_which_partner_played(kitchen: Path) -> None:
     assert behaviour["partner"] == CLOSED_LOOP_PARTNER != PARTNER and block is None
     # replaying both recorded players, whatever the draws: every segment's recorded return
     assert behaviour["model_returns"] == [s.score for s in segments]
+
+
+def _proxy_weights(folder: Path, train_worker: int, test_worker: int) -> list[torch.Tensor]:
+    trials = [play_trial(train_worker, "train", T0), play_trial(test_worker, "test", T0 + 6e5)]
+    import_trials(trials, folder, segments=4, force=True)
+    proxy = train_human_proxy(folder, "cramped_room", hidden_sizes=(8,), max_epochs=2, seed=1)
+    return [p.detach().clone() for p in proxy.parameters()]
+
+
+def test_the_human_proxy_learns_from_the_training_trials_only(tmp_path: Path) -> None:
+    base = _proxy_weights(tmp_path / "a", 1, 2)
+    other_test = _proxy_weights(tmp_path / "b", 1, 5)  # another held-out trial: no change
+    other_train = _proxy_weights(tmp_path / "c", 3, 2)  # another training trial: a change
+    assert all(torch.equal(x, y) for x, y in zip(base, other_test, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(base, other_train, strict=True))
+    with pytest.raises(FileNotFoundError, match="import-overcooked"):
+        train_human_proxy(tmp_path / "none", "cramped_room")
 
 
 def test_evaluate_policy_plays_the_kitchen_and_keeps_the_teacher_forced_block(

@@ -44,6 +44,7 @@ __all__ = [
     "play_segments",
     "recorded_segments",
     "state_from_observation",
+    "train_human_proxy",
 ]
 
 PARTNER = "open-loop (the recorded partner's actions)"
@@ -432,3 +433,51 @@ def play_recorded_segments(
     if block is not None:
         behaviour["humanlike"] = block
     return behaviour
+
+
+def train_human_proxy(
+    data_dir: Path | str,
+    layout: str,
+    *,
+    hidden_sizes: tuple[int, ...] = (64, 64),
+    max_epochs: int = 20,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> torch.nn.Module:
+    """A behaviour-cloned "human proxy" partner (Carroll et al. 2019): a feedforward policy
+    trained by Adam on cross-entropy on every step of both players of the study's *training*
+    trials of `layout` (the pooled `oc-all` file's episodes whose `source_split` is "train"),
+    so the held-out trials never shape the partner a model is judged with. Deterministic for
+    a given `seed` on CPU."""
+    import hbm_dl
+    from hbm_data.episodes import load_episodes
+    from hbm_data.overcooked import POOLED_SUBJECT
+    from hbm_data.paths import find_episode_file
+    from hbm_data.sidecar import read_sidecar
+
+    env_name = f"{_PREFIX}{layout}"
+    path = find_episode_file(env_name, POOLED_SUBJECT, data_dir)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no pooled file of {env_name}: import the recordings with "
+            "`hbm-data import-overcooked` (it writes the pooled subject by default)"
+        )
+    splits = (read_sidecar(path) or {}).get("source_split")
+    episodes = load_episodes(path)
+    if not isinstance(splits, list) or len(splits) != len(episodes):
+        raise ValueError(f"{path}: the sidecar's 'source_split' does not list every episode")
+    train = [e for e, split in zip(episodes, splits, strict=True) if split == "train"]
+    if not train:
+        raise ValueError(f"{path}: no episode of the study's training trials to clone")
+    obs = np.concatenate([np.asarray(e.observations, np.float32) for e in train])
+    actions = np.concatenate([np.asarray(e.actions, np.int64) for e in train])
+    gen = torch.Generator().manual_seed(seed)
+    model = hbm_dl.FeedforwardMLP(obs.shape[1], hidden_sizes, 6, generator=gen)
+    data = hbm_dl.EpisodeData.from_arrays(obs, actions)
+    hbm_dl.optimize_sgd(
+        model, data, optimizer="adam", learning_rate=1e-3, batch_size=256,
+        max_epochs=max_epochs, eval_every=None, checkpoint_every_seconds=None, seed=seed,
+        device=device,
+    )  # fmt: skip
+    logger.info("%s: human proxy cloned from %d training steps", path, len(actions))
+    return model.eval()
