@@ -3,6 +3,10 @@ on, pooled over all the person's episodes."""
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
+
 import numpy as np
 import pydantic
 import pytest
@@ -27,7 +31,7 @@ from hbm_experiments.humanlike import (
 )
 from hbm_experiments.humanlike.metrics import shift_pairs
 from hbm_experiments.sweeps import run_experiments
-from hbm_experiments.tasks import make_experiment
+from hbm_experiments.tasks import make_experiment, save_experiment_config
 
 K = 3
 TOL = 1e-9  # pooled values against the direct computation: the same sums in another order
@@ -145,7 +149,7 @@ def test_pooling_scores_all_episodes_at_once_paired_by_seed() -> None:
 
 
 @pytest.mark.slow
-def test_crossfit_end_to_end_pools_what_the_fold_experiments_recorded() -> None:
+def test_crossfit_end_to_end_pools_what_the_fold_experiments_recorded(tmp_path: Path) -> None:
     from hbm_experiments.crossfit import replay_fold
 
     exps = fold_experiments(_base(), K)
@@ -196,5 +200,16 @@ def test_crossfit_end_to_end_pools_what_the_fold_experiments_recorded() -> None:
     tampered = {**results[0], "humanlike": {**results[0]["humanlike"], "mean_return": -1.0}}
     with pytest.raises(RuntimeError, match="cannot be reproduced"):
         replay_fold(exps[0], tampered)
+    # `hbm crossfit` on the same config: the cached folds, the same pooled numbers
+    config = save_experiment_config(_base(), tmp_path / "exp.yaml")
+    args = argparse.Namespace(config=config, overrides=[], folds=K, json=True, infra=[],
+                              cluster=None, retry=False, force=False)  # fmt: skip
+    again = json.loads(crossfit_run(args))
+    assert again["episodes_used"] == out["episodes_used"]
+    for key in ("hold_duration_w1", "discriminator_auc", "combined_p", "action_accuracy_shift"):
+        assert again["humanlike"][key] == pytest.approx(block[key], abs=TOL), key
+    text = crossfit_run(argparse.Namespace(**{**vars(args), "json": False}))
+    assert f"{K} folds, {total} target episodes" in text
+    assert f"({total} episodes)" in text.splitlines()[1]
     ce = sum(r["metrics"]["test_ce"] * r["data"]["n_test_steps"] for r in results) / steps
     assert out["metrics"]["test_ce"] == pytest.approx(ce, abs=TOL)
