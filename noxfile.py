@@ -73,8 +73,11 @@ def data_extras(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package", PACKAGES)
 def slow(session: nox.Session, package: str) -> None:
-    """Run one package's tests marked slow (convergence and end-to-end checks)."""
+    """Run one package's tests marked slow (convergence and end-to-end checks), with the
+    Overcooked-AI recordings installed so that the tests on real people run, not skip."""
     _sync(session, "--package", package, "--extra", "test")
+    session.install("pandas>=2.1")
+    session.install("--no-deps", "overcooked-ai==1.1.0")
     session.run(
         "python",
         "-m",
