@@ -9,7 +9,8 @@ an unchanged file still hits the cache.
 Three splits, by whole episodes and per session: test (`holdout_pct`, drawn by hbm-data),
 then validation (`validation_pct`, drawn from the remaining training episodes by the same
 rule), then training. Whatever chooses (tuning, model selection) reads validation; test is
-only reported.
+only reported. With `crossfit_folds`, test is one fold of a per-session partition of all the
+episodes instead (`hbm_experiments.crossfit`), validation still drawn from the rest.
 """
 
 from __future__ import annotations
