@@ -6,7 +6,7 @@ from __future__ import annotations
 import hbm_dl
 import hbm_ne
 import pytest
-from hbm_experiments import configs, methods, tasks, yaml_io
+from hbm_experiments import configs, line_configs, methods, optimizers, tasks, yaml_io
 from hbm_experiments.methods import METHOD_TABLE, method_spec, trainer
 
 LIBRARY = {
@@ -46,6 +46,10 @@ def test_moved_names_are_the_same_objects_in_configs() -> None:
         assert getattr(configs, name) is getattr(methods, name)
     for name in ("ConfigError", "read_yaml", "apply_overrides", "parse_value"):
         assert getattr(configs, name) is getattr(yaml_io, name)
+    for name in ("GAConfig", "ESConfig", "CMAESConfig", "SGDConfig", "AdamConfig"):
+        assert getattr(configs, name) is getattr(optimizers, name)
+    for name in ("DynamicConfig", "EnvObjectiveConfig", "AdversarialConfig"):
+        assert getattr(configs, name) is getattr(line_configs, name)
 
 
 def test_parse_value_reads_command_line_values_as_yaml_scalars() -> None:

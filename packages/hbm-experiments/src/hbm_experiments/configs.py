@@ -1,23 +1,27 @@
 """Experiment configurations: the pydantic v2 models of an experiment and its sections.
 
-The method grammar lives in `methods`, YAML files and dotted overrides in `yaml_io`; their
-names are re-exported here. Every model forbids unknown keys, so a typo in a YAML file or a
-`--set` override fails before anything is submitted, with the dotted path of the bad key.
+The sections live in their own modules (`optimizers`, `line_configs`; their base in
+`config_base`), the method grammar in `methods`, YAML files and dotted overrides in
+`yaml_io`; their names are re-exported here. Every model forbids unknown keys, so a typo in
+a YAML file or a `--set` override fails before anything is submitted, naming the bad key.
 """
 
 from __future__ import annotations
 
 import copy
-import typing
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
 from hbm_data import ENVIRONMENTS as _DATA_ENVIRONMENTS
 
+from .config_base import SEED_LIMIT
+from .config_base import StrictModel as _Strict
+from .config_base import renamed as _renamed
 from .files import atomic_write_text
+from .line_configs import AdversarialConfig, DynamicConfig, EnvObjectiveConfig
 from .methods import (
     ALGORITHMS,
     METHODS,
@@ -28,7 +32,16 @@ from .methods import (
     method_objective,
     parse_method,
 )
-from .vocabulary import RENAMED_0_1, library_kwargs
+from .optimizers import (
+    AdamConfig,
+    CMAESConfig,
+    ESConfig,
+    GAConfig,
+    OptimizerConfig,
+    SGDConfig,
+    optimizer_class,
+)
+from .vocabulary import RENAMED_0_1
 from .yaml_io import ConfigError, apply_overrides, parse_value, read_yaml
 
 __all__ = [
@@ -54,6 +67,7 @@ __all__ = [
     "atomic_write_text",
     "format_validation_error",
     "method_objective",
+    "optimizer_class",
     "parse_method",
     "parse_value",
     "read_yaml",
@@ -72,51 +86,6 @@ def check_subject_value(value: Any) -> Any:
 
     subject = check_subject(value, allow_path=True)
     return str(Path(subject).expanduser().absolute()) if is_path_subject(subject) else subject
-
-
-class _Strict(pydantic.BaseModel):
-    # inf passes `gt=0` (an infinite sigma, learning rate or time budget): refused, as is NaN
-    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _no_bool_for_a_number(cls, data: Any) -> Any:
-        """pydantic reads `true` as 1 for an int field (`seed: true`, `hidden_size: true`):
-        a bool where a number is expected is a mistake, refused here rather than trained."""
-        if not isinstance(data, Mapping):
-            return data
-        for name, value in data.items():
-            field = cls.model_fields.get(name) if isinstance(value, bool) else None
-            if field is None:
-                continue
-            kinds = set(typing.get_args(field.annotation)) or {field.annotation}
-            if kinds <= {int, float, type(None)}:
-                raise ValueError(f"{name}: expected a number, got the boolean {value!r}")
-        return data
-
-
-SEED_LIMIT = 2**64
-"""Seeds are 0 <= seed < 2**64: what torch's and numpy's generators both accept."""
-
-
-def _renamed(data: Any, names: Mapping[str, str], where: str, *, stacklevel: int = 6) -> Any:
-    """Accept the 0.1 spelling of renamed fields (`vocabulary.RENAMED_0_1`) until 0.3, with a
-    DeprecationWarning."""
-    if not isinstance(data, Mapping) or not any(old in data for old in names):
-        return data
-    out = dict(data)
-    for old, new in names.items():
-        if old not in out:
-            continue
-        if new in out:
-            raise ValueError(f"{where}{old} and {where}{new} are the same field: give only {new}")
-        warnings.warn(
-            f"{where}{old} is deprecated: write {where}{new} (the design guide's name)",
-            DeprecationWarning,
-            stacklevel=stacklevel,
-        )
-        out[new] = out.pop(old)
-    return out
 
 
 def _known_dataset(name: str) -> str:
@@ -234,290 +203,6 @@ class ModelConfig(_Strict):
         if kind == "reservoir":
             return hbm_dl.RecurrentMLPReservoir(input_size, h, output_size, **common)
         return hbm_dl.RecurrentMLPTrainable(input_size, h, output_size, rank=self.rank, **common)
-
-
-class GAConfig(_Strict):
-    """Truncation selection of the best `selection_fraction`, one elite, then mutation with
-    per-parameter sigmas starting at `adaptive_sigma_init` (self-adapted with rate
-    `adaptive_sigma_noise` when `adaptive`). Defaults are hbm-ne's and the lab's."""
-
-    name: Literal["ga"] = "ga"
-    population_size: int = pydantic.Field(default=50, ge=2)
-    adaptive_sigma_init: float = pydantic.Field(default=1e-3, gt=0)
-    adaptive_sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
-    selection_fraction: float = pydantic.Field(default=0.5, gt=0, lt=1)
-    adaptive: bool = True
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _old_names(cls, data: Any) -> Any:
-        return _renamed(data, RENAMED_0_1["optimizer"], "optimizer.")
-
-    def mutation(self) -> dict[str, Any]:
-        """The population's mutation settings (hbm-ne's `sigma_init`, `adaptive`, `tau`)."""
-        return library_kwargs(self, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
-
-    def build(self, population: Any, *, generator: Any) -> Any:
-        import hbm_ne
-
-        return hbm_ne.GA(
-            population, **library_kwargs(self, "selection_fraction"), generator=generator
-        )
-
-
-class ESConfig(_Strict):
-    """Evolution strategies (hbm-ne's `ES`). `variant="softmax"`: the lab's simple ES,
-    softmax-weighted recombination (`temperature`), then mutation of every member (adaptive
-    sigmas as in the GA). `variant="openai"`: OpenAI-style antithetic sampling θ ± σε
-    (`noise_std`, even population), centred ranks, an `update` ("adam" or "sgd") step of
-    `learning_rate` with optional `weight_decay`."""
-
-    name: Literal["es"] = "es"
-    population_size: int = pydantic.Field(default=50, ge=2)
-    variant: Literal["softmax", "openai"] = "softmax"
-    adaptive_sigma_init: float = pydantic.Field(default=1e-3, gt=0)
-    adaptive_sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
-    adaptive: bool = True
-    temperature: float = pydantic.Field(default=1.0, gt=0)
-    noise_std: float = pydantic.Field(default=0.02, gt=0)
-    learning_rate: float = pydantic.Field(default=0.01, gt=0)
-    update: Literal["adam", "sgd"] = "adam"
-    weight_decay: float = pydantic.Field(default=0.0, ge=0)
-
-    @pydantic.model_validator(mode="after")
-    def _even_for_antithetic(self) -> ESConfig:
-        if self.variant == "openai" and self.population_size % 2:
-            raise ValueError(
-                f"optimizer.population_size={self.population_size}: variant 'openai' samples "
-                "antithetic pairs, so it needs an even population"
-            )
-        return self
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _old_names(cls, data: Any) -> Any:
-        return _renamed(data, RENAMED_0_1["optimizer"], "optimizer.")
-
-    def mutation(self) -> dict[str, Any]:
-        return library_kwargs(self, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
-
-    def build(self, population: Any, *, generator: Any) -> Any:
-        import hbm_ne
-
-        settings = ("variant", "temperature", "noise_std", "learning_rate", "update")
-        return hbm_ne.ES(
-            population,
-            **library_kwargs(self, *settings, "weight_decay"),
-            generator=generator,
-        )
-
-
-class CMAESConfig(_Strict):
-    """CMA-ES; `sigma0` is the initial step size (hbm-ne's default), parents the best half."""
-
-    name: Literal["cmaes"] = "cmaes"
-    population_size: int = pydantic.Field(default=50, ge=2)
-    sigma0: float = pydantic.Field(default=0.1, gt=0)
-    separable: bool | None = None
-    """Diagonal covariance (sep-CMA-ES, O(λD) per generation) instead of the full one;
-    None: hbm-ne's rule (separable above D = 1000 parameters)."""
-    active: bool = True
-    """Active covariance update (negative weights; pycma's default). False: positive weights
-    only (hbm 0.1's update)."""
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _old_names(cls, data: Any) -> Any:
-        return _renamed(data, RENAMED_0_1["cmaes optimizer"], "optimizer.")
-
-    def mutation(self) -> dict[str, Any]:
-        return {"adaptive": False}  # CMA-ES owns the step size
-
-    def build(self, population: Any, *, generator: Any) -> Any:
-        import hbm_ne
-
-        return hbm_ne.CMAES(
-            population, **library_kwargs(self, "sigma0", "separable", "active"), generator=generator
-        )
-
-
-class SGDConfig(_Strict):
-    name: Literal["sgd"] = "sgd"
-    learning_rate: float = pydantic.Field(default=1e-3, gt=0)
-    """hbm-dl's and the lab's default."""
-
-
-class AdamConfig(_Strict):
-    name: Literal["adam"] = "adam"
-    learning_rate: float = pydantic.Field(default=1e-3, gt=0)
-
-
-OptimizerConfig = Annotated[
-    GAConfig | ESConfig | CMAESConfig | SGDConfig | AdamConfig,
-    pydantic.Field(discriminator="name"),
-]
-_OPTIMIZER_CLASSES: dict[str, type[_Strict]] = {
-    "ga": GAConfig,
-    "es": ESConfig,
-    "cmaes": CMAESConfig,
-    "sgd": SGDConfig,
-    "adam": AdamConfig,
-}
-
-
-class DynamicConfig(_Strict):
-    """Evolving-topology networks (`ga_dynamic`; hbm-ne's `DynamicPopulation` and
-    `evolve_dynamic`, whose defaults these are). GA selection keeps the best
-    `optimizer.selection_fraction` (hbm-ne's `survival`); `elitism` members pass unmutated
-    (at least one: slot 0 holds the train-best member that is evaluated and exported)."""
-
-    elitism: int = pydantic.Field(default=1, ge=1)
-    max_hidden: int = pydantic.Field(default=64, ge=0)
-    """Most hidden nodes a net may grow."""
-    max_passes: int = pydantic.Field(default=4, ge=1)
-    """Most synchronous passes per time step a net may evolve."""
-    initial_mutations: int = pydantic.Field(default=1, ge=0)
-    """Mutations of each initial net (outputs wired to the inputs), the lab's one."""
-    grow_rate: float = pydantic.Field(default=1.0, ge=0)
-    """Initial mean number of nodes grown per mutation (self-adapted per member)."""
-    prune_rate: float = pydantic.Field(default=0.5, ge=0)
-    """Initial mean number of nodes pruned per mutation (self-adapted per member)."""
-    passes: int = pydantic.Field(default=1, ge=1)
-    """Initial passes per time step."""
-    locality: float = pydantic.Field(default=0.5, ge=0, le=1)
-    """Initial chance of wiring a new node to a near one, ring by ring."""
-    rate_noise: float = pydantic.Field(default=0.01, ge=0)
-    """How much each mutation perturbs the member's own rates."""
-    min_std: float = pydantic.Field(default=1e-3, gt=0)
-    """Floor of a node's running standard deviation."""
-    nonlinearity: Literal["tanh", "identity"] = "tanh"
-
-    @pydantic.model_validator(mode="after")
-    def _passes_fit(self) -> DynamicConfig:
-        if self.passes > self.max_passes:
-            raise ValueError(
-                f"dynamic.passes={self.passes} must be <= dynamic.max_passes={self.max_passes}"
-            )
-        return self
-
-    def population_kwargs(self) -> dict[str, Any]:
-        """`DynamicPopulation`'s keyword arguments (all but sizes, generator and device)."""
-        return self.model_dump(exclude={"elitism"})
-
-    def build(
-        self,
-        input_size: int,
-        output_size: int,
-        population_size: int,
-        *,
-        generator: Any,
-        device: Any,
-    ) -> Any:
-        """An hbm-ne `DynamicPopulation` of `population_size` evolving-topology networks."""
-        import hbm_ne
-
-        return hbm_ne.DynamicPopulation(
-            input_size,
-            output_size,
-            population_size,
-            **self.population_kwargs(),
-            generator=generator,
-            device=device,
-        )
-
-
-class EnvObjectiveConfig(_Strict):
-    """Training on the game's returns (`*_env_*` methods; hbm-ne's `ContinualEnvFitness`, whose
-    defaults these are): each member plays `episodes` episodes per generation, at most
-    `steps_per_generation` steps (None: whole episodes), fitness = minus its mean return.
-    Fresh episodes start from seeds drawn from the experiment's seed and the generation.
-
-    The lab's transfer modes: `env_transfer` (an episode cut by the step budget continues next
-    generation; not for LunarLander, whose Box2D state cannot be saved), `mem_transfer`
-    (recurrent methods: the hidden state carries over), `fit_transfer` (returns accumulate
-    over a member's lineage, reduced by `fit_reduction`). The transfer state follows each
-    member through GA selection; ES and CMA-ES draw new members, so it restarts every
-    generation there. `deterministic`: argmax actions (False: sampled)."""
-
-    episodes: int = pydantic.Field(default=1, ge=1)
-    steps_per_generation: int | None = pydantic.Field(default=None, ge=1)
-    env_transfer: bool = False
-    mem_transfer: bool = False
-    fit_transfer: bool = False
-    fit_reduction: Literal["sum", "mean"] = "sum"
-    deterministic: bool = True
-
-    def fitness_kwargs(self) -> dict[str, Any]:
-        """`ContinualEnvFitness`'s keyword arguments (all but env, seed and fixed seeds)."""
-        return self.model_dump()
-
-    def build(self, env_id: str, *, seed: int) -> Any:
-        """hbm-ne's `ContinualEnvFitness` on `env_id`, its fresh episodes' seeds drawn from
-        `seed` (the experiment's)."""
-        import hbm_ne
-
-        return hbm_ne.ContinualEnvFitness(env_id, **self.fitness_kwargs(), seed=seed)
-
-
-class AdversarialConfig(_Strict):
-    """Adversarial imitation (`{ga,es}_adversarial_{feedforward,recurrent}`; hbm-ne's
-    `AdversarialFitness`, whose names and defaults these are). Every generation the generators
-    (the population the method evolves) replay the seeds of the person's training episodes;
-    the discriminator then takes one update on `windows_per_class` windows of the person's
-    play against as many of the generators' (`window` steps of observation, `hide_elements`
-    zeroed, and one-hot action), and a generator's loss is 1 - how often it is taken for the
-    person. `discriminator`: "ga" / "es" (a population of `discriminator_population_size`
-    MLPs evolved on their cross-entropy, mutation `discriminator_sigma_init`; the `judges` best
-    score the generators) or "adam" (one MLP, `discriminator_steps` Adam steps of
-    `discriminator_learning_rate` a generation, GAIL's update). `max_episode_steps` caps the
-    replayed episodes (None: the game's limit); `deterministic` plays argmax actions."""
-
-    discriminator: Literal["ga", "es", "adam"] = "ga"
-    discriminator_population_size: int = pydantic.Field(default=50, ge=2)
-    discriminator_hidden_sizes: tuple[int, ...] = (32,)
-    window: int = pydantic.Field(default=8, ge=1)
-    hide_elements: tuple[int, ...] = ()
-    windows_per_class: int = pydantic.Field(default=512, ge=1)
-    discriminator_learning_rate: float = pydantic.Field(default=1e-3, gt=0)
-    discriminator_steps: int = pydantic.Field(default=10, ge=1)
-    discriminator_sigma_init: float = pydantic.Field(default=0.02, gt=0)
-    judges: int = pydantic.Field(default=1, ge=1)
-    max_episode_steps: int | None = pydantic.Field(default=None, ge=1)
-    deterministic: bool = False
-
-    @pydantic.model_validator(mode="after")
-    def _consistent(self) -> AdversarialConfig:
-        if any(h < 1 for h in self.discriminator_hidden_sizes):
-            raise ValueError(
-                "adversarial.discriminator_hidden_sizes must be positive, got "
-                f"{list(self.discriminator_hidden_sizes)}"
-            )
-        if self.discriminator == "adam" and self.judges != 1:
-            raise ValueError(
-                f"adversarial.judges={self.judges}: discriminator 'adam' is one network (judges 1)"
-            )
-        if self.judges > self.discriminator_population_size:
-            raise ValueError(
-                f"adversarial.judges={self.judges} exceeds "
-                f"adversarial.discriminator_population_size={self.discriminator_population_size}"
-            )
-        return self
-
-    def fitness_kwargs(self) -> dict[str, Any]:
-        """`AdversarialFitness`'s keyword arguments (all but env, person, seeds, seed, device)."""
-        return self.model_dump()
-
-    def build(
-        self, env_id: str, person: Any, seeds: Sequence[int], *, seed: int, device: Any
-    ) -> Any:
-        """hbm-ne's `AdversarialFitness`: discriminators of the person's play (`person`, an
-        hbm-ne `EpisodeData` of whole episodes) against the generators replaying `seeds`, the
-        seeds of those episodes."""
-        import hbm_ne
-
-        return hbm_ne.AdversarialFitness(
-            env_id, person, list(seeds), **self.fitness_kwargs(), seed=seed, device=device
-        )
 
 
 NE_BUDGETS = ("max_generations", "max_samples", "max_optim_time")
@@ -876,7 +561,3 @@ def format_validation_error(exc: pydantic.ValidationError, source: str) -> str:
         got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"{source}: {loc}: {err['msg']}{got_txt}")
     return "\n".join(lines)
-
-
-def optimizer_class(name: str) -> type[_Strict]:
-    return _OPTIMIZER_CLASSES[name]
