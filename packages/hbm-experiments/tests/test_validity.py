@@ -125,6 +125,22 @@ def test_hbm_validate_is_a_command() -> None:
     assert args.envs == ["cartpole"] and not args.write
 
 
+def test_hbm_validate_loads_saved_suites(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Tables saved with --json are re-judged without running; one protocol only."""
+    a, b, odd = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "odd.json"
+    a.write_text(json.dumps(_suite({"hold_duration_w1": _row(0.05, 1.0)})))
+    other = _suite({"hold_duration_w1": _row(0.12, 1.0)})
+    other["games"] = {"acrobot": other["games"]["cartpole"]}  # type: ignore[index]
+    b.write_text(json.dumps(other))
+    args = cli.build_parser().parse_args(["validate", "--load", str(a), str(b)])
+    out = validate.run(args)
+    assert "cartpole:" in out and "acrobot:" in out and "FAILS: null" in out
+    odd.write_text(json.dumps(_suite({}) | {"settings": {"draws": 3}}))
+    args = cli.build_parser().parse_args(["validate", "--load", str(a), str(odd)])
+    with pytest.raises(SystemExit, match="differ"):
+        validate.run(args)
+
+
 @pytest.mark.slow
 def test_reduced_suite_holds_the_rates_on_cartpole() -> None:
     """6 draws x 4 players on CartPole (24 null comparisons per metric). Tolerances
