@@ -87,8 +87,8 @@ WHY_WEAK: Mapping[str, str] = {
     "return_diff": "a person's early episodes score like random play (CartPole falls within "
     "10-20 steps, Acrobot runs out its 500 steps), and 4-6 held-out episodes are too few to "
     "outweigh them",
-    "discriminator_auc": "a held-out episode shorter than one window gives the classifier a "
-    "single window, so 4-6 short episodes leave it almost nothing of the person to learn",
+    "discriminator_auc": "4-6 held-out episodes leave the classifier little of the person to "
+    "learn (an episode shorter than one window, as a clumsy CartPole one, gives one window)",
 }
 """Why a metric misses random play where it does: the simulated people's few held-out episodes,
 not the test (each of these tests is calibrated under the null)."""
