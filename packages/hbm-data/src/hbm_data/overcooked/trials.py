@@ -123,8 +123,8 @@ def read_trials(split: str) -> list[Trial]:
     part of the package the user installed, trusted as its code is); its strings are parsed as
     literals, never evaluated.
     """
+    path = trials_file(split)  # first: its message gives both install steps
     pandas = require("pandas", "overcooked", "reading the Overcooked-AI recordings")
-    path = trials_file(split)
     frame = pandas.read_pickle(path)
     return trials_from_frame(frame, split, source=str(path))
 
