@@ -74,11 +74,10 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hbm")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    print(args.handler(args))  # noqa: T201 - a CLI command
-    return 0
+    """`python -m hbm_experiments.compare_play A.json B.json` = `hbm compare-play A.json B.json`."""
+    from .cli import main as hbm
+
+    return hbm(["compare-play", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["add_parser", "format_table", "main", "run"]
 
@@ -138,7 +141,7 @@ def run(args: argparse.Namespace) -> str:
 
     def progress(line: str) -> None:
         if not args.quiet:
-            print(line, file=sys.stderr, flush=True)  # noqa: T201 - a CLI command
+            logger.info(line)
 
     if args.load:
         suite = _load(args.load)
@@ -165,12 +168,10 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hbm_experiments.validate", description=__doc__.split("\n")[0]
-    )
-    _options(parser)
-    print(run(parser.parse_args(argv)))  # noqa: T201 - a CLI command
-    return 0
+    """`python -m hbm_experiments.validate ...` = `hbm validate ...` (the CLI prints)."""
+    from .cli import main as hbm
+
+    return hbm(["validate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover
