@@ -33,7 +33,7 @@ def test_run_then_cached_then_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["run", str(cfg), "--set", "seed=2", "-q"]) == 0
     out = capsys.readouterr().out
     assert "ga_feedforward on cartpole/sim01 seed 2" in out and "from cache" not in out
-    assert "test F1" in out and "% diff" in out
+    assert "test F1" in out and "return Δ" in out and "% diff" not in out
     assert main(["run", str(cfg), "--set", "seed=2", "-q"]) == 0
     assert "(from cache)" in capsys.readouterr().out
     exp = make_experiment({**TINY_GA, "seed": 2})

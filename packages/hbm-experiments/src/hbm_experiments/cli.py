@@ -212,21 +212,17 @@ def _signed(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}"
 
 
-def _plain(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
 def _summary(result: dict[str, Any]) -> str:
     m, b = result["metrics"], result["behaviour"]
     if "skipped" in b:  # a game hbm cannot play: offline metrics only
         return f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  behaviour: {b['skipped']}"
-    p = b.get("p_value")
+    p = b.get("diff_of_means_p")
+    ci = b.get("diff_of_means_ci") or (None, None)
     return (
         f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  "
         f"return {b['model_mean_return']:.1f} vs person {b['human_mean_return']:.1f}  "
-        f"% diff {_signed(b.get('pct_diff_of_means'))} "
-        f"(per episode {_signed(b.get('pct_diff_mean'))} ± {_plain(b.get('pct_diff_std'))})  "
-        f"U p={'-' if p is None else f'{p:.3g}'}"
+        f"return Δ {_signed(b.get('diff_of_means'))} [{_signed(ci[0])}, {_signed(ci[1])}] "
+        f"p={'-' if p is None else f'{p:.3g}'}"
     )
 
 
