@@ -28,3 +28,16 @@ def hbm_env(tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def counter(hbm_env: Path) -> Path:
     return hbm_env / "counter.txt"
+
+
+@pytest.fixture
+def overcooked_recordings() -> None:
+    """Skip, saying how to install them, unless the Overcooked-AI recordings can be read: the
+    `overcooked-ai` package (installed --no-deps) and pandas (`hbm-data[overcooked]`)."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("overcooked-ai")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip('the recordings need pip install --no-deps "overcooked-ai==1.1.0"')
+    pytest.importorskip("pandas", reason='needs pip install "hbm-data[overcooked]"')

@@ -119,19 +119,9 @@ def test_an_observation_differs_where_the_states_differ() -> None:
     _both([state, moved], "cramped_room")
 
 
-def _recordings_installed() -> None:
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution("overcooked-ai")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip('the recordings need pip install --no-deps "overcooked-ai==1.1.0"')
-    pytest.importorskip("pandas", reason='needs pip install "hbm-data[overcooked]"')
-
-
 @pytest.mark.slow  # reads the recorded test pickle (tens of seconds)
+@pytest.mark.usefixtures("overcooked_recordings")
 def test_observations_agree_on_recorded_states() -> None:
-    _recordings_installed()
     trials = data_trials.read_trials("test")
     seen = set()
     for trial in trials:

@@ -260,19 +260,9 @@ def test_without_the_partners_file_behaviour_is_skipped_with_the_reason(kitchen:
     assert out["behaviour"] == {"skipped": unplayable_reason(ENV)}
 
 
-def _recordings_installed() -> None:
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution("overcooked-ai")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip('the recordings need pip install --no-deps "overcooked-ai==1.1.0"')
-    pytest.importorskip("pandas", reason='needs pip install "hbm-data[overcooked]"')
-
-
 @pytest.mark.slow  # reads the recorded test pickle and imports it (tens of seconds)
+@pytest.mark.usefixtures("overcooked_recordings")
 def test_replaying_real_players_reproduces_their_recorded_segments(tmp_path: Path) -> None:
-    _recordings_installed()
     from hbm_data.overcooked import read_trials
 
     trials = read_trials("test")

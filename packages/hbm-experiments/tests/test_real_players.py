@@ -156,21 +156,11 @@ def test_offline_block_known_answers() -> None:
         offline_block(person[:10], person, lengths, reason="r")
 
 
-def _recordings_installed() -> None:
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution("overcooked-ai")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip('the recordings need pip install --no-deps "overcooked-ai==1.1.0"')
-    pytest.importorskip("pandas", reason='needs pip install "hbm-data[overcooked]"')
-
-
 @pytest.mark.slow  # reads both pickles (about a minute)
+@pytest.mark.usefixtures("overcooked_recordings")
 def test_real_recordings_keep_the_study_split_and_players_are_identified(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _recordings_installed()
     from hbm_data.overcooked import read_all_trials
     from hbm_experiments.identify_real import identify_players, read_segments
 
