@@ -250,6 +250,11 @@ class TrainingConfig(_Strict):
     evaluation, None = all)."""
     behaviour_repeats: int = pydantic.Field(default=1, ge=1)
     """Matched-seed rollouts per held-out human episode."""
+    behaviour_partner: Literal["recorded", "proxy"] = "recorded"
+    """Two-player games (the Overcooked kitchens): who plays the person's partner in the
+    behaviour rollouts, "recorded" (the recorded partner's actions, open loop) or "proxy" (a
+    human proxy behaviour-cloned on the study's training trials, closed loop; needs the
+    kitchen's pooled `oc-all` file). The result's `behaviour.partner` says which."""
     state_mode: Literal["episode", "session", "generation"] = "episode"
     """Recurrent neuroevolution: where a member's hidden state starts — zero at each episode,
     carried through the episodes of a session, or carried across generations (hbm-ne's
@@ -415,6 +420,11 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 f"training.state_mode={t.state_mode!r} applies to recurrent neuroevolution "
                 f"only, not to method {self.method!r}"
+            )
+        if t.behaviour_partner != "recorded" and not self.dataset.startswith("overcooked-"):
+            raise ValueError(
+                f"training.behaviour_partner={t.behaviour_partner!r}: {self.dataset} is played "
+                "alone; a partner applies to the two-player Overcooked kitchens only"
             )
         self._check_lines()
         unused = {

@@ -223,6 +223,7 @@ def evaluate_policy(
     step: int = 0,
     repeats: int = 1,
     humanlike: bool = True,
+    partner: str = "recorded",
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Test-set classification metrics plus the behaviour comparison, for `hbm_data.HumanData`:
@@ -232,7 +233,8 @@ def evaluate_policy(
     returns (`behaviour`, `compare_returns`) and the `humanlike` block alike
     (`humanlike.play_and_score`); `humanlike=False` plays unrecorded and returns no block.
     `step`: the training step the model is from (the F1 draws are seeded by seed and step, as
-    in the training history). Deterministic for a given `seed` on CPU (own generators, no
+    in the training history). `partner`: who plays beside the model in a two-player kitchen
+    (`overcooked_play.PARTNERS`). Deterministic for a given `seed` on CPU (own generators, no
     global RNG)."""
     device = torch.device(device)
     policy = policy.to(device).eval()
@@ -255,10 +257,10 @@ def evaluate_policy(
         block = offline_humanlike(policy, data, reason=skipped, device=device)
         out = {"metrics": metrics, "behaviour": {"skipped": skipped}, "humanlike": block}
         # the Overcooked kitchens are also played from each held-out segment's recorded
-        # start, the partner open loop: returns, and the humanlike block of that play
+        # start beside the chosen partner: returns, and the humanlike block of that play
         played = play_recorded_segments(
             policy, data, generator=env_gen, repeats=repeats, seed=seed, humanlike=humanlike,
-            device=device,
+            partner=partner, device=device,
         )  # fmt: skip
         if played is not None:
             out["behaviour"] = played

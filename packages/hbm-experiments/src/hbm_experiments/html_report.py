@@ -52,6 +52,13 @@ METRIC_HELP: dict[str, str] = {
     "U p-value": "Mann-Whitney U test of model vs person returns. A small p says the "
     "returns differ; a large p does not prove they are the same.",
     "sig": "** p < 0.01, * p < 0.05, ns not significant (same test).",
+    "folds": "Cross-fitting: K models, each trained without one fold of the person's "
+    "episodes and tested on it.",
+    "target episodes": "Cross-fitting: the person's episodes the metrics were pooled over "
+    "(all of them); a metric that used fewer shows (E=n).",
+    "partner": "Two-player kitchens: who played beside the model, 'recorded' (the recorded "
+    "partner's actions, open loop) or 'proxy' (a human proxy cloned from the study's training "
+    "trials, closed loop).",
     "action acc": "Share of the person's held-out actions the model predicts (1 is perfect).",
     "acc shifted": "Action accuracy against the person's action a reaction delay later (the "
     "delay chosen once per person on training episodes).",
@@ -199,7 +206,11 @@ def _image(path: Path) -> str:
     )
 
 
-def _table(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, str], Any]) -> str:
+def _table(
+    rows: Sequence[Mapping[str, Any]],
+    groups: Mapping[tuple[str, str, str], Any],
+    table_id: str = "comparison",
+) -> str:
     cols = _columns(rows)
     head = "".join(
         f'<th title="{html.escape(_help(c) or "click to sort")}">{html.escape(c)}</th>'
@@ -224,7 +235,7 @@ def _table(rows: Sequence[Mapping[str, Any]], groups: Mapping[tuple[str, str, st
         cls = ' class="reference"' if _is_reference(row) else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return (
-        '<table class="sortable" id="comparison"><thead><tr>'
+        f'<table class="sortable" id="{table_id}"><thead><tr>'
         f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
 
@@ -277,6 +288,7 @@ def write_html_report(
     notes: Sequence[str] = (),
     filename: str = "report.html",
     comparisons: Sequence[Any] = (),
+    crossfit_rows: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write `out_dir/filename` (atomically) and return its path.
 
@@ -284,7 +296,8 @@ def write_html_report(
     (other suffixes are skipped); `records`: the `ExperimentRecord`s behind the rows, for their
     configs; `notes`: short paragraphs shown under the title (e.g. "simulated players");
     `comparisons`: `comparisons.Contrast`s, one sentence each (decided ones bold, metrics that
-    fail the validity suite greyed).
+    fail the validity suite greyed); `crossfit_rows`: the cross-fitted table
+    (`crossfit_report.crossfit_rows`), shown under the comparison with its references.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -292,11 +305,11 @@ def write_html_report(
     if any("_group" in r for r in rows):
         groups = groups or {("", "", ""): [None]}  # non-empty: show the configs column
     images = [Path(p) for p in plots if Path(p).suffix.lower() == ".png"]
-    cols = _columns(rows)
+    cols = _columns([*rows, *crossfit_rows])
     helps = "".join(
         f"<dt>{html.escape(c)}</dt><dd>{html.escape(_help(c) or '')}</dd>" for c in cols if _help(c)
     )
-    refs = any(_is_reference(r) for r in rows)
+    refs = any(_is_reference(r) for r in [*rows, *crossfit_rows])
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -314,6 +327,14 @@ def write_html_report(
             '<p class="note">Rows in italics are references: the person (their own held-out '
             "play) and a random policy, the two ends a model's numbers are read against.</p>"
         )
+    if crossfit_rows:
+        parts += [
+            "<h2>Cross-fitted evaluation</h2>",
+            '<p class="note">Every episode of the person a target once, scored against the '
+            "model that did not train on it; the person and random rows are pooled the same "
+            "way at the same sample sizes.</p>",
+            _table(crossfit_rows, {}, table_id="crossfit"),
+        ]
     if comparisons:
         parts += ["<h2>Paired comparisons</h2>", _comparisons(comparisons)]
     if helps:

@@ -19,6 +19,13 @@ team return (`DELIVERY_REWARD` per soup served) and the played observations and 
 compare with the person's through the experiments' own functions (`compare_returns`,
 `HumanlikeTarget.score`). Replaying the person's own actions reproduces the recorded segment
 exactly, which the tests check.
+
+An experiment picks its partner with `training.behaviour_partner` (`PARTNERS`: "recorded", the
+default, or "proxy", a human proxy cloned from the study's training trials of the kitchen). The
+block of that play is read between two references made by the same protocol
+(`overcooked_references`): the person's own training segments paired with the held-out ones
+(the floor, as `humanlike.person_reference` makes it) and a uniform random policy playing every
+held-out segment from its start beside the same partner (the ceiling).
 """
 
 from __future__ import annotations
@@ -36,10 +43,15 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CLOSED_LOOP_PARTNER",
+    "HUMAN_PROXY_PARTNER",
     "PARTNER",
+    "PARTNERS",
     "RecordedSegment",
     "evaluate_overcooked",
+    "human_proxy",
     "layout_of",
+    "overcooked_references",
+    "partner_name",
     "play_recorded_segments",
     "play_segments",
     "recorded_segments",
@@ -51,6 +63,12 @@ PARTNER = "open-loop (the recorded partner's actions)"
 """How the partner moves in these rollouts; results say it (`behaviour.partner`)."""
 CLOSED_LOOP_PARTNER = "closed-loop (a partner policy playing the partner's side)"
 """The partner with `partner_policy` (e.g. a behaviour-cloned human proxy)."""
+HUMAN_PROXY_PARTNER = (
+    "closed-loop (a human proxy behaviour-cloned on the study's training trials of the kitchen)"
+)
+"""The partner of `training.behaviour_partner: proxy` (`human_proxy`)."""
+PARTNERS: dict[str, str] = {"recorded": PARTNER, "proxy": HUMAN_PROXY_PARTNER}
+"""`training.behaviour_partner` -> what the result's `behaviour.partner` says."""
 
 _PREFIX = "overcooked-"
 _OBJECTS = ("onion", "dish", "soup")
@@ -352,6 +370,29 @@ def _person(segments: Sequence[RecordedSegment]) -> Any:
     )
 
 
+def _target(data: Any, segments: Sequence[RecordedSegment], seed: int) -> Any:
+    """The person's held-out segments as the `humanlike.HumanlikeTarget` of a rollout block."""
+    from .humanlike.compare import HumanlikeTarget
+    from .humanlike.trajectories import Trajectories
+
+    meta = data.metadata
+    train = Trajectories.from_human(data, "train") if meta.n_train else None
+    return HumanlikeTarget(_person(segments), meta.env_name, train=train, seed=seed)
+
+
+def _partner_generator(
+    partner_policy: torch.nn.Module | None, seed: int, device: torch.device | str
+) -> torch.Generator | None:
+    """The closed-loop partner's draws: the same for a model row and its random reference."""
+    if partner_policy is None:
+        return None
+    return torch.Generator(device=torch.device(device)).manual_seed(seed * 7 + 5)
+
+
+def _partner_label(partner_policy: torch.nn.Module | None, label: str | None) -> str:
+    return label or (PARTNER if partner_policy is None else CLOSED_LOOP_PARTNER)
+
+
 def evaluate_overcooked(
     policy: torch.nn.Module,
     data: Any,
@@ -362,6 +403,7 @@ def evaluate_overcooked(
     humanlike: bool = True,
     segments: Sequence[RecordedSegment] | None = None,
     partner_policy: torch.nn.Module | None = None,
+    partner_label: str | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The policy plays each held-out segment of an Overcooked `hbm_data.HumanData` `repeats`
@@ -370,11 +412,9 @@ def evaluate_overcooked(
     `humanlike.HumanlikeTarget.score` against the person's segments (None when `humanlike`
     is False), with `partner` and `repeats`. `segments`: `recorded_segments(data)`, if read.
     `partner_policy`: the partner closed loop (`play_segments`; its draws seeded from
-    `seed`), said as `CLOSED_LOOP_PARTNER`."""
+    `seed`), said as `partner_label` (default `CLOSED_LOOP_PARTNER`)."""
     from .evaluation import compare_returns
-    from .humanlike.compare import HumanlikeTarget
     from .humanlike.rollouts import predict_actions
-    from .humanlike.trajectories import Trajectories
 
     meta = data.metadata
     layout = layout_of(meta.env_name)
@@ -382,25 +422,69 @@ def evaluate_overcooked(
     feats = None
     if meta.use_cl_info:
         feats = np.array([[i.session_cl, i.run_cl] for i in meta.test_episodes], np.float32)
-    partner_gen = None
-    if partner_policy is not None:
-        partner_gen = torch.Generator(device=torch.device(device)).manual_seed(seed * 7 + 5)
     (rollouts,) = play_segments(
         policy, layout, segments, repeats=repeats, extra_features=feats, generator=generator,
-        partner_policy=partner_policy, partner_generator=partner_gen, device=device,
+        partner_policy=partner_policy,
+        partner_generator=_partner_generator(partner_policy, seed, device), device=device,
     )  # fmt: skip
-    partner = PARTNER if partner_policy is None else CLOSED_LOOP_PARTNER
+    partner = _partner_label(partner_policy, partner_label)
     behaviour = compare_returns(rollouts.returns, [s.score for s in segments], seed=seed)
     behaviour |= {"seeds_replayable": True, "partner": partner}
     if not humanlike:
         return behaviour, None
-    train = Trajectories.from_human(data, "train") if meta.n_train else None
-    target = HumanlikeTarget(_person(segments), meta.env_name, train=train, seed=seed)
+    target = _target(data, segments, seed)
     (predicted,) = predict_actions(
         [policy], data.test_obs, meta.test_episode_lengths, device=device
     )
     block = target.score(rollouts, predicted, seed=seed)
     return behaviour, block | {"repeats": repeats, "partner": partner}
+
+
+def overcooked_references(
+    data: Any,
+    *,
+    seed: int = 0,
+    repeats: int = 1,
+    segments: Sequence[RecordedSegment] | None = None,
+    partner_policy: torch.nn.Module | None = None,
+    partner_label: str | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, Any]]:
+    """`{"person": floor, "random": ceiling}` rollout blocks of an Overcooked
+    `hbm_data.HumanData`, by a model row's protocol (`evaluate_overcooked` with these
+    `seed`, `repeats` and partner): the floor is `humanlike.person_reference` against the
+    same held-out segments (each paired with `repeats` of the person's training segments,
+    which they played beside their real partner); the ceiling a uniform random policy playing
+    every held-out segment `repeats` times from its start beside the same partner, its action
+    predictions uniform draws (as `humanlike.random_reference`). Deterministic given `seed`."""
+    from .humanlike.references import person_reference
+    from .humanlike.rollouts import UniformPolicy
+
+    meta = data.metadata
+    segments = recorded_segments(data) if segments is None else segments
+    target = _target(data, segments, seed)
+    person = person_reference(data, seed=seed, repeats=repeats, target=target)
+    gen = torch.Generator(device=torch.device(device)).manual_seed(seed * 1_000_003 + 5)
+    (play,) = play_segments(
+        UniformPolicy(meta.obs_size, meta.num_actions), layout_of(meta.env_name), segments,
+        repeats=repeats, generator=gen, partner_policy=partner_policy,
+        partner_generator=_partner_generator(partner_policy, seed, device), device=device,
+    )  # fmt: skip
+    guesses = np.random.default_rng([seed, 11]).integers(0, meta.num_actions, len(target.actions))
+    partner = _partner_label(partner_policy, partner_label)
+    return {
+        "person": person | {"partner": "their own (the person's recorded training play)"},
+        "random": target.score(play, guesses, seed=seed) | {"repeats": repeats, "partner": partner},
+    }
+
+
+def partner_name(behaviour: dict[str, Any] | None) -> str | None:
+    """The `training.behaviour_partner` value (`PARTNERS`) a result's `behaviour.partner`
+    says, the description itself for another partner, None where the play had no partner."""
+    said = (behaviour or {}).get("partner")
+    if said is None:
+        return None
+    return next((k for k, v in PARTNERS.items() if v == said), str(said))
 
 
 def play_recorded_segments(
@@ -411,11 +495,16 @@ def play_recorded_segments(
     repeats: int = 1,
     seed: int = 0,
     humanlike: bool = True,
+    partner: str = "recorded",
     device: torch.device | str = "cpu",
 ) -> dict[str, Any] | None:
-    """`evaluate_overcooked`'s behaviour dict with its humanlike block under `humanlike`, for
-    an Overcooked kitchen whose recording says where its segments start and who the partner
-    is; None (logged, with why) for other games and for recordings that do not."""
+    """`evaluate_overcooked`'s behaviour dict with its humanlike block and that block's
+    references (`humanlike_references`, `overcooked_references`) under `humanlike`, for an
+    Overcooked kitchen whose recording says where its segments start and who the partner is;
+    None (logged, with why) for other games and for recordings that do not. `partner`: a key
+    of `PARTNERS` ("proxy": `human_proxy`, which needs the kitchen's pooled file)."""
+    if partner not in PARTNERS:
+        raise ValueError(f"partner {partner!r}: expected one of {', '.join(PARTNERS)}")
     meta = data.metadata
     if not meta.env_name.startswith(_PREFIX):
         return None
@@ -426,13 +515,41 @@ def play_recorded_segments(
     except (ValueError, FileNotFoundError, KeyError) as exc:
         logger.warning("%s: no behaviour rollouts (%s)", meta.source_file, exc)
         return None
+    proxy = human_proxy(data, device=device) if partner == "proxy" else None
+    label = PARTNERS[partner]
     behaviour, block = evaluate_overcooked(
         policy, data, generator=generator, repeats=repeats, seed=seed, humanlike=humanlike,
-        segments=segments, device=device,
+        segments=segments, partner_policy=proxy, partner_label=label, device=device,
     )  # fmt: skip
     if block is not None:
         behaviour["humanlike"] = block
+        behaviour["humanlike_references"] = overcooked_references(
+            data, seed=seed, repeats=repeats, segments=segments, partner_policy=proxy,
+            partner_label=label, device=device,
+        )  # fmt: skip
     return behaviour
+
+
+_PROXIES: dict[tuple[Any, ...], torch.nn.Module] = {}
+
+
+def human_proxy(data: Any, *, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The human proxy partner of `data`'s kitchen (`train_human_proxy`, seed 0, from the
+    pooled file beside `data`'s subject file): one partner for every experiment on that
+    kitchen, so their rows compare. Trained once per process and pooled file (its path, size
+    and modification time key the copy kept)."""
+    from hbm_data.overcooked import POOLED_SUBJECT
+    from hbm_data.paths import find_episode_file
+
+    meta = data.metadata
+    folder = Path(meta.source_file).parent
+    pooled = find_episode_file(meta.env_name, POOLED_SUBJECT, folder)
+    stat = pooled.stat() if pooled.exists() else None
+    key = (str(pooled.resolve()), stat and (stat.st_size, stat.st_mtime_ns), str(device))
+    if stat is None or key not in _PROXIES:
+        proxy = train_human_proxy(folder, layout_of(meta.env_name), device=device)
+        _PROXIES[key] = proxy
+    return _PROXIES[key]
 
 
 def train_human_proxy(

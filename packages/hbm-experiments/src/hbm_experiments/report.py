@@ -338,6 +338,15 @@ def _pooled_behaviour(group: ConfigGroup) -> dict[str, Any] | None:
     return out
 
 
+def _partners(results: Sequence[dict[str, Any]]) -> str | None:
+    """Which partner the seeds' play had (`training.behaviour_partner`); None for a game
+    played alone."""
+    from .overcooked_play import partner_name
+
+    names = {partner_name(r.get("behaviour")) for r in results} - {None}
+    return ", ".join(sorted(str(n) for n in names)) or None
+
+
 def _fmt_diff(iv: Interval) -> str:
     if not np.isfinite(iv.mean):
         return "-"
@@ -442,6 +451,9 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
                 "U p-value": "-" if pooled["p_value"] is None else f"{pooled['p_value']:.3g}",
                 "sig": _stars(pooled["p_value"]),
             }
+        partners = _partners(results)
+        if partners:  # a two-player kitchen: who played beside the model
+            row["partner"] = partners
         for key, column in cols.items():
             row[column] = _fmt_ci([(r.get("humanlike") or {}).get(key) for r in results], ".3f")
         for p_key, column in p_cols.values():
@@ -573,10 +585,14 @@ def make_report(
     for (env, subject), gs in sorted(by_person.items()):
         files += person_plots(out, env, subject, gs, varying)
     from .comparisons import contrasts, markdown_section, terminal_lines
+    from .crossfit_report import crossfit_section, crossfit_terminal
 
     found = contrasts(groups, varying)
-    notes = report_notes(records, rows)
+    cf_rows, cf_notes = crossfit_section(records)  # pooled over every episode: its own table
+    notes = report_notes(records, [*rows, *cf_rows]) + cf_notes
     md = "# hbm report\n\n" + "".join(f"{n}\n\n" for n in notes) + _markdown(rows)
+    if cf_rows:
+        md += "\n## Cross-fitted evaluation\n\n" + _markdown(cf_rows)
     md += "\n## Comparisons\n\n" + markdown_section(found) + "\n"
     md += "".join(f"![{p.stem}]({p.name})\n" for p in files)
     plots = list(files)
@@ -584,10 +600,11 @@ def make_report(
     if html:
         from .html_report import write_html_report
 
-        files.append(
-            write_html_report(rows, plots, out, records=done, notes=notes, comparisons=found)
+        html_file = write_html_report(
+            rows, plots, out, records=done, notes=notes, comparisons=found, crossfit_rows=cf_rows
         )
-    return terminal_table(rows) + terminal_lines(found), files
+        files.append(html_file)
+    return terminal_table(rows) + crossfit_terminal(cf_rows) + terminal_lines(found), files
 
 
 def report_notes(records: Sequence[ExperimentRecord], rows: Sequence[dict[str, Any]]) -> list[str]:
