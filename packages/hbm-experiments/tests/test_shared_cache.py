@@ -216,7 +216,7 @@ def test_disk_full_while_writing_the_result_is_a_recorded_failure(
 ) -> None:
     import errno
 
-    from hbm_experiments import tasks
+    from hbm_experiments import experiment as tasks  # where the result is written
 
     real = tasks.atomic_write_text
 
