@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -30,19 +31,30 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CROSSFIT_FORMAT",
     "FoldPlay",
     "add_parser",
+    "crossfit_folder",
     "fold_experiments",
+    "load_pooled",
     "pool_folds",
     "pool_plays",
+    "pooled_references",
     "pooled_trajectories",
     "replay_fold",
+    "result_digest",
     "run",
     "run_crossfit",
+    "save_pooled",
     "split_crossfit",
 ]
 
 logger = logging.getLogger(__name__)
+
+CROSSFIT_DIR = "crossfit"
+CROSSFIT_FILE = "result.json"
+CROSSFIT_FORMAT = "1"
+"""The pooled result's layout (`pool_folds`); `load_pooled` reads only this one."""
 
 _FOLD_STREAM = 2
 """Second entry of the fold draw's seed (`default_rng([split_seed, 2])`): its own stream, apart
@@ -120,6 +132,9 @@ class FoldPlay:
     rollouts: Any
     block: dict[str, Any]
     repeats: int
+    data: Any = None
+    """The fold's `hbm_data.HumanData` (for its floor and random plays); None in pure
+    arithmetic."""
 
 
 def replay_fold(exp: Any, result: dict[str, Any], *, device: str = "cpu") -> FoldPlay:
@@ -153,7 +168,7 @@ def replay_fold(exp: Any, result: dict[str, Any], *, device: str = "cpu") -> Fol
                 f"its run recorded {b}: the rollouts cannot be reproduced here (another device "
                 "or library version?); rerun the folds with --force on this machine"
             )
-    return FoldPlay(target, rollouts, block, repeats)
+    return FoldPlay(target, rollouts, block, repeats, data)
 
 
 def _concat(parts: Sequence[Any]) -> Any:
@@ -228,11 +243,64 @@ def pool_plays(
     return block
 
 
+def pooled_references(
+    plays: Sequence[FoldPlay],
+    *,
+    seed: int = 0,
+    discriminator: bool = True,
+    device: str = "cpu",
+) -> dict[str, dict[str, Any]]:
+    """The person and random rows of a cross-fitted result, by its protocol and sample sizes:
+    each fold's floor (`humanlike.person_play`: the person's training episodes of that fold
+    paired with its held-out ones) and random play (`humanlike.random_play` on its held-out
+    seeds), pooled exactly as the models' rollouts are (`pool_plays`), so a model row and its
+    references rest on the same target episodes and the same number of candidates."""
+    from .humanlike.references import person_play, random_play
+
+    if any(p.data is None for p in plays):
+        raise ValueError("the references need each fold's data (FoldPlay.data)")
+    floors, randoms = [], []
+    for p in plays:
+        target = p.target
+        floor, predicted, shifted_predicted = person_play(
+            p.data, seed=seed, repeats=p.repeats, target=target
+        )
+        acc, _ = target.accuracy(predicted)
+        shifted = None
+        if shifted_predicted is not None:
+            shifted = target.accuracy(shifted_predicted)[1]
+        accuracies = {
+            "action_accuracy": float(acc),
+            "action_accuracy_shift": None if shifted is None else float(shifted),
+        }
+        floors.append(dataclasses.replace(p, rollouts=floor, block=accuracies))
+        traj, guesses = random_play(
+            p.data, seed=seed, repeats=p.repeats, target=target, device=device
+        )
+        acc, shifted = target.accuracy(guesses)
+        accuracies = {
+            "action_accuracy": float(acc),
+            "action_accuracy_shift": None if shifted is None else float(shifted),
+        }
+        randoms.append(dataclasses.replace(p, rollouts=traj, block=accuracies))
+    return {
+        name: pool_plays(group, seed=seed, discriminator=discriminator)
+        for name, group in (("person", floors), ("random", randoms))
+    }
+
+
 def pool_folds(
-    experiments: Sequence[Any], results: Sequence[dict[str, Any]], *, device: str = "cpu"
+    experiments: Sequence[Any],
+    results: Sequence[dict[str, Any]],
+    *,
+    device: str = "cpu",
+    discriminator: bool = True,
 ) -> dict[str, Any]:
-    """The pooled result of K finished fold experiments (`run_crossfit` without running)."""
+    """The pooled result of K finished fold experiments (`run_crossfit` without running),
+    with the person and random rows at its sample sizes (`humanlike_references`:
+    `pooled_references`). `discriminator=False` skips the classifier tests (keys None)."""
     from .evaluation import compare_returns, unplayable_reason
+    from .tasks import experiment_to_dict
 
     base = experiments[0]
     k = len(experiments)
@@ -259,8 +327,14 @@ def pool_folds(
         "dataset": results[0]["dataset"],
         "subject": results[0]["subject"],
         "seed": base.seed,
+        "use_cl_info": bool(base.data.use_cl_info),
         "folds": k,
+        "format": CROSSFIT_FORMAT,
+        # the base config without its fold (the report groups by it, seeds aside)
+        "config": _base_config(experiment_to_dict(base)),
         "uids": [e.infra.uid() for e in experiments],
+        # what was pooled: a fold rerun since (another result file) makes this result stale
+        "fold_results": [result_digest(Path(e.infra.uid_folder())) for e in experiments],
         "episodes": total,
         "fold_episodes": n_test,
         "metrics": metrics,
@@ -271,11 +345,97 @@ def pool_folds(
         out |= {"behaviour": {"skipped": skipped}, "humanlike": {"skipped": skipped}}
         return out | {"episodes_used": used}
     plays = [replay_fold(e, r, device=device) for e, r in zip(experiments, results, strict=True)]
-    block = pool_plays(plays, seed=base.seed)
+    block = pool_plays(plays, seed=base.seed, discriminator=discriminator)
+    refs = pooled_references(plays, seed=base.seed, discriminator=discriminator, device=device)
     target, cand = pooled_trajectories(plays)
     behaviour = compare_returns(cand.returns, target.returns, seed=base.seed)
     used |= {"returns": total} | block["target_episodes"]
-    return out | {"behaviour": behaviour, "humanlike": block, "episodes_used": used}
+    return out | {
+        "behaviour": behaviour,
+        "humanlike": block,
+        "humanlike_references": refs,
+        "episodes_used": used,
+    }
+
+
+def _base_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (an experiment's dict) without the fold index, the seed and `infra`."""
+    data = {k: v for k, v in (config.get("data") or {}).items() if k != "crossfit_fold"}
+    rest = {k: v for k, v in config.items() if k not in ("seed", "infra", "data")}
+    return {**rest, "data": data}
+
+
+def result_digest(folder: Path) -> str | None:
+    """sha256 of an experiment folder's result file (None without one)."""
+    from .files import RESULT_FILE
+
+    path = folder / RESULT_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def crossfit_folder(root: str | Path | None = None) -> Path:
+    """Where pooled results are kept: `<cache root>/crossfit/` (beside the experiments)."""
+    from .infra import cache_root
+
+    return Path(root if root is not None else cache_root()) / CROSSFIT_DIR
+
+
+def save_pooled(out: dict[str, Any], root: str | Path | None = None) -> Path:
+    """Write a pooled result (`pool_folds`) atomically to `crossfit_folder(root)/<name>/
+    result.json`, named by its person, method, seed, K and a hash of its folds' uids: the same
+    folds always write the same file, so `hbm report` finds the latest pooling of each."""
+    from .files import atomic_write_text
+    from .report import safe_slug
+
+    digest = hashlib.sha256(json.dumps(sorted(out["uids"])).encode()).hexdigest()[:12]
+    name = safe_slug(
+        f"{out['dataset']}-{out['subject']}-{out['method']}-seed{out['seed']}-k{out['folds']}",
+        limit=80,
+    )
+    path = crossfit_folder(root) / f"{name}-{digest}" / CROSSFIT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, json.dumps(out, indent=1, allow_nan=False) + "\n")
+
+
+_REQUIRED = {"format": str, "dataset": str, "subject": str, "method": str, "seed": int,
+             "folds": int, "uids": list, "fold_results": list, "episodes": int, "metrics": dict,
+             "config": dict, "episodes_used": dict, "humanlike": dict}  # fmt: skip
+
+
+def load_pooled(root: str | Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every pooled result under `crossfit_folder(root)` (JSON only: nothing read is run),
+    and one line per file that could not be read (naming the file, the field and what was
+    expected), so a report says what it left out."""
+    folder = crossfit_folder(root)
+    found: list[dict[str, Any]] = []
+    problems: list[str] = []
+    if not folder.is_dir():
+        return found, problems
+    for path in sorted(folder.glob(f"*/{CROSSFIT_FILE}")):
+        try:
+            out = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"{path}: not readable JSON ({exc})")
+            continue
+        if not isinstance(out, dict):
+            problems.append(f"{path}: expected a JSON object, got {type(out).__name__}")
+            continue
+        bad = [
+            f"{key} (expected {kind.__name__})"
+            for key, kind in _REQUIRED.items()
+            if not isinstance(out.get(key), kind)
+        ]
+        if bad:
+            problems.append(f"{path}: missing or wrong fields {', '.join(bad)}")
+            continue
+        if out["format"] != CROSSFIT_FORMAT:
+            problems.append(
+                f"{path}: format {out['format']!r}, this hbm reads {CROSSFIT_FORMAT!r}; "
+                "rerun hbm crossfit"
+            )
+            continue
+        found.append(out | {"file": str(path)})
+    return found, problems
 
 
 def run_crossfit(
@@ -285,14 +445,20 @@ def run_crossfit(
     retry: bool = False,
     force: bool = False,
     device: str = "cpu",
+    save: bool = True,
 ) -> dict[str, Any]:
     """Run the K fold experiments of `config` (one job array, each cached) and pool them
-    (`pool_folds`): every metric over all the person's episodes."""
+    (`pool_folds`): every metric over all the person's episodes. `save` keeps the pooled
+    result beside the cache (`save_pooled`, its path as `file`), where `hbm report` reads it."""
     from .sweeps import run_experiments
 
     exps = fold_experiments(config, folds)
     results = run_experiments(exps, retry=retry, force=force)
-    return pool_folds(exps, results, device=device)
+    out = pool_folds(exps, results, device=device)
+    if save:
+        root = Path(str(exps[0].infra.folder))
+        out["file"] = str(save_pooled(out, root))
+    return out
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -332,10 +498,17 @@ def run(args: argparse.Namespace) -> str:
     block = out["humanlike"]
     if "skipped" in block:
         return "\n".join([*lines, f"  humanlike: {block['skipped']}"])
+    refs = out.get("humanlike_references") or {}
+    lines.append(f"  {'':<26} {'model':>10} {'person':>10} {'random':>10}")
     for key, info in METRICS.items():
         p = block.get(info.p_key) if info.p_key else None
         tail = "" if p is None else f"  p={p:.3g}"
-        lines.append(f"  {key:<26} {_fmt(block.get(key))}{tail}  ({used[key]} episodes)")
+        cells = [block.get(key), *((refs.get(n) or {}).get(key) for n in ("person", "random"))]
+        lines.append(
+            f"  {key:<26} {' '.join(f'{_fmt(v):>10}' for v in cells)}  ({used[key]} episodes){tail}"
+        )
+    if "file" in out:
+        lines.append(f"saved to {out['file']} (hbm report shows it)")
     return "\n".join(lines)
 
 

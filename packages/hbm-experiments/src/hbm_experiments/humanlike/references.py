@@ -23,8 +23,10 @@ __all__ = [
     "evaluate_humanlike",
     "evaluate_humanlike_many",
     "humanlike_references",
+    "person_play",
     "person_reference",
     "play_and_score",
+    "random_play",
     "random_reference",
     "target_of",
 ]
@@ -142,21 +144,18 @@ def _knn_predictions(data: Any, shift: int = 0) -> np.ndarray:
         return np.asarray(model.predict(data.test_obs[:, :d]), dtype=np.int64)
 
 
-def person_reference(
+def person_play(
     data: Any,
     *,
     seed: int = 0,
     repeats: int = REPEATS,
     target: HumanlikeTarget | None = None,
-) -> dict[str, Any]:
-    """The floor: the person's own training episodes scored as a model's rollouts are.
-
-    Each held-out episode is paired with `repeats` training episodes of the same session (drawn
-    with `seed`; with replacement where the session has fewer, from all sessions where it has
-    none), so the floor has a model row's sample sizes and its pairing: a session stands in for
-    a seed, and relabelling happens within it. Action matching uses the person's own choices in
-    the nearest training states (for the shifted accuracy: the states δ frames before each
-    action, the person's own reaction)."""
+) -> tuple[Trajectories, np.ndarray, np.ndarray | None]:
+    """The floor's play (`person_reference` scores it): the person's training episodes paired
+    with the held-out ones as a model's rollouts are (rollout r of held-out episode e at
+    r·E + e), the person's own choices in the nearest training states as the action
+    predictions `[N]`, and those δ frames later `[N]` (None without a shift). Cross-fitting
+    pools it over folds (`crossfit.pooled_references`)."""
     if target is None:
         target = target_of(data, seed=seed)
     t = target.trajectories
@@ -176,23 +175,48 @@ def person_reference(
         floor.obs, floor.actions, floor.returns, np.tile(t.sessions, repeats),
         np.tile(t.seeds, repeats),
     )  # fmt: skip
-    block = target.score(floor, _knn_predictions(data), seed=seed) | {"repeats": repeats}
-    if target.shift is not None:  # the person's choices δ frames after each state
-        _, shifted = target.accuracy(_knn_predictions(data, target.shift))
+    shifted = None if target.shift is None else _knn_predictions(data, target.shift)
+    return floor, _knn_predictions(data), shifted
+
+
+def person_reference(
+    data: Any,
+    *,
+    seed: int = 0,
+    repeats: int = REPEATS,
+    target: HumanlikeTarget | None = None,
+) -> dict[str, Any]:
+    """The floor: the person's own training episodes scored as a model's rollouts are.
+
+    Each held-out episode is paired with `repeats` training episodes of the same session (drawn
+    with `seed`; with replacement where the session has fewer, from all sessions where it has
+    none), so the floor has a model row's sample sizes and its pairing: a session stands in for
+    a seed, and relabelling happens within it. Action matching uses the person's own choices in
+    the nearest training states (for the shifted accuracy: the states δ frames before each
+    action, the person's own reaction)."""
+    if target is None:
+        target = target_of(data, seed=seed)
+    floor, predicted, shifted_predicted = person_play(
+        data, seed=seed, repeats=repeats, target=target
+    )
+    block = target.score(floor, predicted, seed=seed) | {"repeats": repeats}
+    if shifted_predicted is not None:  # the person's choices δ frames after each state
+        _, shifted = target.accuracy(shifted_predicted)
         block["action_accuracy_shift"] = None if shifted is None else float(shifted)
     return block
 
 
-def random_reference(
+def random_play(
     data: Any,
     *,
     seed: int = 0,
     repeats: int = REPEATS,
     target: HumanlikeTarget | None = None,
     device: torch.device | str = "cpu",
-) -> dict[str, Any]:
-    """The ceiling: a uniform random policy, `repeats` times on each held-out seed; its action
-    predictions are uniform draws (from `seed`)."""
+) -> tuple[Trajectories, np.ndarray]:
+    """The ceiling's play (`random_reference` scores it): a uniform random policy `repeats`
+    times on each held-out seed (rollout r of held-out episode e at r·E + e), and uniform
+    action guesses `[N]` on the held-out steps (from `seed`)."""
     meta = data.metadata
     if target is None:
         target = target_of(data, seed=seed)
@@ -209,6 +233,22 @@ def random_reference(
     )
     rng = np.random.default_rng([seed, 11])
     guesses = rng.integers(0, meta.num_actions, size=len(target.actions))
+    return traj, guesses
+
+
+def random_reference(
+    data: Any,
+    *,
+    seed: int = 0,
+    repeats: int = REPEATS,
+    target: HumanlikeTarget | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """The ceiling: a uniform random policy, `repeats` times on each held-out seed; its action
+    predictions are uniform draws (from `seed`)."""
+    if target is None:
+        target = target_of(data, seed=seed)
+    traj, guesses = random_play(data, seed=seed, repeats=repeats, target=target, device=device)
     return target.score(traj, guesses, seed=seed) | {"repeats": repeats}
 
 
