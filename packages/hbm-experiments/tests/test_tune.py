@@ -180,3 +180,93 @@ def test_every_local_job_gets_a_time_limit_beyond_submitits_two_minutes(tmp_path
     inline = GAExperiment(**base, infra={"folder": str(tmp_path)})
     assert inline.infra.timeout_min is None
     assert local.infra.uid() == inline.infra.uid()  # a resource, not part of the cache key
+
+
+@pytest.mark.slow  # four trainings and one worker start: ~20 s of CPU
+def test_local_waves_share_worker_processes(caplog: pytest.LogCaptureFixture) -> None:
+    """`--parallel 2` without Slurm: each wave runs one trial here and one on a worker that
+    the tuning started once (not a process per trial), and the worker's log reaches ours."""
+    base = make_experiment(CONFIG)
+    space = parse_space(SPACE, "test")
+    cache = Path(os.environ["HBM_CACHE"])
+    with caplog.at_level("INFO"):
+        study = tune(base, space, trials=4, parallel=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    results = _results(cache)
+    assert len(results) == 4
+    pids = sorted(pid for _, pid in results.values())
+    here = [p for p in pids if p == os.getpid()]
+    workers = {p for p in pids if p != os.getpid()}
+    assert len(here) == 2 and len(workers) == 1  # two waves, one worker for both
+    worker_lines = [r for r in caplog.records if r.process in workers]
+    assert any("done" in r.getMessage() for r in worker_lines)
+    # a worker's trial is the same cached experiment as one run here: read, never retrained
+    for t in study.trials:
+        result = trial_experiment(base, t.params).run()
+        assert t.value == pytest.approx(result["metrics"]["val_loss"], rel=1e-12)
+    assert _results(cache) == results
+
+
+def _spawned_children(parent: int) -> list[int]:
+    """The multiprocessing workers `parent` spawned (not its resource tracker)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            ppid = int((p / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            cmdline = (p / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            out.append(int(p.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="workers die with their parent via prctl"
+)
+def test_kill_9_of_a_parallel_tuning_stops_its_workers_and_resumes(tmp_path: Path) -> None:
+    cfg, space = tmp_path / "c.yaml", tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "training": {"max_steps": 400, "eval_every": 50}}))
+    space.write_text(yaml.safe_dump(SPACE))
+    cache = Path(os.environ["HBM_CACHE"])
+    argv = ["tune", str(cfg), "--space", str(space), "--trials", "4", "--parallel", "2", "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hbm_experiments.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(_results(cache)) < 2:  # the first wave done, the second one training
+            assert proc.poll() is None, "the tuning ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        workers = _spawned_children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert workers, "no worker process under the tuning"
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers):  # killed with their parent, not left training
+        assert time.monotonic() < deadline, f"workers {workers} outlived the killed tuning"
+        time.sleep(0.05)
+    finished = _results(cache)
+    assert 2 <= len(finished) < 4
+    assert main(argv) == 0
+    base = make_experiment(yaml.safe_load(cfg.read_text()))
+    study = open_study(study_folder(base, parse_space(SPACE, str(space))))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    after = _results(cache)
+    assert len(after) == 4
+    assert all(after[k] == v for k, v in finished.items())  # never trained again

@@ -6,8 +6,10 @@ Why this shape:
   `hbm run`: its uid keys its result, so a trial that was already computed (by this study, a
   sweep, or another study) is read from the cache, never trained again.
 - Trials go out in waves of `parallel` (`run_wave`): one job array per wave on Slurm, locally
-  one in this process and K - 1 subprocesses. Optuna's ask/tell interface lets the sampler
-  propose a whole wave (TPE's "constant liar" spreads the wave's proposals).
+  one in this process and K - 1 on worker processes started once per tuning
+  (`local_workers`: a process per trial would pay its imports every time). Optuna's ask/tell
+  interface lets the sampler propose a whole wave (TPE's "constant liar" spreads the wave's
+  proposals).
 - The study is a journal file beside the cache (Optuna's `JournalFileBackend`: appends under
   a lock, no database server, made for shared filesystems). A tuning killed mid-wave left
   trials asked but not told: the next `hbm tune` adopts them (same trial number, same
@@ -38,6 +40,7 @@ from .files import atomic_write_text
 from .infra import local_timeout
 
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: torch only when it runs
+    from .local_workers import LocalWorkers
     from .tasks import Experiment
 
 __all__ = [
@@ -377,7 +380,7 @@ def tune(
     }
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1, default=str) + "\n")
     wave_number = 0
-    with _exclusive(folder):
+    with _exclusive(folder), _workers(infra.get("cluster", base.infra.cluster), parallel) as pool:
         while True:
             all_trials = study.get_trials(deepcopy=False)
             running = [t for t in all_trials if t.state == TrialState.RUNNING]
@@ -409,7 +412,7 @@ def tune(
                     study.tell(number, state=TrialState.FAIL)
                     continue
                 exps.append((number, exp))
-            results = run_wave([e for _, e in exps], retry=retry)
+            results = run_wave([e for _, e in exps], retry=retry, workers=pool)
             for (number, exp), result in zip(exps, results, strict=True):
                 if result is None:
                     study.tell(number, state=TrialState.FAIL)
@@ -428,25 +431,38 @@ def tune(
     return study
 
 
+def _workers(cluster: str | None, parallel: int) -> contextlib.AbstractContextManager[Any]:
+    """Worker processes for the whole tuning when its waves run locally, else nothing."""
+    from .local_workers import local_workers
+
+    if cluster == "local":
+        return local_workers(parallel)
+    return contextlib.nullcontext()
+
+
 def run_wave(
-    experiments: Sequence[Experiment], *, retry: bool = False, max_workers: int = 256
+    experiments: Sequence[Experiment],
+    *,
+    retry: bool = False,
+    max_workers: int = 256,
+    workers: LocalWorkers | None = None,
 ) -> list[dict[str, Any] | None]:
     """Run experiments together; results in input order, None for a failed one (logged).
 
     A local wave (K jobs) first computes the data and reference rows its jobs share
-    (`_prepare`), then runs its first experiment in this process, which would otherwise only
-    wait for the others: one process start (imports) fewer. Elsewhere (Slurm, in-process)
-    `sweeps.run_experiments` as it is."""
-    from concurrent.futures import ThreadPoolExecutor
+    (`_prepare`), then runs its first experiment in this process (which would otherwise only
+    wait) and the others on `workers` (without them: K - 1 workers for this wave alone).
+    Elsewhere (Slurm, in-process) `sweeps.run_experiments` as it is."""
+    from .local_workers import local_workers
 
     exps = list(experiments)
     if exps and exps[0].infra.cluster == "local":
         if len(exps) > 1:
             _prepare(exps[0])
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            rest = pool.submit(_run_many, exps[1:], retry, max_workers)
-            first = _run_many([_inline(exps[0])], retry, max_workers)
-            return first + rest.result()
+        if workers is not None:
+            return workers.run_wave(exps, retry=retry)
+        with local_workers(min(len(exps), max_workers)) as own:
+            return own.run_wave(exps, retry=retry)
     return _run_many(exps, retry, max_workers)
 
 
@@ -463,15 +479,6 @@ def _run_many(
         for uid, err in exc.failures.items():
             logger.warning("experiment %s failed: %s", uid, err)
         return list(exc.results)
-
-
-def _inline(exp: Experiment) -> Experiment:
-    """The same experiment (same uid) run in this process instead of a subprocess."""
-    from .tasks import _set_infra, experiment_to_dict, make_experiment
-
-    where = ("cluster", "workdir", "timeout_min")
-    infra = {k: v for k, v in _set_infra(exp).items() if k not in where}
-    return make_experiment({**experiment_to_dict(exp), "infra": infra}, cls=type(exp))
 
 
 def _prepare(exp: Experiment) -> None:
