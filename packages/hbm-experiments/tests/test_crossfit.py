@@ -165,6 +165,12 @@ def test_crossfit_end_to_end_pools_what_the_fold_experiments_recorded(tmp_path: 
     assert block["person_episodes"] == total and block["episodes"] == 2 * total
     assert out["episodes_used"]["test_ce"] == total
     assert out["episodes_used"]["hold_duration_w1"] == total
+    # the person and random rows at the pooled sample sizes, the two ends of every metric
+    refs = out["humanlike_references"]
+    for name in ("person", "random"):
+        assert refs[name]["person_episodes"] == total and refs[name]["episodes"] == 2 * total
+    assert refs["person"]["hold_duration_w1"] < refs["random"]["hold_duration_w1"]
+    assert refs["person"]["discriminator_auc"] < refs["random"]["discriminator_auc"]
 
     plays = [replay_fold(e, r) for e, r in zip(exps, results, strict=True)]
     target, cand = pooled_trajectories(plays)
@@ -208,8 +214,19 @@ def test_crossfit_end_to_end_pools_what_the_fold_experiments_recorded(tmp_path: 
     assert again["episodes_used"] == out["episodes_used"]
     for key in ("hold_duration_w1", "discriminator_auc", "combined_p", "action_accuracy_shift"):
         assert again["humanlike"][key] == pytest.approx(block[key], abs=TOL), key
+    assert again["humanlike_references"] == out["humanlike_references"]
     text = crossfit_run(argparse.Namespace(**{**vars(args), "json": False}))
     assert f"{K} folds, {total} target episodes" in text
     assert f"({total} episodes)" in text.splitlines()[1]
+    assert "model" in text and "person" in text and "random" in text
+    # kept beside the cache, where hbm report reads it: a row over every episode
+    from hbm_experiments.report import make_report
+    from hbm_experiments.status import find_experiments
+
+    report, _ = make_report(find_experiments(load_results=True), tmp_path / "report")
+    assert "cross-fitted (every episode of the person a target once)" in report
+    md = (tmp_path / "report" / "report.md").read_text()
+    section = md.split("## Cross-fitted evaluation", 1)[1]
+    assert f"| adam_feedforward | no | {K} | 1 | {total} |" in section
     ce = sum(r["metrics"]["test_ce"] * r["data"]["n_test_steps"] for r in results) / steps
     assert out["metrics"]["test_ce"] == pytest.approx(ce, abs=TOL)
