@@ -265,3 +265,69 @@ def test_cli_status_watch_returns_when_nothing_runs(capsys: pytest.CaptureFixtur
     assert main(["status", "--watch", "0.01", "-q"]) == 0
     out = capsys.readouterr().out
     assert "cache:" in out and "every experiment has finished" in out
+
+
+def test_a_samples_budget_fills_the_bar_and_gives_time_left(log: Any) -> None:
+    """A run under `training.max_samples` alone (no generation/step limit): the bar counts
+    the loops' `samples_seen` towards it, and time left extrapolates from the samples rate."""
+    lg, lines = log
+    clock = FakeClock()
+    display = P.LogDisplay(0, clock=clock, log=lg)
+    cb = P.progress_callback("ga", "generation", None, max_samples=4000, display=display)
+    cb({"generation": 3, "elapsed": 60.0, "samples_seen": 1000, "best_fitness": 0.6})
+    assert cb.run.fraction() == pytest.approx(0.25)
+    assert "generation 3, samples 1,000/4,000" in lines.lines[-1]
+    assert "~3m00s left" in lines.lines[-1]
+    # the budget furthest along binds: a generation limit reached first fills the bar
+    both = P.progress_callback("ga", "generation", 4, max_samples=4000, display=display)
+    both({"generation": 3, "elapsed": 60.0, "samples_seen": 1000})
+    assert both.run.fraction() == pytest.approx(0.75)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=200, color_system=None)
+    with P.progress_session(console, clock=clock, auto_refresh=False) as rich:
+        bar = P.progress_callback("sgd", "epoch", None, max_samples=800)
+        bar({"epoch": 0.5, "step": 5, "elapsed": 10.0, "samples_seen": 200})
+        (task,) = rich._bars.tasks  # type: ignore[attr-defined]
+        assert task.total == 1.0 and task.completed == pytest.approx(0.25)
+        assert "samples 200/800" in ANSI.sub("", buf.getvalue())
+        bar.close()
+
+
+@pytest.mark.slow  # two trainings with their evaluations: ~10 s of CPU
+@pytest.mark.parametrize(
+    ("method", "training"),
+    [
+        ("ga_feedforward", {"max_samples": 2048, "batch_size": 32}),
+        ("adam_feedforward", {"max_samples": 640, "batch_size": 32}),
+    ],
+)
+def test_experiment_under_max_samples_alone_reports_it_to_its_bar(
+    monkeypatch: pytest.MonkeyPatch, method: str, training: dict[str, Any]
+) -> None:
+    from hbm_experiments import make_experiment
+
+    made: list[P.ProgressCallback] = []
+    real = P.progress_callback
+
+    def spy(*args: Any, **kwargs: Any) -> P.ProgressCallback:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(P, "progress_callback", spy)
+    optimizer = {"population_size": 8} if method.startswith("ga") else {}
+    exp = make_experiment(
+        {
+            "method": method,
+            "dataset": "cartpole",
+            "subject": "sim01",
+            "model": {"hidden_size": 8},
+            "optimizer": optimizer,
+            "training": training,
+            "num_threads": 1,
+        }
+    )
+    exp.run()
+    (cb,) = made
+    assert cb.run.max_samples == training["max_samples"]
+    assert cb.run.samples_seen is not None and cb.run.samples_seen >= training["max_samples"]
+    assert cb.run.fraction() == 1.0

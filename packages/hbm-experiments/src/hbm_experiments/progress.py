@@ -172,6 +172,7 @@ class RunState:
     budget: int | None
     max_time: float | None
     started: float  # the display clock when the run started
+    max_samples: int | None = None  # `training.max_samples`: counted in the loops' samples_seen
     position: float | None = None
     elapsed: float = 0.0
     samples_seen: int | None = None
@@ -201,10 +202,13 @@ class RunState:
             self.test_f1 = snap.test_f1
 
     def fraction(self) -> float | None:
-        """How far along the binding budget is (0..1), None without any budget."""
+        """How far along the binding budget is (0..1), None without any budget: the one
+        furthest along (count, samples or time), as the loops stop at the first one reached."""
         parts = []
         if self.budget and self.position is not None:
             parts.append(self.position / self.budget)
+        if self.max_samples and self.samples_seen is not None:
+            parts.append(self.samples_seen / self.max_samples)
         if self.max_time:
             parts.append(self.elapsed / self.max_time)
         return min(1.0, max(parts)) if parts else None
@@ -217,6 +221,9 @@ class RunState:
         if self.budget and self.position and self.position > 0:
             rate = self.elapsed / self.position
             options.append((max(0.0, rate * (self.budget - self.position)), False))
+        if self.max_samples and self.samples_seen:
+            rate = self.elapsed / self.samples_seen
+            options.append((max(0.0, rate * (self.max_samples - self.samples_seen)), False))
         return min(options) if options else None
 
 
@@ -242,7 +249,11 @@ def _position(run: RunState) -> str:
         where = f"{run.unit} {int(run.position)}"
     else:
         where = f"{run.unit} {run.position:.2f}"
-    return where + (f"/{run.budget}" if run.budget else "")
+    where += f"/{run.budget}" if run.budget else ""
+    if run.max_samples:
+        seen = "-" if run.samples_seen is None else f"{run.samples_seen:,}"
+        where += f", samples {seen}/{run.max_samples:,}"
+    return where
 
 
 def _fields(run: RunState) -> dict[str, str]:
@@ -484,6 +495,7 @@ class ProgressCallback:
         budget: int | None,
         *,
         max_time: float | None = None,
+        max_samples: int | None = None,
         display: ProgressDisplay | None = None,
     ) -> None:
         self.display = display if display is not None else active_display()
@@ -493,6 +505,7 @@ class ProgressCallback:
             budget=budget,
             max_time=max_time,
             started=self.display.clock(),
+            max_samples=max_samples,
         )
         self._lock = threading.Lock()
         self.display.start(self.run)
@@ -531,15 +544,20 @@ def progress_callback(
     budget: int | None,
     *,
     max_time: float | None = None,
+    max_samples: int | None = None,
     display: ProgressDisplay | None = None,
 ) -> ProgressCallback:
     """A callback for `hbm_ne.train_supervised` / `hbm_dl.optimize_sgd` (`callbacks=(cb,)`).
 
     `budget_unit` is what `budget` counts ("generation", "epoch" or "step"); `max_time`, when
-    set, is the time budget in seconds (time left is then exact). Without `display`, the open
-    `progress_session`'s display, else log lines.
+    set, is the time budget in seconds (time left is then exact); `max_samples`, when set, the
+    samples budget (`training.max_samples`), which the bar then counts towards with the
+    loops' `samples_seen`. Without `display`, the open `progress_session`'s display, else log
+    lines.
     """
-    return ProgressCallback(name, budget_unit, budget, max_time=max_time, display=display)
+    return ProgressCallback(
+        name, budget_unit, budget, max_time=max_time, max_samples=max_samples, display=display
+    )
 
 
 # ----------------------------------------------------------------------------------------------
