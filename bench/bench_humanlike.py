@@ -18,6 +18,8 @@ person (full-batch Adam, so its episodes last about as long as the person's). Fi
   16 members.
 - `validity/1 draw`: one draw of the validity suite (`hbm validate`) on CartPole, against
   simulating one player's recording; the draws' null rates and random detection in `extra`.
+  Once per protocol: the holdout's target (4-6 held-out episodes, 5 candidates per seed) and
+  cross-fitting's (every episode of the person, 2 candidates per seed).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def _bench_env(env: str, data_dir: str, repeat: int, members: int) -> list[Resul
     ]  # fmt: skip
 
 
-def _bench_validity(env: str, draws: int) -> Result:
+def _bench_validity(env: str, draws: int, protocol: str = "holdout", repeats: int = 5) -> Result:
     """The validity suite's cost per draw (4 players, each scored against the 4 styles and
     random play, every test with its relabellings), against simulating one player's whole
     recording (what a draw's candidates cost to make); the rates of those draws ride along."""
@@ -156,13 +158,15 @@ def _bench_validity(env: str, draws: int) -> Result:
     t0 = time.perf_counter()
     simulate_subject(env, SIMULATED_PROFILES["sim01"].with_seed(12345))
     sim = time.perf_counter() - t0
-    suite = run_suite([env], draws=draws, pool=6)
+    suite = run_suite([env], draws=draws, pool=6, repeats=repeats, protocol=protocol)
     games = suite["games"][env]
     per_draw = suite["seconds"] / draws  # people simulated included
     rates = {k: (r.get("null_fpr"), r.get("random_detection")) for k, r in games.items()}
-    extra = {"draws": draws, "pool": 6, "null_rate_and_random_detection": rates,
+    extra = {"draws": draws, "pool": 6, "repeats": repeats, "protocol": protocol,
+             "null_rate_and_random_detection": rates,
              "identification_combined": games["combined"]["identification"]}  # fmt: skip
-    return Result(SUITE, f"validity/1 draw ({env})", "s", per_draw, "simulating one player",
+    return Result(SUITE, f"validity/1 draw ({env}, {protocol})", "s", per_draw,
+                  "simulating one player",
                   sim, higher_is_better=False, extra=extra)  # fmt: skip
 
 
@@ -175,4 +179,7 @@ def run(args: argparse.Namespace) -> list[Result]:
         for env in envs:
             results += _bench_env(env, tmp, repeat, members=members)
         results.append(_bench_validity("cartpole", 2 if args.quick else 5))
+        results.append(
+            _bench_validity("cartpole", 1 if args.quick else 3, protocol="crossfit", repeats=2)
+        )
     return results

@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    from .humanlike.validity import SUITE_ENVS
+    from .humanlike.validity import PROTOCOLS, SUITE_ENVS
 
     p.add_argument("--envs", nargs="+", default=list(SUITE_ENVS), help="games to check")
     p.add_argument("--draws", type=int, default=25, help="draws per player style and game")
@@ -39,7 +39,19 @@ def _options(p: argparse.ArgumentParser) -> None:
         help="simulated people per style (default draws + repeats: every draw its own target)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, help="also write the full table as JSON here")
+    p.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="holdout",
+        help="the target: the held-out episodes of one split (hbm run) or every episode of "
+        "the person (hbm crossfit)",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        help="also write the full table as JSON here (rewritten after every draw, so a stopped "
+        "run keeps the draws it did)",
+    )
     p.add_argument(
         "--load",
         type=Path,
@@ -60,11 +72,18 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 
 def format_table(suite: Mapping[str, Any], verdicts: Mapping[str, Any]) -> str:
     """The suite as one markdown table per game."""
-    from .humanlike.validity import FPR_RANGE, IDENTIFICATION_GOAL, null_rate_interval
+    from .humanlike.validity import (
+        FPR_RANGE,
+        IDENTIFICATION_GOAL,
+        PROTOCOL_TARGETS,
+        null_rate_interval,
+    )
 
     s = suite["settings"]
+    protocol = s.get("protocol", "holdout")
     lines = [
-        f"validity suite: {s['draws']} draws x {len(s['players'])} players per game, "
+        f"validity suite, {protocol} protocol ({PROTOCOL_TARGETS[protocol]}): "
+        f"{s['draws']} draws x {len(s['players'])} players per game, "
         f"{s['repeats']} candidate episodes per held-out seed, pool of {s['pool']} people per "
         f"style ({s.get('targets', '?')} distinct targets), seed {s['seed']}, alpha {s['alpha']} "
         f"({suite['seconds']:.0f} s); "
@@ -122,6 +141,7 @@ def _load(paths: Sequence[Path]) -> dict[str, Any]:
         try:
             part = json.loads(path.read_text())
             settings, games, seconds = part["settings"], part["games"], part["seconds"]
+            settings = {"protocol": "holdout"} | dict(settings)  # tables written before protocols
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SystemExit(f"{path}: not a suite written by --json ({exc!r})") from exc
         if not suite:
@@ -152,17 +172,17 @@ def run(args: argparse.Namespace) -> str:
             repeats=args.repeats,
             pool=args.pool,
             seed=args.seed,
+            protocol=args.protocol,
             progress=progress,
+            partial=(lambda part: _write_json(args.json, part)) if args.json else None,
         )
     verdicts = validity.verdicts(suite)
     out = format_table(suite, verdicts)
     if args.json:
         _write_json(args.json, suite)
-    if args.write:
-        _write_json(
-            validity.VALIDITY_FILE,
-            {"settings": suite["settings"], "verdicts": verdicts, "table": suite["games"]},
-        )
+    if args.write:  # this protocol's games replaced, the rest of the file kept
+        _write_json(validity.VALIDITY_FILE, validity.shipped_with(suite))
+        validity._shipped.cache_clear()
         out += f"\nwrote {validity.VALIDITY_FILE}"
     return out
 

@@ -16,6 +16,14 @@ known, so the right answer of every comparison is known. Per game and metric:
   standardised by its own relabellings, then averaged); `mean_rank`, each metric's rank among
   the four styles averaged, is shown beside it.
 
+Two target protocols (`PROTOCOLS`), each its own table: `holdout`, what one `hbm run` gives
+(the target is the person's held-out episodes, one per session by the experiments' split, 4–6
+episodes), and `crossfit`, what `hbm crossfit` gives (the target is every one of the person's
+episodes, as cross-fitting pools them; the candidates play every seed, stage-matched, and the
+reaction shift is chosen on the person's episodes, as each fold chooses it on the others'). Under
+cross-fitting each session holds many target episodes, so session tracking
+(`session_return_spearman`) is checked too, as a score that random play must fall below.
+
 Players come from a pool of `pool` simulated people per style (each its own luck), drawn
 without overlap within a draw. The pool is at least as large as the draws by default, so each
 draw's null has its own target person: a target's p-values hardly change with the candidates
@@ -50,12 +58,15 @@ __all__ = [
     "FPR_EXCESS_P",
     "FPR_RANGE",
     "IDENTIFICATION_GOAL",
+    "PROTOCOLS",
+    "PROTOCOL_TARGETS",
     "SUITE_ENVS",
     "SUITE_PLAYERS",
     "VALIDITY_FILE",
     "metric_validity",
     "null_rate_interval",
     "run_suite",
+    "shipped_with",
     "verdicts",
 ]
 
@@ -78,6 +89,13 @@ IDENTIFICATION_GOAL = 0.9
 """Share of draws in which the metrics combined must pick the player's own style."""
 POOL_SEED = 10_000
 """Luck seeds of the pool: style s's k-th person is `profile.with_seed(POOL_SEED + k)`."""
+PROTOCOLS: tuple[str, ...] = ("holdout", "crossfit")
+"""Target protocols: the held-out episodes of one split (`hbm run`), or every episode of the
+person (`hbm crossfit`)."""
+PROTOCOL_TARGETS: Mapping[str, str] = {
+    "holdout": "target: the person's held-out episodes, one per session (hbm run)",
+    "crossfit": "target: every episode of the person, as cross-fitting pools them (hbm crossfit)",
+}
 HOLDOUT_PCT = 0.1
 """Held-out share per session, as the experiments' default split."""
 WHY_WEAK: Mapping[str, str] = {
@@ -90,8 +108,9 @@ WHY_WEAK: Mapping[str, str] = {
     "discriminator_auc": "4-6 held-out episodes leave the classifier little of the person to "
     "learn (an episode shorter than one window, as a clumsy CartPole one, gives one window)",
 }
-"""Why a metric misses random play where it does: the simulated people's few held-out episodes,
-not the test (each of these tests is calibrated under the null)."""
+"""Why a metric misses random play where it does under the holdout protocol: the simulated
+people's few held-out episodes, not the test (each of these tests is calibrated under the
+null)."""
 VALIDITY_FILE = Path(__file__).with_name("validity.json")
 """The suite's verdicts shipped with the package (`hbm validate --write`)."""
 
@@ -112,12 +131,17 @@ class _Person:
     random_pool: Trajectories | None = None
 
 
-def _person(env: str, style: str, k: int) -> _Person:
+def _person(env: str, style: str, k: int, protocol: str = "holdout") -> _Person:
+    """Style `style`'s `k`-th simulated person; the target episodes (`test`) by `protocol`:
+    the held-out ones of the experiments' split, or every episode (cross-fitting pools them all;
+    the shift is then chosen on all of them too)."""
     from hbm_data import SIMULATED_PROFILES, simulate_subject
     from hbm_data.splits import split_by_session
 
     profile = SIMULATED_PROFILES[style].with_seed(POOL_SEED + k)
     eps = Trajectories.from_episodes(simulate_subject(env, profile))
+    if protocol == "crossfit":
+        return _Person(eps, eps, eps)
     train, test = split_by_session(eps.sessions, HOLDOUT_PCT, np.random.default_rng(42))
     return _Person(eps, eps.subset(test), eps.subset(train))
 
@@ -219,8 +243,10 @@ class _Tally:
     ident: np.ndarray = field(default_factory=lambda: np.zeros((4, 4), np.int64))
 
 
-def _metrics() -> list[str]:
-    return [k for k in METRICS if k != "session_return_spearman"]
+def _metrics(protocol: str) -> list[str]:
+    """The metrics a protocol can check: session tracking needs several target episodes per
+    session (cross-fitting), the holdout keeps one per session."""
+    return [k for k in METRICS if protocol == "crossfit" or k != "session_return_spearman"]
 
 
 def run_suite(
@@ -231,29 +257,57 @@ def run_suite(
     pool: int | None = None,
     seed: int = 0,
     players: Sequence[str] = SUITE_PLAYERS,
+    protocol: str = "holdout",
     progress: Callable[[str], None] | None = None,
+    partial: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the suite: per game, `draws` draws per player style (so `draws · len(players)`
     null comparisons per metric). Returns `{"settings", "games": {env: {metric: row}},
     "seconds"}`; a row holds `null_fpr`, `null_n`, `null_gap_median`, `null_gap_q95`,
     `random_detection`, `random_n`, `identification` (share correct) and `confusion`
     (`[styles, styles]`, rows the true style). `pool` (default `draws + repeats`): simulated
-    people per style; `settings["targets"]` counts the distinct target people per style."""
+    people per style; `settings["targets"]` counts the distinct target people per style.
+    `protocol` (`PROTOCOLS`): the target is the held-out episodes or every episode; random play
+    is drawn `3 · repeats` per seed under the holdout (a target may be reused), `repeats` under
+    cross-fitting (an episode count ten times larger: the dearest part). `partial`, if given,
+    receives the suite so far after every draw (the current game's rows over the draws done,
+    `settings["draws"]` their number), so that a long run that is stopped keeps what it did."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
     pool = draws + repeats if pool is None else pool
     if pool < repeats + 1:
         raise ValueError(f"pool ({pool}) must exceed repeats ({repeats}): a draw needs both")
     t_start = time.perf_counter()
     games: dict[str, Any] = {}
+
+    def suite(done: int) -> dict[str, Any]:
+        return {
+            "settings": {
+                "envs": list(games),
+                "draws": done,
+                "repeats": repeats,
+                "pool": pool,
+                "targets": min(done, pool),
+                "seed": seed,
+                "players": list(players),
+                "alpha": ALPHA,
+                "protocol": protocol,
+            },
+            "games": games,
+            "seconds": time.perf_counter() - t_start,
+        }
+
     for env in envs:
         t0 = time.perf_counter()
         people = {
-            s: [_person(env, s, k) for k in range(pool)] for s in players
+            s: [_person(env, s, k, protocol) for k in range(pool)] for s in players
         }  # fmt: skip
         if progress:
             progress(
                 f"{env}: simulated {pool} people per style in {time.perf_counter() - t0:.0f} s"
             )
-        keys = _metrics()
+        keys = _metrics(protocol)
+        spare = 3 if protocol == "holdout" else 1  # random rollouts per seed, per repeat
         tallies = {k: _Tally(ident=np.zeros((len(players), len(players)), np.int64)) for k in keys}
         for row in (COMBINED, MEAN_RANK):
             tallies[row] = _Tally(ident=np.zeros((len(players), len(players)), np.int64))
@@ -265,7 +319,7 @@ def run_suite(
                 person = people[style][k]
                 if person.target is None:
                     person.target = HumanlikeTarget(person.test, env, train=person.train, seed=seed)
-                    person.random_pool = _random_pool(env, person, 3 * repeats, seed * 97 + k)
+                    person.random_pool = _random_pool(env, person, spare * repeats, seed * 97 + k)
                 target = person.target
                 s = 1_000 * d + i
                 blocks: list[dict[str, Any]] = []
@@ -280,7 +334,7 @@ def run_suite(
                     blocks.append(block)
                 assert person.random_pool is not None
                 e = len(person.test)
-                rows = rng.choice(3 * repeats, size=repeats, replace=False)
+                rows = rng.choice(spare * repeats, size=repeats, replace=False)
                 rnd = person.random_pool.subset([r * e + x for r in rows for x in range(e)])
                 guesses = rng.integers(0, target.num_actions, size=len(target.actions))
                 random_block = target.score(rnd, guesses, seed=s)
@@ -289,27 +343,17 @@ def run_suite(
                 _tally(tallies, keys, null, random_block, blocks, i)
             if progress:
                 progress(f"{env}: draw {d + 1}/{draws} ({time.perf_counter() - t0:.0f} s)")
-        games[env] = {k: _row(t) for k, t in tallies.items()}
-        games[env]["session_return_spearman"] = {
-            "applicable": sessions_ok,
-            "null_n": draws * len(players),
-            "note": "needs sessions with several held-out episodes; the split holds out "
-            "one per session",
-        }
-    return {
-        "settings": {
-            "envs": list(envs),
-            "draws": draws,
-            "repeats": repeats,
-            "pool": pool,
-            "targets": min(draws, pool),
-            "seed": seed,
-            "players": list(players),
-            "alpha": ALPHA,
-        },
-        "games": games,
-        "seconds": time.perf_counter() - t_start,
-    }
+            games[env] = {k: _row(t) for k, t in tallies.items()}
+            if protocol == "holdout":
+                games[env]["session_return_spearman"] = {
+                    "applicable": sessions_ok,
+                    "null_n": (d + 1) * len(players),
+                    "note": "needs sessions with several held-out episodes; the split holds "
+                    "out one per session",
+                }
+            if partial and d + 1 < draws:
+                partial(suite(d + 1))
+    return suite(draws)
 
 
 def _tally(
@@ -395,6 +439,7 @@ def verdicts(suite: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     detection of at least `DETECTION_MIN`; a prediction score with random below the style's
     own in at least `DETECTION_MIN` of the draws; session tracking only where it could be
     computed at all."""
+    protocol = suite["settings"].get("protocol", "holdout")
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for env, rows in suite["games"].items():
         out[env] = {}
@@ -403,7 +448,7 @@ def verdicts(suite: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
             reasons: list[str] = []
             if row is None:
                 reasons.append("not checked by the validity suite")
-            elif key == "session_return_spearman":
+            elif "applicable" in row:  # session tracking under the holdout
                 if not row.get("applicable"):
                     reasons.append(
                         "not computable: every session holds out one episode (needs several)"
@@ -420,7 +465,8 @@ def verdicts(suite: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
                             f"{lo:.0%}-{hi:.0%}, n = {row['null_n']}) above α = {ALPHA:g}"
                         )
                 if det is None or det < DETECTION_MIN:
-                    why = f" ({WHY_WEAK[key]})" if key in WHY_WEAK else ""
+                    weak = protocol == "holdout" and key in WHY_WEAK
+                    why = f" ({WHY_WEAK[key]})" if weak else ""
                     reasons.append(f"random told apart in {_pct(det)} < {DETECTION_MIN:.0%}{why}")
             out[env][key] = {"ok": not reasons, "reason": "; ".join(reasons) or None}
     return out
@@ -432,24 +478,48 @@ def _pct(x: float | None) -> str:
 
 @cache
 def _shipped() -> dict[str, Any]:
+    """The shipped file: `{"protocols": {protocol: {"settings", "table", "verdicts"}}}`, each
+    part keyed by game (each game's table may come from its own run)."""
     try:
-        return dict(json.loads(VALIDITY_FILE.read_text()))
+        data = json.loads(VALIDITY_FILE.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ValueError(f"{VALIDITY_FILE}: unreadable validity verdicts ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("protocols", {}), dict):
+        raise ValueError(f"{VALIDITY_FILE}: expected an object with 'protocols' (by protocol)")
+    return data
 
 
-def metric_validity(env: str, metric: str) -> tuple[bool, str | None]:
-    """Did `metric` pass the validity suite on `env`? `(ok, reason)`, the reason saying what
-    failed (or that the suite did not check that game or metric), for reports to grey out a
-    metric that fails its known answers instead of showing it as if it worked."""
+def shipped_with(suite: Mapping[str, Any]) -> dict[str, Any]:
+    """The shipped file with `suite`'s games (their settings, table and verdicts) put in place
+    under its protocol; the other games and protocols kept (`hbm validate --write`)."""
+    protocol = suite["settings"].get("protocol", "holdout")
+    data = {"protocols": json.loads(json.dumps(_shipped().get("protocols", {})))}  # a copy
+    part = data["protocols"].setdefault(protocol, {"settings": {}, "table": {}, "verdicts": {}})
+    judged = verdicts(suite)
+    for env, rows in suite["games"].items():
+        part["settings"][env] = dict(suite["settings"]) | {"envs": [env], "protocol": protocol}
+        part["table"][env] = rows
+        part["verdicts"][env] = judged[env]
+    return data
+
+
+def metric_validity(env: str, metric: str, protocol: str = "holdout") -> tuple[bool, str | None]:
+    """Did `metric` pass the validity suite on `env` under `protocol` (`PROTOCOLS`: the row's
+    target was one split's held-out episodes, or every episode by cross-fitting)? `(ok,
+    reason)`, the reason saying what failed (or that the suite did not check that game, metric
+    or protocol), for reports to grey out a metric that fails its known answers instead of
+    showing it as if it worked."""
     from hbm_data import get_env_spec
 
     name = get_env_spec(env).name
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
-    verdict = _shipped().get("verdicts", {}).get(name, {}).get(metric)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    part = _shipped().get("protocols", {}).get(protocol, {})
+    verdict = part.get("verdicts", {}).get(name, {}).get(metric)
     if verdict is None:
-        return False, f"not checked by the validity suite on {name}"
+        return False, f"not checked by the validity suite on {name} ({protocol} protocol)"
     return bool(verdict["ok"]), verdict.get("reason")
