@@ -127,9 +127,7 @@ def test_feedforward_hidden_sizes_spellings() -> None:
     a = FeedforwardMLP(4, 8, 2).state_dict()
     b = FeedforwardMLP(4, (8,), 2).state_dict()
     c = FeedforwardMLP(4, hidden_sizes=[8], output_size=2).state_dict()
-    with pytest.warns(DeprecationWarning, match="hidden_sizes"):
-        d = FeedforwardMLP(input_size=4, hidden_size=8, output_size=2).state_dict()
-    for other in (b, c, d):
+    for other in (b, c):
         assert all(torch.equal(a[k], other[k]) for k in a)
     assert FeedforwardMLP(4, (8, 6), 2).hidden_sizes == (8, 6)
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import pytest
@@ -257,26 +256,6 @@ def test_without_test_data_and_with_a_time_cadence() -> None:
     assert [r["step"] for r in result.history] == list(range(13))
     assert all(r["test_ce"] is None and r["test_f1"] is None for r in result.history)
     assert result.test_loss_history == []
-
-
-def test_deprecated_names_still_work() -> None:
-    obs, actions, _ = teacher_data(100)
-    data = (obs, actions)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = optimize_sgd(
-            FeedforwardMLP(4, 8, 3), train=data, test=data, max_steps=2,
-            num_f1_samples=3, checkpoint_every_steps=5,
-        )  # fmt: skip
-    named = {str(w.message).split("(")[1].split("=")[0] for w in caught}
-    assert named == {"train", "test", "num_f1_samples", "checkpoint_every_steps"}
-    assert all(w.category is DeprecationWarning for w in caught)
-    assert result.steps == 2 and len(result.history) == 2
-    with pytest.warns(DeprecationWarning, match="stop_reason"):
-        assert result.stopped_by == "max_steps"
-    with pytest.warns(DeprecationWarning, match="f1_samples"):
-        old = evaluate(result.model, data, num_samples=3)
-    assert old["ce"] == evaluate(result.model, data)["ce"]
 
 
 def test_time_budget_stops() -> None:

@@ -312,7 +312,6 @@ DOCUMENTED_SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
         ("hidden_sizes", POS, (50,)),
         ("output_size", POS, None),
         *_COMMON,
-        ("hidden_size", KW, None),  # deprecated alias of hidden_sizes
     ],
     "RecurrentMLP": [
         ("input_size", POS, _E),
@@ -372,9 +371,6 @@ def test_module_signatures_agree() -> None:
         assert (tr.kind, tr.rank) == ("trainable", None)
         with pytest.raises(TypeError, match="output_size is required"):
             pkg.FeedforwardMLP(IN, (3,))
-        with pytest.warns(DeprecationWarning, match="hidden_sizes"):
-            old = pkg.FeedforwardMLP(IN, hidden_size=4, output_size=OUT)
-        assert old.hidden_sizes == (4,)
     # the populations take the same `init` (default "normal") and export the shared classes
     for cls in (hbm_ne.BatchedFeedforward, hbm_ne.BatchedRecurrent):
         init = inspect.signature(cls).parameters["init"]
@@ -709,12 +705,7 @@ def test_evaluate_signatures_agree() -> None:
         ("unit", KW, "episode"),
     ]
     assert _params(inspect.signature(hbm_ne.evaluate)) == documented
-    # hbm-dl's also takes the deprecated num_samples= / generator=
-    assert _params(inspect.signature(hbm_dl.evaluate)) == [
-        *documented,
-        ("num_samples", KW, None),
-        ("generator", KW, None),
-    ]
+    assert _params(inspect.signature(hbm_dl.evaluate)) == documented
     for name in ("f1_seed", "sampled_macro_f1"):
         ne, dl = getattr(hbm_ne, name), getattr(hbm_dl, name)
         assert inspect.signature(ne) == inspect.signature(dl), name
@@ -996,8 +987,6 @@ def test_result_fields_agree(tmp_path: Path) -> None:
     assert "loss_history" in list(dl.keys()) and dl.loss_history == [
         r["train_loss"] for r in dl.history
     ]
-    with pytest.warns(DeprecationWarning):
-        assert dl.stopped_by == "x"
 
 
 # --------------------------------------------------------------------------------------------

@@ -364,16 +364,6 @@ def test_the_design_guide_call_and_result_keys(tmp_path: Path) -> None:
         train_supervised(pop, (x, y), optimizer="pso", max_generations=1)
 
 
-def test_deprecated_names_still_work() -> None:
-    x, y, _ = teacher_data(100)
-    pop, algo = make()
-    with pytest.warns(DeprecationWarning, match="optimizer="):
-        res = train_supervised(pop, (x, y), None, algorithm=algo, max_generations=2)
-    assert res.generations == 2
-    with pytest.warns(DeprecationWarning, match="checkpoint_every_seconds"):
-        train_supervised(pop, (x, y), None, algo, max_generations=1, checkpoint_interval=5.0)
-
-
 def test_last_row_equals_evaluate_of_the_returned_model() -> None:
     x, y, _ = teacher_data(300)
     lengths = [30] * 10

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hbm_dl._shared import check_fingerprint, data_signature
+from hbm_dl._shared import check_fingerprint, check_loop_arguments, data_signature
 from hbm_dl.checkpoint import CheckpointError, load_checkpoint
 from hbm_dl.data import ArrayLike, EpisodeData, as_episode_data
 from hbm_dl.metrics import cross_entropy
@@ -93,19 +93,16 @@ def _own_fingerprint(
     }
 
 
-def _check_arguments(*, batch_size: int, learning_rate: float, **budgets: float | None) -> None:
-    if all(budgets[k] is None for k in ("max_epochs", "max_steps", "max_samples", "max_time")):
-        raise ValueError(
-            "optimize_sgd needs a budget: set max_epochs, max_steps, max_samples or max_time"
-        )
-    for name, value in budgets.items():
-        if value is None:
-            continue
-        if name.endswith(("_time", "_seconds")):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0 or None, got {value!r}")
-        elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+def _check_arguments(
+    budgets: dict[str, float | None],
+    *,
+    batch_size: int,
+    learning_rate: float,
+    **settings: float | None,
+) -> None:
+    """The loop's budgets and cadences by the shared rule; `settings` (counts or `*_seconds`)
+    by the same rule, then the optimizer's own."""
+    check_loop_arguments("optimize_sgd", budgets, settings)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if not learning_rate > 0:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +39,10 @@ from hbm_dl._shared import (
     Callback,
     Progress,
     ResultMapping,
+    RunSchedule,
     build_fingerprint,
-    notify,
     now_iso,
+    wants_resume,
 )
 from hbm_dl._shared import evaluate as _evaluate
 from hbm_dl.checkpoint import (
@@ -124,14 +123,6 @@ class SGDResult(ResultMapping):
     )
 
     @property
-    def stopped_by(self) -> str:
-        """Deprecated name of `stop_reason`."""
-        warnings.warn(
-            "SGDResult.stopped_by is deprecated: use stop_reason", DeprecationWarning, stacklevel=2
-        )
-        return self.stop_reason
-
-    @property
     def loss_history(self) -> list[float]:
         """`train_loss` of every history row."""
         return [float(r["train_loss"]) for r in self.history]
@@ -155,8 +146,6 @@ def evaluate(
     seed: int = 0,
     step: int = 0,
     unit: str = "episode",
-    num_samples: int | None = None,
-    generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """`{"ce", "accuracy", "f1"}` of `model` on all of `data` (the shared `evaluate`: the same
     function, seeding and result as `hbm_ne.evaluate`).
@@ -164,37 +153,16 @@ def evaluate(
     Macro F1 is the mean over `f1_samples` draws seeded `f1_seed(seed, step)`; pass a run's
     `seed` and a history row's `step` to reproduce that row. Recurrent models run each episode
     (or session, `unit="session"`) from a zero state (`data` needs episode boundaries).
-    `num_samples` and `generator` are deprecated (use `f1_samples` and `seed`/`step`).
     """
-    if num_samples is not None:
-        warnings.warn(
-            "evaluate(num_samples=) is deprecated: use f1_samples=", DeprecationWarning, 2
-        )
-        f1_samples = num_samples
-    if generator is not None:
-        warnings.warn(
-            "evaluate(generator=) is deprecated: use seed= and step= (the F1 draws are seeded "
-            "by f1_seed(seed, step))",
-            DeprecationWarning,
-            2,
-        )
-        draw = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
-        seed, step = int(draw.item()), 0
     if isinstance(data, tuple):  # either package's EpisodeData goes straight to the shared code
         first = next(iter(model.parameters()), None)
         data = as_episode_data(data, first.device if first is not None else "cpu", "data")
     return _evaluate(model, data, f1_samples=f1_samples, seed=seed, step=step, unit=unit)
 
 
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(
-        f"optimize_sgd({old}=...) is deprecated: use {new}=", DeprecationWarning, stacklevel=3
-    )
-
-
 def optimize_sgd(
     model: nn.Module,
-    train_data: Data | None = None,
+    train_data: Data,
     test_data: Data | None = None,
     *,
     optimizer: Literal["sgd", "adam"] = "sgd",
@@ -217,10 +185,6 @@ def optimize_sgd(
     callbacks: Sequence[Callback] = (),
     seed: int = 0,
     device: torch.device | str | None = None,
-    train: Data | None = None,
-    test: Data | None = None,
-    num_f1_samples: int | None = None,
-    checkpoint_every_steps: int | None = None,
 ) -> SGDResult:
     """Train `model` to imitate `train_data` actions by minibatch SGD or Adam on cross-entropy.
 
@@ -256,28 +220,16 @@ def optimize_sgd(
     are not in it, so a larger budget continues the run) must equal this call's, else
     `CheckpointError` names the differing fields and the file is left untouched. With
     `resume=False` an existing file is ignored and replaced by the first new checkpoint.
-
-    Deprecated aliases: `train`, `test`, `num_f1_samples`, `checkpoint_every_steps`.
     """
-    if train is not None:
-        _deprecated("train", "train_data")
-        train_data = train
-    if test is not None:
-        _deprecated("test", "test_data")
-        test_data = test
-    if num_f1_samples is not None:
-        _deprecated("num_f1_samples", "f1_samples")
-        f1_samples = num_f1_samples
-    if checkpoint_every_steps is not None:
-        _deprecated("checkpoint_every_steps", "checkpoint_every")
-        checkpoint_every = checkpoint_every_steps
-    if train_data is None:
-        raise TypeError("optimize_sgd needs train_data")
+    # in the order a stop reason is chosen when several budgets are spent at once
+    budgets = {
+        "max_steps": max_steps,
+        "max_epochs": max_epochs,
+        "max_samples": max_samples,
+        "max_time": max_time,
+    }
     _check_arguments(
-        max_epochs=max_epochs,
-        max_steps=max_steps,
-        max_time=max_time,
-        max_samples=max_samples,
+        budgets,
         eval_every=eval_every,
         eval_every_seconds=eval_every_seconds,
         f1_samples=f1_samples,
@@ -334,43 +286,22 @@ def optimize_sgd(
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     resumed_from: int | None = None
     checkpoint_time: str | None = None
-    if ckpt is not None and ckpt.exists():
-        if resume:
-            state, checkpoint_time = _resume(
-                ckpt, full_fingerprint, model, opt, shuffle_gen, device
-            )
-            resumed_from = state.step
-            logger.info(
-                "resumed from step %d (checkpoint of %s): %s", state.step, checkpoint_time, ckpt
-            )
-        else:
-            logger.info(
-                "resume=False: ignoring %s; it is replaced by the first new checkpoint", ckpt
-            )
+    if wants_resume(ckpt, resume, logger):
+        assert ckpt is not None
+        state, checkpoint_time = _resume(ckpt, full_fingerprint, model, opt, shuffle_gen, device)
+        resumed_from = state.step
+        logger.info(
+            "resumed from step %d (checkpoint of %s): %s", state.step, checkpoint_time, ckpt
+        )
 
-    start_step = state.step
     num_items = train_set.num_episodes if recurrent else len(train_set)
     batches_per_epoch = math.ceil(num_items / batch_size)
-    t_start = time.perf_counter()
-    elapsed_before = state.elapsed
-
-    def elapsed() -> float:
-        return elapsed_before + (time.perf_counter() - t_start)
 
     def epoch() -> float:
         return state.epoch + state.batch_in_epoch / batches_per_epoch
 
     def make_row(train_loss: float) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "step": state.step,
-            "epoch": epoch(),
-            "elapsed": elapsed(),
-            "samples_seen": state.samples_seen,
-            "train_loss": train_loss,
-            "test_ce": None,
-            "test_accuracy": None,
-            "test_f1": None,
-        }
+        row = schedule.row(state.step, epoch(), state.samples_seen, train_loss)
         if test_set is not None:
             metrics = _evaluate(model, test_set, f1_samples=f1_samples, seed=seed, step=state.step)
             row["test_ce"] = metrics["ce"]
@@ -397,26 +328,12 @@ def optimize_sgd(
         )
         return row
 
-    def pending_mean() -> float:
-        return float(torch.stack(state.pending_losses).mean())
-
-    def from_row(row: Mapping[str, Any]) -> Progress:
-        return Progress(
-            step=int(row["step"]),
-            epoch=float(row["epoch"]),
-            samples_seen=int(row["samples_seen"]),
-            elapsed=float(row["elapsed"]),
-            train_loss=float(row["train_loss"]),
-            test_ce=row["test_ce"],
-            test_f1=row["test_f1"],
-            test_accuracy=row["test_accuracy"],
-            evaluated=True,
-            resumed_from=resumed_from,
-        )
+    def pending_row() -> dict[str, Any]:
+        return make_row(float(torch.stack(state.pending_losses).mean()))
 
     def save() -> None:
         assert ckpt is not None
-        state.elapsed = elapsed()
+        state.elapsed = schedule.elapsed()
         save_checkpoint(
             ckpt,
             {
@@ -440,32 +357,35 @@ def optimize_sgd(
             },
         )
 
-    def budget_reason() -> str:
-        if max_steps is not None and state.step >= max_steps:
-            return "max_steps"
-        if max_epochs is not None and state.epoch >= max_epochs:
-            return "max_epochs"
-        if max_samples is not None and state.samples_seen >= max_samples:
-            return "max_samples"
-        if max_time is not None and elapsed() >= max_time:
-            return "max_time"
-        return ""
+    schedule = RunSchedule(
+        budgets=budgets,
+        eval_every=eval_every,
+        eval_every_seconds=eval_every_seconds,
+        checkpoint_every=checkpoint_every,
+        checkpoint_every_seconds=checkpoint_every_seconds,
+        callbacks=callbacks,
+        history=state.history,
+        save=None if ckpt is None else save,
+        start_step=state.step,
+        elapsed_before=state.elapsed,
+        resumed_from=resumed_from,
+    )
+
+    def stop_reason() -> str:
+        return schedule.stop_reason(
+            max_steps=state.step, max_epochs=state.epoch, max_samples=state.samples_seen
+        )
 
     reason = ""
-    last_eval = time.perf_counter()
     if not state.history:
         row0 = make_row(_initial_train_loss(model, train_set, recurrent))
         state.history.append(row0)
-        if callbacks and notify(callbacks, from_row(row0)):
+        if schedule.report(row0, step=0, epoch=0.0, samples_seen=0, train_loss=row0["train_loss"]):
             reason = "callback"
-    # A closing row (the last step, off the evaluation schedule) is returned but kept out of
-    # the checkpoint, so that a longer budget resumed from it continues exactly.
-    closing: dict[str, Any] | None = None
 
     step_fn = _recurrent_steps if recurrent else _feedforward_steps
     steps = step_fn(model, train_set, batch_size, bptt_length, device)
-    last_save = time.perf_counter()
-    reason = reason or budget_reason()
+    reason = reason or stop_reason()
     while not reason:
         if state.batch_in_epoch == 0:
             state.epoch_generator_state = shuffle_gen.get_state()
@@ -482,58 +402,25 @@ def optimize_sgd(
             if state.batch_in_epoch == batches_per_epoch:
                 state.epoch += 1
                 state.batch_in_epoch = 0
-            reason = budget_reason()
-            row = None
-            if (
-                (eval_every is not None and state.step % eval_every == 0)
-                or (eval_every is None and state.batch_in_epoch == 0)
-                or (
-                    eval_every_seconds is not None
-                    and time.perf_counter() - last_eval >= eval_every_seconds
-                )
+            reason = stop_reason()
+            epoch_end = eval_every is None and state.batch_in_epoch == 0
+            row = schedule.record(state.step, reason, pending_row, due=epoch_end)
+            if row is not None and row is not schedule.closing:
+                state.pending_losses = []  # a scheduled row starts the next loss window
+            if schedule.report(
+                row,
+                step=state.step,
+                epoch=epoch(),
+                samples_seen=state.samples_seen,
+                train_loss=loss,
             ):
-                row = make_row(pending_mean())
-                state.pending_losses = []
-                state.history.append(row)
-                last_eval = time.perf_counter()
-            elif reason:
-                row = closing = make_row(pending_mean())
-            if callbacks:
-                progress = (
-                    from_row(row)
-                    if row is not None
-                    else Progress(
-                        step=state.step,
-                        epoch=epoch(),
-                        samples_seen=state.samples_seen,
-                        elapsed=elapsed(),
-                        train_loss=float(loss),
-                        resumed_from=resumed_from,
-                    )
-                )
-                if notify(callbacks, progress):
-                    reason = reason or "callback"
-            if (
-                ckpt is not None
-                and not reason
-                and (
-                    (checkpoint_every is not None and state.step % checkpoint_every == 0)
-                    or (
-                        checkpoint_every_seconds is not None
-                        and time.perf_counter() - last_save >= checkpoint_every_seconds
-                    )
-                )
-            ):
-                save()
-                last_save = time.perf_counter()
+                reason = reason or "callback"
+            schedule.checkpoint(state.step, reason)
             if reason or state.batch_in_epoch == 0:
                 break
 
-    if ckpt is not None and (state.step != start_step or resumed_from is None):
-        save()
-    if closing is None and state.history[-1]["step"] != state.step:
-        closing = make_row(pending_mean())
-    history = state.history + ([closing] if closing is not None else [])
+    schedule.finish(state.step)
+    history = schedule.rows(state.step, pending_row)
     logger.info("optimize_sgd stopped by %s at step %d", reason, state.step)
     return SGDResult(
         history,
@@ -541,7 +428,7 @@ def optimize_sgd(
         state.step,
         reason,
         ckpt,
-        elapsed=elapsed(),
+        elapsed=schedule.elapsed(),
         samples_seen=state.samples_seen,
         resumed_from=resumed_from,
         checkpoint_time=checkpoint_time,

@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,15 +29,16 @@ from hbm_ne._shared import (
     Callback,
     CheckpointError,
     CheckpointInfo,
-    Progress,
     ResultMapping,
+    RunSchedule,
     build_fingerprint,
     check_fingerprint,
+    check_loop_arguments,
     load_checkpoint_file,
-    notify,
     now_iso,
     read_checkpoint_info,
     save_checkpoint_file,
+    wants_resume,
 )
 from hbm_ne.algorithms import Algorithm
 from hbm_ne.population import Population, _NetworkPopulation
@@ -291,7 +291,6 @@ def evolve(
     seed: int = 0,
     device: torch.device | str | None = None,
     logger: logging.Logger | None = None,
-    checkpoint_interval: float | None = None,
 ) -> EvolveResult:
     """Run ask → fitness → tell → (evaluate the train-best member) until a budget is spent.
 
@@ -320,15 +319,7 @@ def evolve(
     A fitness with state of its own (methods `state_dict()` and `load_state_dict(state)`, e.g.
     `AdversarialFitness`'s discriminators) has it saved under "fitness_state" and restored on
     resume (its `load_state_dict` may refuse a foreign state with `CheckpointError`).
-    `checkpoint_interval` is the deprecated name of `checkpoint_every_seconds`.
     """
-    if checkpoint_interval is not None:
-        warnings.warn(
-            "checkpoint_interval= is deprecated: use checkpoint_every_seconds=",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        checkpoint_every_seconds = checkpoint_interval
     return _evolve(
         population,
         algorithm,
@@ -376,14 +367,21 @@ def _evolve(
     settings: Mapping[str, Any],
     data_size: int | None,
 ) -> EvolveResult:
-    if max_generations is None and max_time is None and max_samples is None:
-        raise ValueError(
-            "give max_generations, max_samples or max_time (or several): the loop needs a budget"
-        )
-    if max_samples is not None and (
-        not isinstance(max_samples, int) or isinstance(max_samples, bool) or max_samples < 1
-    ):
-        raise ValueError(f"max_samples must be a positive int or None, got {max_samples!r}")
+    budgets = {
+        "max_generations": max_generations,
+        "max_samples": max_samples,
+        "max_time": max_time,
+    }
+    check_loop_arguments(
+        "evolve",
+        budgets,
+        {
+            "eval_every": eval_every,
+            "eval_every_seconds": eval_every_seconds,
+            "checkpoint_every": checkpoint_every,
+            "checkpoint_every_seconds": checkpoint_every_seconds,
+        },
+    )
     if algorithm.population is not population:
         raise ValueError("algorithm was built for another population")
     dev = torch.device(device) if device is not None else population.device
@@ -392,9 +390,6 @@ def _evolve(
             f"device={dev} but the population lives on {population.device}: build the population "
             "(and then the algorithm) on the device you want"
         )
-    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
     full_fingerprint = build_fingerprint(
         fingerprint, "hbm_ne", {**_own_fingerprint(population, algorithm, seed), **settings}
     )
@@ -410,9 +405,8 @@ def _evolve(
     resumed_from: int | None = None
     checkpoint_time: str | None = None
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    if ckpt is not None and ckpt.exists() and not resume:
-        log.info("resume=False: ignoring %s; it is replaced by the first new checkpoint", ckpt)
-    elif ckpt is not None and ckpt.exists():
+    if wants_resume(ckpt, resume, log):
+        assert ckpt is not None
         state = load_checkpoint(ckpt)
         check_fingerprint(ckpt, state["fingerprint"], full_fingerprint)
         if stateful and "fitness_state" not in state:
@@ -447,29 +441,12 @@ def _evolve(
             "resumed from generation %d (checkpoint of %s): %s", generation, checkpoint_time, ckpt
         )
 
-    start_generation = generation
-    start = time.perf_counter()
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - start
-
     def epoch() -> float | None:
         return None if not data_size else samples_seen / (p * data_size)
 
     def make_row(g: int, best_fitness: float, mean_fitness: float) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "step": g,
-            "epoch": epoch(),
-            "elapsed": elapsed(),
-            "samples_seen": samples_seen,
-            "train_loss": best_fitness,
-            "test_ce": None,
-            "test_accuracy": None,
-            "test_f1": None,
-            "generation": g,
-            "best_fitness": best_fitness,
-            "mean_fitness": mean_fitness,
-        }
+        row = schedule.row(g, epoch(), samples_seen, best_fitness)
+        row.update(generation=g, best_fitness=best_fitness, mean_fitness=mean_fitness)
         if eval_fn is not None:
             row.update(eval_fn(best_params, g))
         log.info(
@@ -485,23 +462,8 @@ def _evolve(
         )
         return row
 
-    def from_row(row: Mapping[str, Any]) -> Progress:
-        return Progress(
-            step=int(row["step"]),
-            epoch=row["epoch"],
-            samples_seen=int(row["samples_seen"]),
-            elapsed=float(row["elapsed"]),
-            train_loss=float(row["train_loss"]),
-            test_ce=row.get("test_ce"),
-            test_f1=row.get("test_f1"),
-            test_accuracy=row.get("test_accuracy"),
-            evaluated=True,
-            resumed_from=resumed_from,
-        )
-
     def save() -> None:
-        if ckpt is None:
-            return
+        assert ckpt is not None
         save_checkpoint_file(
             ckpt,
             {
@@ -519,32 +481,36 @@ def _evolve(
                 "last_mean_fitness": last_mean,
                 "generation": generation,
                 "step": generation,
-                "elapsed": elapsed(),
+                "elapsed": schedule.elapsed(),
                 "samples_seen": samples_seen,
                 **({"fitness_state": fitness_fn.state_dict()} if stateful else {}),  # type: ignore[attr-defined]
             },
         )
         log.debug("checkpoint %s at generation %d", ckpt, generation)
 
-    def budget_reason() -> str:
-        if max_generations is not None and generation >= max_generations:
-            return "max_generations"
-        if max_samples is not None and samples_seen >= max_samples:
-            return "max_samples"
-        if max_time is not None and elapsed() >= max_time:
-            return "max_time"
-        return ""
+    schedule = RunSchedule(
+        budgets=budgets,
+        eval_every=eval_every,
+        eval_every_seconds=eval_every_seconds,
+        checkpoint_every=checkpoint_every,
+        checkpoint_every_seconds=checkpoint_every_seconds,
+        callbacks=callbacks,
+        history=history,
+        save=None if ckpt is None else save,
+        start_step=generation,
+        elapsed_before=elapsed_before,
+        resumed_from=resumed_from,
+    )
 
-    # A closing row (the last generation, off the evaluation schedule) is returned but kept
-    # out of the checkpoint, so that a longer budget resumed from it continues exactly.
-    closing: dict[str, Any] | None = None
-    last_save = last_eval = time.perf_counter()
-    reason = budget_reason()
+    def stop_reason() -> str:
+        return schedule.stop_reason(max_generations=generation, max_samples=samples_seen)
+
+    reason = stop_reason()
     while not reason:
         g = generation
         algorithm.ask()
         fitness = fitness_fn(population, g, generator)
-        finite = torch.nan_to_num(fitness.double(), nan=math.inf)
+        finite = torch.nan_to_num(fitness.double(), nan=math.inf)  # a NaN member is never best
         best = int(torch.argmin(finite))
         best_params = population.params[best].detach().clone()
         reservoir = _per_member_reservoir(population)
@@ -554,58 +520,24 @@ def _evolve(
         samples_seen += p * int(getattr(fitness_fn, "last_num_samples", 1))
         algorithm.tell(fitness)
         generation += 1
-        reason = budget_reason()
-        row = None
-        if (
-            g == 0
-            or (eval_every is not None and g % eval_every == 0)
-            or (
-                eval_every_seconds is not None
-                and time.perf_counter() - last_eval >= eval_every_seconds
-            )
+        reason = stop_reason()
+        row = schedule.record(g, reason, partial(make_row, g, best_fitness, last_mean), due=g == 0)
+        if schedule.report(
+            row, step=g, epoch=epoch(), samples_seen=samples_seen, train_loss=best_fitness
         ):
-            row = make_row(g, best_fitness, last_mean)
-            history.append(row)
-            last_eval = time.perf_counter()
-        elif reason:
-            row = closing = make_row(g, best_fitness, last_mean)
-        progress = (
-            from_row(row)
-            if row is not None
-            else Progress(
-                step=g,
-                epoch=epoch(),
-                samples_seen=samples_seen,
-                elapsed=elapsed(),
-                train_loss=best_fitness,
-                resumed_from=resumed_from,
-            )
-        )
-        if notify(callbacks, progress):
             reason = reason or "callback"
-        if not reason and (
-            (checkpoint_every is not None and generation % checkpoint_every == 0)
-            or (
-                checkpoint_every_seconds is not None
-                and time.perf_counter() - last_save >= checkpoint_every_seconds
-            )
-        ):
-            save()
-            last_save = time.perf_counter()
-    if generation != start_generation or resumed_from is None:
-        save()
-    if (
-        closing is None
-        and generation > 0
-        and (not history or history[-1]["step"] != generation - 1)
-    ):
-        closing = make_row(generation - 1, fitness_history[-1], last_mean)
+        schedule.checkpoint(generation, reason)
+    schedule.finish(generation)
+    rows = schedule.rows(
+        generation - 1 if generation > 0 else None,
+        lambda: make_row(generation - 1, fitness_history[-1], last_mean),
+    )
     return EvolveResult(
-        history + ([closing] if closing is not None else []),
+        rows,
         _member_module(population, best_params, best_reservoir),
         best_params,
         generation,
-        elapsed(),
+        schedule.elapsed(),
         reason,
         samples_seen=samples_seen,
         fitness_history=fitness_history,

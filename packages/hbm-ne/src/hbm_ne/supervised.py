@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -218,8 +217,6 @@ def train_supervised(
     max_bytes: int | None = None,
     logger: logging.Logger | None = None,
     eval_interval: float | None = None,
-    algorithm: Algorithm | None = None,
-    checkpoint_interval: float | None = None,
 ) -> EvolveResult:
     """Evolve `population` to imitate recorded actions (fitness = cross-entropy, minimised).
 
@@ -240,26 +237,8 @@ def train_supervised(
     `f1_samples`.
 
     The design guide's spellings work: `eval_interval` (seconds: `eval_every_seconds`) and
-    `logger` (where progress lines go). Deprecated: `algorithm=` (use `optimizer=`),
-    `checkpoint_interval=` (use `checkpoint_every_seconds=`).
+    `logger` (where progress lines go).
     """
-    if algorithm is not None:
-        warnings.warn(
-            "train_supervised(algorithm=...) is deprecated: use optimizer= (a name or an "
-            "Algorithm)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if optimizer is not None:
-            raise TypeError("give optimizer or algorithm, not both")
-        optimizer = algorithm
-    if checkpoint_interval is not None:
-        warnings.warn(
-            "checkpoint_interval= is deprecated: use checkpoint_every_seconds=",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        checkpoint_every_seconds = checkpoint_interval
     if eval_interval is not None:
         eval_every_seconds = eval_interval
     if optimizer is None:

@@ -12,6 +12,9 @@ compare the copies; docs/interfaces.md states each contract once.
 - `metrics`: `f1_seed`, `sampled_macro_f1`, `evaluate` (test CE, accuracy, sampled macro F1).
 - `progress`: `Progress` (what callbacks get), `notify` (True stops the run), `ResultMapping`
   (results read like the design guide's dicts).
+- `loop`: `RunSchedule`, the training loops' shared scaffolding (budgets and stop reasons,
+  evaluation and checkpoint cadences, the closing row, callbacks, the clock over resumes) and
+  `check_loop_arguments`.
 - `io`: `CheckpointError`, validated checkpoint files, fingerprints and `CheckpointInfo`.
 - `atomic`: `atomic_write` (temp + fsync + rename, umask permissions, stale temps removed).
 """
@@ -29,6 +32,14 @@ from .io import (
     now_iso,
     read_checkpoint_info,
     save_checkpoint_file,
+)
+from .loop import (
+    ROW_FIELDS,
+    Row,
+    RunSchedule,
+    check_loop_arguments,
+    progress_of,
+    wants_resume,
 )
 from .metrics import (
     SupervisedData,
@@ -63,6 +74,7 @@ __all__ = [
     "DEFAULT_INIT",
     "DEFAULT_INIT_SEED",
     "INITS",
+    "ROW_FIELDS",
     "ArrayLike",
     "Callback",
     "CheckpointError",
@@ -77,6 +89,8 @@ __all__ = [
     "RecurrentMLPReservoir",
     "RecurrentMLPTrainable",
     "ResultMapping",
+    "Row",
+    "RunSchedule",
     "SupervisedData",
     "as_episode_data",
     "as_supervised_data",
@@ -84,6 +98,7 @@ __all__ = [
     "build_fingerprint",
     "check_fingerprint",
     "check_init",
+    "check_loop_arguments",
     "data_signature",
     "evaluate",
     "f1_seed",
@@ -96,10 +111,12 @@ __all__ = [
     "model_logits",
     "notify",
     "now_iso",
+    "progress_of",
     "read_checkpoint_info",
     "sample_actions",
     "sampled_macro_f1",
     "save_checkpoint_file",
     "scaled_to_spectral_radius",
     "sequence_rows",
+    "wants_resume",
 ]

@@ -121,17 +121,8 @@ class FeedforwardMLP(nn.Module):
         init: InitName = DEFAULT_INIT,
         generator: torch.Generator | None = None,
         device: Device = None,
-        hidden_size: int | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        if hidden_size is not None:
-            warnings.warn(
-                "FeedforwardMLP(hidden_size=...) is deprecated: use hidden_sizes=(...) "
-                "(or pass the width positionally)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            hidden_sizes = hidden_size
         hidden = (hidden_sizes,) if isinstance(hidden_sizes, int) else tuple(hidden_sizes)
         out = _check_sizes(input_size, output_size, hidden)
         check_init(init)
