@@ -143,3 +143,23 @@ def test_without_tensorboard_nothing_breaks_and_hbm_says_how(
     assert isinstance(second, tracking.NullTracker)
     assert not (tmp_path / "a").exists()  # nothing written
     assert isinstance(tracking.open_tracker(tmp_path / "c", enabled=False), tracking.NullTracker)
+
+
+def test_validation_scores_sit_beside_the_test_ones(tmp_path: Path) -> None:
+    """Both loops' payloads carry the validation episodes' scores at each evaluation: they land
+    as val/ce, val/f1, val/accuracy on the same steps as test/ce (what chooses next to what
+    reports), and not between evaluations."""
+    ne_eval = {"test_ce": 0.7, "test_f1": 0.4, "val_loss": 0.65, "val_f1": 0.45}
+    with tracking.open_tracker(tmp_path / "ne") as tb:
+        tb({"generation": 1, "samples_seen": 64, "best_fitness": 0.8, "evaluation": None})
+        tb({"generation": 2, "samples_seen": 128, "best_fitness": 0.7, "evaluation": ne_eval})
+    got = _scalars(tmp_path / "ne")
+    assert got["val/ce"] == [(128, 0.65)] and got["val/f1"] == [(128, 0.45)]
+    assert got["test/ce"] == [(128, 0.7)]
+    sgd_row = {"step": 8, "samples_seen": 256, "train_loss": 0.3, "test_ce": 0.5}
+    sgd_row |= {"val_loss": 0.55, "val_accuracy": 0.8, "val_f1": 0.6}
+    with tracking.open_tracker(tmp_path / "sgd") as tb:
+        tb(sgd_row)
+    got = _scalars(tmp_path / "sgd")
+    assert got["val/ce"] == [(256, 0.55)] and got["val/accuracy"] == [(256, 0.8)]
+    assert got["val/f1"] == [(256, 0.6)] and got["test/ce"] == [(256, 0.5)]

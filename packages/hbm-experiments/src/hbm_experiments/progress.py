@@ -17,8 +17,8 @@ Who does what (library code never prints):
 
 The callback accepts what the loops send: hbm-ne's `Progress` (generation, best_fitness,
 evaluation), hbm-dl's history rows, and the shared progress record (step, epoch, samples_seen,
-elapsed, train_loss, test_ce, test_f1, evaluated), as mappings or objects; missing fields are
-shown as "-". Every clock is injectable, so tests count lines without sleeping.
+elapsed, train_loss, test_ce, test_f1, val_loss, val_f1, evaluated), as mappings or objects;
+missing fields are shown as "-". Every clock is injectable, so tests count lines without sleeping.
 """
 
 from __future__ import annotations
@@ -85,6 +85,10 @@ class Snapshot:
     test_ce: float | None = None
     test_f1: float | None = None
     test_accuracy: float | None = None
+    # the validation episodes' scores at the same evaluation (what tuning chooses on)
+    val_loss: float | None = None
+    val_f1: float | None = None
+    val_accuracy: float | None = None
     evaluated: bool = False
     humanlike: Mapping[str, Any] = field(default_factory=dict)
 
@@ -158,6 +162,9 @@ def read_progress(progress: Any, unit: str = "step") -> Snapshot:
         test_ce=test_ce,
         test_f1=_num(_get(source, "test_f1")),
         test_accuracy=_num(_get(source, "test_accuracy")),
+        val_loss=_num(_get(source, "val_loss")),
+        val_f1=_num(_get(source, "val_f1")),
+        val_accuracy=_num(_get(source, "val_accuracy")),
         evaluated=evaluated,
         humanlike=dict(humanlike) if isinstance(humanlike, Mapping) else {},
     )

@@ -12,6 +12,8 @@ of a requeue). One tag set, no duplicates per axis:
 
     train/loss           best train loss of the generation (GA/ES/CMA-ES), mean batch loss (SGD)
     test/ce, test/f1     at each evaluation (test/accuracy when the loop reports it)
+    val/ce, val/f1       the validation episodes at the same evaluations (val/accuracy too):
+                         what tuning chooses on, beside the test scores that only report
     humanlike/<metric>   behaviour against the person (e.g. pct_diff_mean), when given
     progress/samples_seen, progress/step, progress/epoch, progress/wall_time
 
@@ -163,6 +165,9 @@ class TensorBoardTracker:
                 "test/ce": snap.test_ce,
                 "test/f1": snap.test_f1,
                 "test/accuracy": snap.test_accuracy,
+                "val/ce": snap.val_loss,
+                "val/f1": snap.val_f1,
+                "val/accuracy": snap.val_accuracy,
             }
         self.log_scalars(scalars, step=step)
         if snap.humanlike:
