@@ -41,6 +41,19 @@ def test_run_then_cached_then_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (folder / RESULT_FILE).exists() and (folder / CHECKPOINT_FILE).exists()
     model = load_model(folder / MODEL_FILE)
     assert model.state_dict()["hidden.0.weight"].shape[0] == 6
+    # validation (what chooses) printed beside test (what reports), each its own number
+    m = exp.run()["metrics"]
+    assert (
+        f"val CE {m['val_loss']:.3f}  val F1 {m['val_f1']:.3f}  test CE {m['test_ce']:.3f}" in out
+    )
+
+
+def test_summary_without_validation_episodes_says_so() -> None:
+    from hbm_experiments.cli import _summary
+
+    metrics = {"test_ce": 0.61234, "test_f1": 0.5, "val_loss": None, "val_f1": None}
+    line = _summary({"metrics": metrics, "behaviour": {"skipped": "no simulator"}})
+    assert line.startswith("val CE -  val F1 -  test CE 0.612  test F1 0.500")
 
 
 def test_invalid_config_exit_2_names_key(

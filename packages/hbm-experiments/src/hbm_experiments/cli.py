@@ -212,14 +212,26 @@ def _signed(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}"
 
 
+def _scores(m: dict[str, Any]) -> str:
+    """Validation (what tuning chooses on; "-" without validation episodes) beside test."""
+
+    def f(key: str) -> str:
+        return "-" if m.get(key) is None else f"{m[key]:.3f}"
+
+    return (
+        f"val CE {f('val_loss')}  val F1 {f('val_f1')}  "
+        f"test CE {f('test_ce')}  test F1 {f('test_f1')}"
+    )
+
+
 def _summary(result: dict[str, Any]) -> str:
     m, b = result["metrics"], result["behaviour"]
     if "skipped" in b:  # a game hbm cannot play: offline metrics only
-        return f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  behaviour: {b['skipped']}"
+        return f"{_scores(m)}  behaviour: {b['skipped']}"
     p = b.get("diff_of_means_p")
     ci = b.get("diff_of_means_ci") or (None, None)
     return (
-        f"test CE {m['test_ce']:.3f}  test F1 {m['test_f1']:.3f}  "
+        f"{_scores(m)}  "
         f"return {b['model_mean_return']:.1f} vs person {b['human_mean_return']:.1f}  "
         f"return Δ {_signed(b.get('diff_of_means'))} [{_signed(ci[0])}, {_signed(ci[1])}] "
         f"p={'-' if p is None else f'{p:.3g}'}"
