@@ -240,7 +240,14 @@ class Experiment(ExperimentConfig):
         # inside a CLI session its display (bars or lines); in a job, lines at this run's pace
         display = active_display() if session_open() else LogDisplay(t.log_every_seconds)
         name = f"{self.method} {self.dataset}/{self.subject} seed={self.seed}"
-        bar = progress_callback(name, unit, budget, max_time=t.max_optim_time, display=display)
+        bar = progress_callback(
+            name,
+            unit,
+            budget,
+            max_time=t.max_optim_time,
+            max_samples=t.max_samples,
+            display=display,
+        )
         return [bar, open_tracker(folder)]
 
     def _split_data(
