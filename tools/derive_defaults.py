@@ -19,7 +19,9 @@ ordinary cached experiments (seed `TUNE_SEED`, as `hbm compare` tunes), so rerun
 script reads them back and an interrupted run resumes where it stopped. Learners run one after
 the other (every cell of one before the next), and the markdown table (`--out`) is rewritten
 after each learner, so a partial run is a complete table for the learners it finished. One
-line per cell is printed as it finishes.
+line per cell is printed as it finishes. `--confirm-budget S` then runs the proposed default
+against the current one at another budget, untuned, in every cell: a default chosen at one
+budget must not handicap a learner at another.
 
     uv run python tools/derive_defaults.py --learners adam_feedforward --subjects sim01 sim02 \
         --games cartpole --budget-samples 20000 --trials 6
@@ -264,6 +266,66 @@ def markdown(learners: Sequence[Mapping[str, Any]], *, budget_samples: int, tria
     return "\n".join(lines) + "\n"
 
 
+def confirm(
+    item: Mapping[str, Any],
+    *,
+    budget_samples: int,
+    overrides: Sequence[str],
+    report: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """The proposed default (consensus of all cells) against the current defaults at another
+    budget, in every cell, untuned: does the proposal hold where it was not derived?"""
+    from hbm_experiments.compare import TUNE_SEED, learner_config, run_waves
+    from hbm_experiments.tune import trial_experiment
+
+    rows = []
+    for r in item["rows"]:
+        base = learner_config(
+            item["learner"],
+            dataset=r["game"],
+            subject=r["player"],
+            budget_samples=budget_samples,
+            overrides=overrides,
+            seed=TUNE_SEED,
+        )
+        proposal = trial_experiment(base, item["proposed_params"])
+        default, proposed = (_val(x) for x in run_waves([base, proposal], parallel=1))
+        report(
+            f"{item['learner']} {r['player']} {r['game']} at {budget_samples}: default "
+            f"{default:.4f}, proposed {proposed:.4f} ({gap_pct(proposed, default):+.1f} %)"
+        )
+        rows.append({**r, "default": default, "proposed": proposed})
+    return rows
+
+
+def confirm_markdown(
+    confirmed: Mapping[str, Sequence[Mapping[str, Any]]], *, budget_samples: int
+) -> str:
+    """Per learner, the proposal against the defaults at the confirming budget."""
+    from scipy.stats import wilcoxon
+
+    lines = [
+        f"Validation CE at {budget_samples} samples seen, seed 1000, untuned: the proposed "
+        "default (consensus of all cells) against the current defaults; change = "
+        "(proposed - default) / default.",
+        "",
+        "| learner | cells | change: median (min, max) | proposed better | Wilcoxon p |",
+        "|---|---|---|---|---|",
+    ]
+    for learner, rows in confirmed.items():
+        ch = [gap_pct(r["proposed"], r["default"]) for r in rows]
+        ch = [c for c in ch if math.isfinite(c)]
+        if not ch:
+            continue
+        nonzero = [c for c in ch if c != 0]
+        p = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 6 else float("nan")
+        lines.append(
+            f"| {learner} | {len(ch)} | {statistics.median(ch):+.1f} % ({min(ch):+.1f} %, "
+            f"{max(ch):+.1f} %) | {sum(c < 0 for c in ch)}/{len(ch)} | {p:.2g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     from hbm_experiments.files import atomic_write_text
 
@@ -275,9 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--out", type=Path, default=Path("results/derive_defaults.md"))
+    p.add_argument(
+        "--confirm-budget",
+        type=int,
+        help="also run the proposed defaults against the current ones at this budget",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     done: list[dict[str, Any]] = []
+    confirmed: dict[str, list[dict[str, Any]]] = {}
     for learner in args.learners:
         done.append(
             derive(
@@ -291,6 +359,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         text = markdown(done, budget_samples=args.budget_samples, trials=args.trials)
+        if args.confirm_budget:
+            confirmed[learner] = confirm(
+                done[-1],
+                budget_samples=args.confirm_budget,
+                overrides=args.overrides,
+                report=lambda line: print(line, flush=True),
+            )
+            text += "\n" + confirm_markdown(confirmed, budget_samples=args.confirm_budget)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out, text)
         print(f"wrote {args.out} ({len(done)} learner(s))", flush=True)

@@ -127,3 +127,17 @@ def test_derive_runs_every_cell_and_a_rerun_reads_everything_back(tmp_path: Path
     assert again["rows"] == first["rows"]
     after = {f: f.stat().st_mtime_ns for f in cache.glob("hbm_experiments.tasks.*/*/result.json")}
     assert after == results  # nothing trained again
+    confirmed = tool.confirm(first, budget_samples=3000, overrides=kwargs["overrides"])
+    assert [(r["player"], r["default"] > 0, r["proposed"] > 0) for r in confirmed] == [
+        ("sim01", True, True),
+        ("sim02", True, True),
+    ]
+
+
+def test_confirm_table_counts_cells_where_the_proposal_wins() -> None:
+    tool = _tool()
+    rows = [{"default": 1.0, "proposed": 0.9 + 0.01 * i} for i in range(7)]  # -10..-4 %
+    rows.append({"default": 1.0, "proposed": 1.05})  # +5 %
+    text = tool.confirm_markdown({"ga_feedforward": rows}, budget_samples=480000)
+    assert "480000 samples seen" in text
+    assert "| ga_feedforward | 8 | -6.5 % (-10.0 %, +5.0 %) | 7/8 |" in text
