@@ -32,7 +32,7 @@ import pydantic
 import torch
 
 from .code_version import check_code
-from .configs import NE_ALGORITHMS, ExperimentConfig
+from .configs import ExperimentConfig
 from .data import (
     DataPreprocessingTask,
     HumanlikeReferences,
@@ -56,13 +56,15 @@ from .guards import (
 )
 from .infra import ExperimentInfra, with_default_folder
 from .locks import acquire_run_lock
-from .results import VALIDATION_KEYS, compute_used, guide_keys
+from .results import VALIDATION_KEYS, build_result, resume_info
 
 __all__ = ["EXPERIMENT_VERSION", "TASK_MODULE", "Experiment", "TrainOutput"]
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENT_VERSION = "4"  # 4: one recorded play feeds returns and humanlike metrics
+# 5: training.behaviour_repeats defaults to 5 (was 1: a default is left out of the uid, so
+# only the version tells those results apart); 4: one recorded play feeds returns and metrics
+EXPERIMENT_VERSION = "5"
 TASK_MODULE = "hbm_experiments.tasks"
 """Where every task class is found: exca names a task's cache folder after its class's module, so
 the classes defined in other modules pin their `__module__` to this address (`tasks.py`)."""
@@ -373,10 +375,9 @@ class Experiment(ExperimentConfig):
             seed=self.seed,
             step=last_step,  # the last history row describes this model: same F1 draws
             repeats=self.training.behaviour_repeats,
+            partner=self.training.behaviour_partner,  # two-player kitchens: who plays beside
             device=device,
         )
-        # one play: the same recorded rollouts gave the returns and the humanlike block
-        humanlike = evaluation["humanlike"]
         references = HumanlikeReferences(
             data=self.data_task(),
             repeats=self.training.behaviour_repeats,  # the model row's protocol
@@ -384,22 +385,11 @@ class Experiment(ExperimentConfig):
         ).compute()
         from .tracking import open_tracker
 
-        # chosen on validation, reported on test: both of the final model, side by side
-        metrics = {
-            **evaluation["metrics"],
-            **self._validation_metrics(policy, data, last_step, device),
-        }
         with open_tracker(folder) as tracker:  # TensorBoard: humanlike scalars at the last step
-            tracker.log_humanlike(humanlike, step=int(trained.info.get("samples_seen") or 0))
-        meta = data.metadata
-        info = trained.info
-        resumed = None
-        if info.get("resumed_from") is not None:
-            resumed = {
-                "unit": "generation" if self.algorithm in NE_ALGORITHMS else "step",
-                "from": int(info["resumed_from"]),
-                "checkpoint_time": info.get("checkpoint_time"),
-            }
+            step = int(trained.info.get("samples_seen") or 0)
+            tracker.log_humanlike(evaluation["humanlike"], step=step)
+        resumed = resume_info(self.algorithm, trained.info)
+        if resumed is not None:
             logger.info(
                 "%s: resumed from %s %d (checkpoint of %s)",
                 self.infra.uid(),
@@ -407,55 +397,21 @@ class Experiment(ExperimentConfig):
                 resumed["from"],
                 resumed["checkpoint_time"],
             )
-        history = _jsonable(trained.history)
-        num_params = int(sum(p.numel() for p in policy.parameters()))
-        result: dict[str, Any] = {
-            "method": self.method,
-            "algorithm": self.algorithm,
-            "model_kind": self.model_kind,
-            # what training optimised; every method is evaluated against the person below
-            "objective": self.objective,
-            "dataset": meta.env_name,
-            "subject": meta.subject,
-            "simulated": bool(meta.simulated),
-            "use_cl_info": bool(meta.use_cl_info),
-            "seed": self.seed,
-            "num_params": num_params,
-            "data_content_hash": meta.content_hash,
-            "data": {
-                "content_hash": meta.content_hash,
-                "source_file": meta.source_file,
-                "n_train_episodes": meta.n_train,
-                "n_test_episodes": meta.n_test,
-                "n_train_steps": len(data.train_act),
-                "n_test_steps": len(data.test_act),
-                "n_validation_episodes": len(getattr(data, "val_episodes", ())),
-                "n_validation_steps": len(getattr(data, "val_act", ())),
-            },
-            # every process of a resumed run: the training loops sum their time over resumes
-            "train_time": float(info.get("elapsed", time.perf_counter() - t0)),
-            "compute": compute_used(
-                self.algorithm,
-                num_params,
-                int(info.get("samples_seen") or 0),
-                objective=self.objective,
-            ),
-            "elapsed": time.perf_counter() - t0,
-            "stop_reason": info.get("stop_reason"),
-            # which budget the run ran under (compare rows only under equal budgets)
-            "budget": self.budget(),
-            "samples_seen": int(info.get("samples_seen") or 0),
-            "resumed": resumed,
-            "history": history,
-            "metrics": metrics,
-            "behaviour": evaluation["behaviour"],
-            "humanlike": humanlike,
-            # the same metrics for the person's own play and for a random policy, on this data
-            "humanlike_references": references,
-            "model_file": MODEL_FILE,
-        }
-        result |= guide_keys(self.algorithm, history, info, str(folder / CHECKPOINT_FILE))
-        return result
+        result = build_result(
+            self,
+            data,
+            history=_jsonable(trained.history),
+            info=trained.info,
+            num_params=int(sum(p.numel() for p in policy.parameters())),
+            evaluation=evaluation,
+            validation=self._validation_metrics(policy, data, last_step, device),
+            references=references,
+            budget=self.budget(),
+            model_file=MODEL_FILE,
+            checkpoint_path=str(folder / CHECKPOINT_FILE),
+            started=t0,
+        )
+        return dict(result)
 
 
 def _jsonable(obj: Any) -> Any:

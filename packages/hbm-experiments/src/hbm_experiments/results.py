@@ -8,8 +8,14 @@ JSON (numbers, strings, lists, dicts), so results load anywhere without hbm.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from .methods import NE_ALGORITHMS
+
+if TYPE_CHECKING:
+    from .configs import ExperimentConfig
 
 __all__ = [
     "VALIDATION_KEYS",
@@ -17,8 +23,10 @@ __all__ = [
     "DataInfo",
     "ExperimentResult",
     "ResumeInfo",
+    "build_result",
     "compute_used",
     "guide_keys",
+    "resume_info",
 ]
 
 #: The validation metrics of `metrics` and of the history rows (the training loops' names):
@@ -99,7 +107,9 @@ class ExperimentResult(TypedDict, total=False):
     train_time: float  # seconds of training, summed over every process of a resumed run
     compute: Compute  # forward/backward passes and FLOPs of training
     elapsed: float  # seconds of the whole run (data, training, evaluation) in this process
-    stop_reason: str  # max_generations | max_steps | max_epochs | max_samples | max_time | ...
+    stop_reason: (
+        str | None
+    )  # max_generations | max_steps | max_epochs | max_samples | max_time | ...
     budget: dict[str, int | float]  # the budgets set, e.g. {"max_samples": 100000}
     samples_seen: int  # samples training saw (= compute.forward_passes)
     resumed: ResumeInfo | None
@@ -109,6 +119,8 @@ class ExperimentResult(TypedDict, total=False):
     metrics: dict[str, Any]
     behaviour: dict[str, Any]  # matched-seed rollouts vs the person's held-out returns
     humanlike: dict[str, Any]  # human-likeness metrics (README: "Human-likeness")
+    # the same metrics for the person's own play and for a random policy, on this data
+    humanlike_references: dict[str, Any]
     model_file: str  # "model.pt" in the uid folder
     checkpoint_path: str  # the training checkpoint (absolute path)
     test_loss_history: list[float]  # test CE at each evaluation
@@ -124,10 +136,10 @@ def guide_keys(
     history: Sequence[Mapping[str, Any]],
     trained: Mapping[str, Any],
     checkpoint_path: str,
-) -> dict[str, Any]:
+) -> ExperimentResult:
     """The design guide's result keys, from the history rows and the training result."""
     test = [float(r["test_ce"]) for r in history if r.get("test_ce") is not None]
-    out: dict[str, Any] = {"test_loss_history": test, "checkpoint_path": checkpoint_path}
+    out: ExperimentResult = {"test_loss_history": test, "checkpoint_path": checkpoint_path}
     if algorithm in ("ga", "es", "cmaes"):
         fitness = trained.get("fitness_history")
         if fitness is None:  # one value per evaluated generation
@@ -142,3 +154,86 @@ def guide_keys(
             float(r["train_loss"]) for r in history if r.get("train_loss") is not None
         ]
     return out
+
+
+def resume_info(algorithm: str, info: Mapping[str, Any]) -> ResumeInfo | None:
+    """The `resumed` block of a training run's `info` (None when it started afresh)."""
+    if info.get("resumed_from") is None:
+        return None
+    return {
+        "unit": "generation" if algorithm in NE_ALGORITHMS else "step",
+        "from": int(info["resumed_from"]),
+        "checkpoint_time": info.get("checkpoint_time"),
+    }
+
+
+def build_result(
+    config: ExperimentConfig,
+    data: Any,
+    *,
+    history: list[dict[str, Any]],
+    info: Mapping[str, Any],
+    num_params: int,
+    evaluation: Mapping[str, Any],
+    validation: Mapping[str, float | None],
+    references: dict[str, Any],
+    budget: dict[str, int | float],
+    model_file: str,
+    checkpoint_path: str,
+    started: float,
+) -> ExperimentResult:
+    """The one place an experiment's result is put together, in `ExperimentResult`'s layout.
+
+    From the config that ran, its data (`hbm_data.HumanData`), the training output (`history`
+    rows as plain JSON, `info`: `stop_reason`, `samples_seen`, `elapsed`, `resumed_from`, ...),
+    the evaluation of `evaluation.evaluate_policy` (test `metrics`, `behaviour`, the `humanlike`
+    block of the same play), the `validation` metrics of the final model, the person's and
+    random play's `references`, the run's `budget`; `started`: `time.perf_counter()` when the
+    run began. Every key of the result is written here, so the layout has one definition."""
+    meta = data.metadata
+    samples_seen = int(info.get("samples_seen") or 0)
+    result: ExperimentResult = {
+        "method": config.method,
+        "algorithm": config.algorithm,
+        "model_kind": config.model_kind,
+        # what training optimised; every method is evaluated against the person below
+        "objective": config.objective,
+        "dataset": meta.env_name,
+        "subject": meta.subject,
+        "simulated": bool(meta.simulated),
+        "use_cl_info": bool(meta.use_cl_info),
+        "seed": config.seed,
+        "num_params": num_params,
+        "data_content_hash": meta.content_hash,
+        "data": {
+            "content_hash": meta.content_hash,
+            "source_file": meta.source_file,
+            "n_train_episodes": meta.n_train,
+            "n_test_episodes": meta.n_test,
+            "n_train_steps": len(data.train_act),
+            "n_test_steps": len(data.test_act),
+            "n_validation_episodes": len(getattr(data, "val_episodes", ())),
+            "n_validation_steps": len(getattr(data, "val_act", ())),
+        },
+        # every process of a resumed run: the training loops sum their time over resumes
+        "train_time": float(info.get("elapsed", time.perf_counter() - started)),
+        "compute": compute_used(
+            config.algorithm, num_params, samples_seen, objective=config.objective
+        ),
+        "elapsed": time.perf_counter() - started,
+        "stop_reason": info.get("stop_reason"),
+        # which budget the run ran under (compare rows only under equal budgets)
+        "budget": budget,
+        "samples_seen": samples_seen,
+        "resumed": resume_info(config.algorithm, info),
+        "history": history,
+        # chosen on validation, reported on test: both of the final model, side by side
+        "metrics": {**evaluation["metrics"], **validation},
+        "behaviour": evaluation["behaviour"],
+        # one play: the same recorded rollouts gave the returns and the humanlike block
+        "humanlike": evaluation["humanlike"],
+        "humanlike_references": references,
+        "model_file": model_file,
+    }
+    result.update(guide_keys(config.algorithm, history, info, checkpoint_path))
+    return result
