@@ -101,3 +101,16 @@ def test_reads_imported_files_with_their_split(tmp_path: Path) -> None:
                                seed=0, data_dir=tmp_path))  # fmt: skip
     with pytest.raises(FileNotFoundError, match="import-overcooked"):
         read_segments(tmp_path, ["random0"])
+
+
+def test_the_command_reaches_the_check_and_says_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hbm_data.overcooked import import_trials
+    from hbm_experiments.cli import main
+    from test_real_players import T0, trial
+
+    import_trials([trial(1, "train", T0), trial(2, "test", T0 + 600_000)], tmp_path, segments=3)
+    code = main(["identify-real", "--data-dir", str(tmp_path), "--k", "1", "--permutations", "0"])
+    assert code == 1
+    assert "at least two players with both" in capsys.readouterr().err

@@ -137,3 +137,21 @@ def test_the_rollout_block_has_references_by_its_own_protocol(kitchen: Path) -> 
     assert abs(refs["random"]["action_accuracy"] - 1 / 6) < 0.2
     again = overcooked_references(data, seed=3, repeats=2, segments=segments)
     assert again["random"]["state_jsd"] == refs["random"]["state_jsd"]  # reproducible
+
+
+@pytest.mark.slow  # a tiny experiment, its references and the proxy's cloning: about a minute
+def test_an_experiment_with_the_proxy_partner_says_so_in_its_result_and_report(
+    kitchen: Path,
+) -> None:
+    from hbm_experiments import run_experiments
+    from hbm_experiments.status import find_experiments
+
+    config = {"dataset": ENV, "subject": "oc-w02-p0", "num_threads": 1,
+              "method": "ga_feedforward", "optimizer": {"population_size": 4},
+              "training": {"max_generations": 1, "eval_every": 1, "behaviour_repeats": 1,
+                           "behaviour_partner": "proxy"}}  # fmt: skip
+    (result,) = run_experiments([make_experiment(config)])
+    assert result["behaviour"]["partner"] == HUMAN_PROXY_PARTNER
+    assert result["behaviour"]["humanlike_references"]["random"]["partner"] == HUMAN_PROXY_PARTNER
+    rows = comparison_rows(find_experiments(load_results=True))
+    assert rows[0]["partner"] == "proxy"

@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import identify_real
 
     identify_real.add_parser(sub)
+    from . import kitchen_validity
+
+    kitchen_validity.add_parser(sub)
     from . import crossfit
 
     crossfit.add_parser(sub)

@@ -101,9 +101,16 @@ def metric_specs(subject: str) -> list[MetricSpec]:
 
 def metric_validity(env: str, key: str) -> tuple[bool, str]:
     """Whether `key` passed the validity suite on `env` (and why not): the verdicts shipped
-    with the package (`humanlike.metric_validity`); an unknown game or metric is not valid."""
+    with the package (`humanlike.metric_validity`; for the Overcooked kitchens their own
+    known-answer check on real players, `kitchen_validity`); an unknown game or metric is not
+    valid."""
     from . import humanlike
+    from .kitchen_validity import kitchen_validity
 
+    kitchen = kitchen_validity(env, key)
+    if kitchen is not None:
+        ok, why = kitchen
+        return ok, str(why or ("" if ok else "failed the kitchens' known-answer check"))
     try:
         ok, reason = humanlike.metric_validity(env, key)
     except (KeyError, ValueError) as exc:  # a game or metric the suite does not know

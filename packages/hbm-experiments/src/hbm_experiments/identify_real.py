@@ -284,6 +284,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, help="default: $HBM_DATA_DIR or hbm-data's folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=run)
     return p
 
