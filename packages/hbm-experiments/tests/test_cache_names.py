@@ -60,3 +60,19 @@ def test_a_result_cached_before_a_move_is_served_after_it() -> None:
     # and without the pin the move would lose it: another module is another folder
     unpinned = type("GAExperiment", (_MovedGA,), {"__module__": "hbm_experiments.elsewhere"})
     assert unpinned(**config).infra.uid_folder().parent != before.infra.uid_folder().parent
+
+
+# Field defaults that changed, with the last version whose results ran the old default: exca
+# leaves a default out of the uid, so the old results sit under the same uid and only the
+# version keeps them from being served as the new default's.
+CHANGED_DEFAULTS = {("training", "behaviour_repeats"): (1, "4")}
+
+
+def test_a_changed_default_moved_the_cache_version() -> None:
+    exp = tasks.SGDExperiment(method="adam_feedforward", training={"max_epochs": 1})
+    for (section, name), (old, last) in CHANGED_DEFAULTS.items():
+        assert getattr(getattr(exp, section), name) != old
+        assert name not in exp.infra.uid()  # the uid cannot tell the two defaults apart
+        assert int(EXPERIMENT_VERSION) > int(last)
+        folder = exp.infra.uid_folder()
+        assert folder is not None and not folder.parent.name.endswith(f",{last}")

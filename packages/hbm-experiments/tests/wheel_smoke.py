@@ -40,7 +40,12 @@ def main() -> None:
     result = json.loads(results[0].read_text())
     assert result["method"] == "ga_feedforward" and result["simulated"] is True
     assert 0.0 <= result["metrics"]["test_f1"] <= 1.0
-    assert len(result["behaviour"]["model_returns"]) == len(result["behaviour"]["human_returns"])
+    # rollout r of held-out episode e at r·E + e: `repeats` (training.behaviour_repeats) per seed
+    repeats = result["humanlike"]["repeats"]
+    assert repeats == 5, repeats  # the default
+    assert len(result["behaviour"]["model_returns"]) == repeats * len(
+        result["behaviour"]["human_returns"]
+    )
     status = hbm("status")
     assert "1 experiments: 1 completed" in status, status
     print("wheel smoke ok:", first.strip().splitlines()[-2])

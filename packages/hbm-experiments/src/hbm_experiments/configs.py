@@ -248,8 +248,11 @@ class TrainingConfig(_Strict):
     batch_size: int | None = pydantic.Field(default=None, ge=1)
     """Minibatch size (SGD: samples or episodes, default 32; NE: samples per fitness
     evaluation, None = all)."""
-    behaviour_repeats: int = pydantic.Field(default=1, ge=1)
-    """Matched-seed rollouts per held-out human episode."""
+    behaviour_repeats: int = pydantic.Field(default=5, ge=1)
+    """Matched-seed rollouts per held-out human episode: the one recorded play that gives the
+    returns and every human-likeness test. Several per seed (default 5, `humanlike.REPEATS`):
+    a person leaves 4–6 held-out episodes, too few candidates for the two-sample tests to
+    decide with one rollout each."""
     behaviour_partner: Literal["recorded", "proxy"] = "recorded"
     """Two-player games (the Overcooked kitchens): who plays the person's partner in the
     behaviour rollouts, "recorded" (the recorded partner's actions, open loop) or "proxy" (a
