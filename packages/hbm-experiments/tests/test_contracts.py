@@ -768,6 +768,9 @@ DOCUMENTED_PROGRESS = [
     ("test_ce", "float | None", None),
     ("test_f1", "float | None", None),
     ("test_accuracy", "float | None", None),
+    ("val_loss", "float | None", None),
+    ("val_f1", "float | None", None),
+    ("val_accuracy", "float | None", None),
     ("evaluated", "bool", False),
     ("resumed_from", "int | None", None),
 ]

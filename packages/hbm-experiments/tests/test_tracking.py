@@ -163,3 +163,40 @@ def test_validation_scores_sit_beside_the_test_ones(tmp_path: Path) -> None:
     got = _scalars(tmp_path / "sgd")
     assert got["val/ce"] == [(256, 0.55)] and got["val/accuracy"] == [(256, 0.8)]
     assert got["val/f1"] == [(256, 0.6)] and got["test/ce"] == [(256, 0.5)]
+
+
+@pytest.mark.slow  # two small trainings with their evaluations: ~10 s of CPU
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [
+        (
+            "ga_feedforward",
+            {"optimizer": {"population_size": 6}, "training": {"max_generations": 4}},
+        ),
+        ("adam_feedforward", {"training": {"max_steps": 6}}),
+    ],
+)
+def test_a_run_writes_validation_beside_test_in_its_folder(
+    method: str, settings: dict[str, Any]
+) -> None:
+    """Through each real loop: the callbacks carry the evaluation's validation scores."""
+    from hbm_experiments import make_experiment
+
+    training = {**settings["training"], "eval_every": 2}
+    exp = make_experiment(
+        {
+            "method": method,
+            "dataset": "cartpole",
+            "subject": "sim01",
+            "model": {"hidden_size": 8},
+            **settings,
+            "training": training,
+            "num_threads": 1,
+        }
+    )
+    result = exp.run()
+    got = _scalars(exp.infra.uid_folder())
+    assert [s for s, _ in got["val/ce"]] == [s for s, _ in got["test/ce"]] != []
+    last = result["history"][-1]
+    assert got["val/ce"][-1][1] == pytest.approx(last["val_loss"], abs=1e-6)
+    assert got["val/f1"][-1][1] == pytest.approx(last["val_f1"], abs=1e-6)

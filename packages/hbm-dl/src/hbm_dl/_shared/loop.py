@@ -78,6 +78,9 @@ def progress_of(row: Mapping[str, Any], resumed_from: int | None) -> Progress:
         test_ce=row.get("test_ce"),
         test_f1=row.get("test_f1"),
         test_accuracy=row.get("test_accuracy"),
+        val_loss=row.get("val_loss"),
+        val_f1=row.get("val_f1"),
+        val_accuracy=row.get("val_accuracy"),
         evaluated=True,
         resumed_from=resumed_from,
     )

@@ -17,9 +17,10 @@ class Progress:
     index g, whose population has had g updates; hbm-dl: optimizer steps done). `train_loss`
     is the history row's value when `evaluated`, else this step's own training loss (hbm-ne:
     the best member's fitness on the generation's batch; hbm-dl: the minibatch loss).
-    `test_*` are None when the step was not evaluated. `samples_seen` counts training samples
-    processed so far (a generation over N samples x P members adds N*P; an SGD step adds its
-    batch's steps). `elapsed` sums every process's time. `resumed_from` is the step this
+    `test_*` are None when the step was not evaluated; `val_*` (the row's `val_loss`,
+    `val_f1`, `val_accuracy`) too, and without validation data. `samples_seen` counts training
+    samples processed so far (a generation over N samples x P members adds N*P; an SGD step
+    adds its batch's steps). `elapsed` sums every process's time. `resumed_from` is the step this
     process resumed at (None for a fresh run).
     """
 
@@ -31,6 +32,9 @@ class Progress:
     test_ce: float | None = None
     test_f1: float | None = None
     test_accuracy: float | None = None
+    val_loss: float | None = None
+    val_f1: float | None = None
+    val_accuracy: float | None = None
     evaluated: bool = False
     resumed_from: int | None = None
 
