@@ -37,8 +37,8 @@ from hbm_dl._sgd_steps import (
 )
 from hbm_dl._shared import (
     Callback,
+    LoopResult,
     Progress,
-    ResultMapping,
     RunSchedule,
     build_fingerprint,
     now_iso,
@@ -81,7 +81,7 @@ VALIDATION_FIELDS = ("val_loss", "val_accuracy", "val_f1")
 
 
 @dataclass
-class SGDResult(ResultMapping):
+class SGDResult(LoopResult):
     """How an `optimize_sgd` run ended (field names shared with hbm-ne's `TrainResult`).
 
     `history`: one row per evaluation (keys `HISTORY_FIELDS`); its last row describes `model`
@@ -126,16 +126,6 @@ class SGDResult(ResultMapping):
     def loss_history(self) -> list[float]:
         """`train_loss` of every history row."""
         return [float(r["train_loss"]) for r in self.history]
-
-    @property
-    def test_loss_history(self) -> list[float]:
-        """`test_ce` of every evaluated history row."""
-        return [float(r["test_ce"]) for r in self.history if r.get("test_ce") is not None]
-
-    @property
-    def f1_history(self) -> list[float]:
-        """`test_f1` of every evaluated history row."""
-        return [float(r["test_f1"]) for r in self.history if r.get("test_f1") is not None]
 
 
 def evaluate(

@@ -29,7 +29,7 @@ from hbm_ne._shared import (
     Callback,
     CheckpointError,
     CheckpointInfo,
-    ResultMapping,
+    LoopResult,
     RunSchedule,
     build_fingerprint,
     check_fingerprint,
@@ -94,7 +94,7 @@ EvalFn = Callable[[Tensor, int], Mapping[str, Any]]
 
 
 @dataclass
-class EvolveResult(ResultMapping):
+class EvolveResult(LoopResult):
     """How an `evolve` / `train_supervised` run ended (names shared with hbm-dl's `SGDResult`).
 
     `history`: one row per evaluation (keys `HISTORY_FIELDS`); its last row describes `model`,
@@ -157,16 +157,6 @@ class EvolveResult(ResultMapping):
     def final_generation(self) -> int:
         """Generations done (the design guide's name)."""
         return self.generations
-
-    @property
-    def test_loss_history(self) -> list[float]:
-        """`test_ce` of every evaluated history row."""
-        return [float(r["test_ce"]) for r in self.history if r.get("test_ce") is not None]
-
-    @property
-    def f1_history(self) -> list[float]:
-        """`test_f1` of every evaluated history row."""
-        return [float(r["test_f1"]) for r in self.history if r.get("test_f1") is not None]
 
 
 TrainResult = EvolveResult

@@ -13,8 +13,8 @@ compare the copies; docs/interfaces.md states each contract once.
 - `progress`: `Progress` (what callbacks get), `notify` (True stops the run), `ResultMapping`
   (results read like the design guide's dicts).
 - `loop`: `RunSchedule`, the training loops' shared scaffolding (budgets and stop reasons,
-  evaluation and checkpoint cadences, the closing row, callbacks, the clock over resumes) and
-  `check_loop_arguments`.
+  evaluation and checkpoint cadences, the closing row, callbacks, the clock over resumes),
+  `check_loop_arguments` and `LoopResult` (the base of both loops' results).
 - `io`: `CheckpointError`, validated checkpoint files, fingerprints and `CheckpointInfo`.
 - `atomic`: `atomic_write` (temp + fsync + rename, umask permissions, stale temps removed).
 """
@@ -35,6 +35,7 @@ from .io import (
 )
 from .loop import (
     ROW_FIELDS,
+    LoopResult,
     Row,
     RunSchedule,
     check_loop_arguments,
@@ -83,6 +84,7 @@ __all__ = [
     "EpisodeData",
     "FeedforwardMLP",
     "InitName",
+    "LoopResult",
     "PaddedEpisodes",
     "Progress",
     "RecurrentMLP",

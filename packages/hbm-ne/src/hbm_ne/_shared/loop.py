@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, SupportsFloat
 
-from .progress import Callback, Progress, notify
+from .progress import Callback, Progress, ResultMapping, notify
 
 #: The first keys of every history row, in this order (a loop adds its own after them).
 ROW_FIELDS = (
@@ -54,6 +54,22 @@ def check_loop_arguments(
                 raise ValueError(f"{name} must be > 0 or None, got {value!r}")
         elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+
+
+class LoopResult(ResultMapping):
+    """The base of both loops' results: read by key, and the per-row views of `history`."""
+
+    history: list[Row]
+
+    @property
+    def test_loss_history(self) -> list[float]:
+        """`test_ce` of every evaluated history row."""
+        return [float(r["test_ce"]) for r in self.history if r.get("test_ce") is not None]
+
+    @property
+    def f1_history(self) -> list[float]:
+        """`test_f1` of every evaluated history row."""
+        return [float(r["test_f1"]) for r in self.history if r.get("test_f1") is not None]
 
 
 def wants_resume(path: Path | None, resume: bool, log: logging.Logger) -> bool:
