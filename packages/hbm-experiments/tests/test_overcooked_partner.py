@@ -95,11 +95,17 @@ def _record(tmp: Path, dataset: str, subject: str, partner: str | None) -> Exper
     rng = np.random.default_rng(0)
     behaviour: dict[str, Any] = compare_returns(rng.normal(5, 1, 6), rng.normal(6, 1, 6))
     config: dict[str, Any] = {**GA, "dataset": dataset, "subject": subject, "seed": 0}
-    if partner is not None:
+    metrics = {"test_ce": 1.0, "test_f1": 0.5}
+    result: dict[str, Any] = {
+        "metrics": metrics,
+        "behaviour": behaviour,
+        "train_time": 1.0,
+        "num_params": 10,
+    }
+    if partner is not None:  # a kitchen: the teacher-forced block, returns from play
         behaviour["partner"] = PARTNERS[partner]
         config["training"] = {"max_generations": 1, "behaviour_partner": partner}
-    result = {"metrics": {"test_ce": 1.0, "test_f1": 0.5}, "behaviour": behaviour,
-              "train_time": 1.0, "num_params": 10}  # fmt: skip
+        result["humanlike"] = {"protocol": "teacher-forced", "action_accuracy": 0.4}
     folder = tmp / f"{dataset}-{subject}-{partner}"
     folder.mkdir(parents=True)
     return ExperimentRecord(folder=folder, task="GAExperiment", version="4", config=config,
@@ -114,7 +120,10 @@ def test_the_report_has_a_partner_column_for_the_kitchens(tmp_path: Path) -> Non
     ]
     rows = {(r["dataset"], r.get("partner")): r for r in comparison_rows(records)}
     assert set(rows) == {(ENV, "recorded"), (ENV, "proxy"), ("cartpole", None)}
-    assert "partner" in METRIC_HELP  # the HTML header says how to read it
+    # the humanlike cells of a kitchen's row are teacher-forced, its returns played: said
+    assert rows[(ENV, "proxy")]["play"] == "teacher-forced (returns: played)"
+    assert "play" not in rows[("cartpole", None)]
+    assert "partner" in METRIC_HELP and "play" in METRIC_HELP  # the HTML headers say how
 
 
 @pytest.mark.slow  # three humanlike blocks with the discriminator: about 40 s

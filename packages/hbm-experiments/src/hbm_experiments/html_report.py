@@ -56,6 +56,9 @@ METRIC_HELP: dict[str, str] = {
     "episodes and tested on it.",
     "target episodes": "Cross-fitting: the person's episodes the metrics were pooled over "
     "(all of them); a metric that used fewer shows (E=n).",
+    "play": "Where the human-likeness cells come from when they are not the model's own play: "
+    "its teacher-forced choices on the person's held-out steps (games hbm has only as "
+    "recordings; on the Overcooked kitchens the returns still come from play).",
     "partner": "Two-player kitchens: who played beside the model, 'recorded' (the recorded "
     "partner's actions, open loop) or 'proxy' (a human proxy cloned from the study's training "
     "trials, closed loop).",

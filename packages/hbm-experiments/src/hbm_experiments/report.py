@@ -454,6 +454,9 @@ def comparison_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]
         partners = _partners(results)
         if partners:  # a two-player kitchen: who played beside the model
             row["partner"] = partners
+            # its humanlike cells are the teacher-forced block's; only the returns are played
+            if any((r.get("humanlike") or {}).get("protocol") == "teacher-forced" for r in results):
+                row["play"] = "teacher-forced (returns: played)"
         for key, column in cols.items():
             row[column] = _fmt_ci([(r.get("humanlike") or {}).get(key) for r in results], ".3f")
         for p_key, column in p_cols.values():
