@@ -172,11 +172,11 @@ def _pooled(uids: list[str], digests: list[str | None], **extra: Any) -> dict[st
     } | extra
 
 
-def _fold_records(root: Path) -> list[ExperimentRecord]:
+def _fold_records(root: Path, tag: str = "abc") -> list[ExperimentRecord]:
     """K completed fold records with result files, under `root` as the cache lays them out."""
     records = []
     for k in range(K):
-        folder = root / "hbm_experiments.tasks.SGDExperiment.run,9" / f"fold={k}-abc"
+        folder = root / "hbm_experiments.tasks.SGDExperiment.run,9" / f"fold={k}-{tag}"
         folder.mkdir(parents=True)
         result = {
             "history": [{"step": 1, "elapsed": 1.0, "test_ce": 0.5, "test_f1": 0.6}],
@@ -272,3 +272,26 @@ def test_hbm_report_shows_cross_fitted_rows_beside_their_references(tmp_path: Pa
     # a report on other experiments (a fold not among them) does not show it, and says nothing
     rows, notes = crossfit_section(records[:2])
     assert rows == [] and notes == []
+
+
+def test_seeds_of_one_config_share_a_row_and_other_configs_get_their_own(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    records: list[ExperimentRecord] = []
+    for tag, seed, ce, lr in (
+        ("s0", 0, 0.50, 0.001),
+        ("s1", 1, 0.60, 0.001),
+        ("lr", 0, 0.70, 0.01),
+    ):
+        folds = _fold_records(root, tag)
+        out = _pooled(_uids(folds), [result_digest(r.folder) for r in folds], seed=seed)
+        out["config"]["optimizer"] = {"name": "adam", "learning_rate": lr}
+        out["metrics"]["test_ce"] = ce
+        save_pooled(out, root)
+        records += folds
+    rows, _ = crossfit_section(records)
+    learners = [r for r in rows if not r.get("reference")]
+    assert [r["optimizer.learning_rate"] for r in learners] == [0.001, 0.01]
+    assert [r["seeds"] for r in learners] == [2, 1]
+    assert learners[0]["test CE"].startswith("0.550 ± ")  # two seeds: mean ± t-interval
+    assert learners[1]["test CE"] == "0.700"
+    assert [r["method"] for r in rows[2:]] == ["person", "random"]  # once per person and K

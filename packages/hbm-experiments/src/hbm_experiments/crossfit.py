@@ -331,7 +331,7 @@ def pool_folds(
         "folds": k,
         "format": CROSSFIT_FORMAT,
         # the base config without its fold (the report groups by it, seeds aside)
-        "config": _base_config(experiment_to_dict(base)),
+        "config": _base_config(experiment_to_dict(base), type(base)),
         "uids": [e.infra.uid() for e in experiments],
         # what was pooled: a fold rerun since (another result file) makes this result stale
         "fold_results": [result_digest(Path(e.infra.uid_folder())) for e in experiments],
@@ -358,11 +358,18 @@ def pool_folds(
     }
 
 
-def _base_config(config: dict[str, Any]) -> dict[str, Any]:
-    """`config` (an experiment's dict) without the fold index, the seed and `infra`."""
-    data = {k: v for k, v in (config.get("data") or {}).items() if k != "crossfit_fold"}
-    rest = {k: v for k, v in config.items() if k not in ("seed", "infra", "data")}
-    return {**rest, "data": data}
+def _base_config(config: dict[str, Any], cls: type) -> dict[str, Any]:
+    """`config` (an experiment's dict) without the fold index, the seed, `infra` and the fields
+    that cannot change a result (out of the uid: `device`, the training cadences, ...)."""
+    from .configs import TrainingConfig
+
+    drop = {"seed", "infra", *getattr(cls, "_exclude_from_cls_uid", ())}
+    out = {k: v for k, v in config.items() if k not in drop}
+    out["data"] = {k: v for k, v in (config.get("data") or {}).items() if k != "crossfit_fold"}
+    if isinstance(out.get("training"), dict):
+        cadences = set(TrainingConfig._exclude_from_cls_uid)
+        out["training"] = {k: v for k, v in out["training"].items() if k not in cadences}
+    return out
 
 
 def result_digest(folder: Path) -> str | None:
