@@ -70,6 +70,7 @@ def test_the_proxy_partner_plays_closed_loop_and_the_result_says_so(kitchen: Pat
     played = play_recorded_segments(own, data, generator=gen, humanlike=False, partner="proxy")
     assert played is not None and played["partner"] == HUMAN_PROXY_PARTNER
     assert partner_name(played) == "proxy"
+    assert played["partner_data"].startswith("sha256:")  # what the proxy was cloned from
     assert played["human_returns"] == [s.score for s in segments]
 
 
@@ -81,6 +82,7 @@ def test_the_partner_is_said_and_a_missing_one_is_an_error(kitchen: Path) -> Non
     recorded = play_recorded_segments(own, data, generator=gen, humanlike=False)
     assert recorded is not None and recorded["partner"] == PARTNER
     assert recorded["model_returns"] == [s.score for s in segments]  # the recorded game
+    assert "partner_data" not in recorded
     assert partner_name(recorded) == "recorded" and partner_name({"skipped": "no game"}) is None
     with pytest.raises(ValueError, match=r"'robot'.*recorded, proxy"):
         play_recorded_segments(own, data, generator=gen, partner="robot")

@@ -521,6 +521,10 @@ def play_recorded_segments(
         policy, data, generator=generator, repeats=repeats, seed=seed, humanlike=humanlike,
         segments=segments, partner_policy=proxy, partner_label=label, device=device,
     )  # fmt: skip
+    if proxy is not None:  # what the proxy was cloned from (the uid keys the subject's file)
+        from hbm_data.sidecar import data_content_hash
+
+        behaviour["partner_data"] = data_content_hash(_pooled_file(data))
     if block is not None:
         behaviour["humanlike"] = block
         behaviour["humanlike_references"] = overcooked_references(
@@ -533,22 +537,30 @@ def play_recorded_segments(
 _PROXIES: dict[tuple[Any, ...], torch.nn.Module] = {}
 
 
-def human_proxy(data: Any, *, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """The human proxy partner of `data`'s kitchen (`train_human_proxy`, seed 0, from the
-    pooled file beside `data`'s subject file): one partner for every experiment on that
-    kitchen, so their rows compare. Trained once per process and pooled file (its path, size
-    and modification time key the copy kept)."""
+def _pooled_file(data: Any) -> Path:
+    """The kitchen's pooled file beside `data`'s subject file (it may not exist)."""
     from hbm_data.overcooked import POOLED_SUBJECT
     from hbm_data.paths import find_episode_file
 
     meta = data.metadata
-    folder = Path(meta.source_file).parent
-    pooled = find_episode_file(meta.env_name, POOLED_SUBJECT, folder)
-    stat = pooled.stat() if pooled.exists() else None
-    key = (str(pooled.resolve()), stat and (stat.st_size, stat.st_mtime_ns), str(device))
-    if stat is None or key not in _PROXIES:
-        proxy = train_human_proxy(folder, layout_of(meta.env_name), device=device)
-        _PROXIES[key] = proxy
+    return find_episode_file(meta.env_name, POOLED_SUBJECT, Path(meta.source_file).parent)
+
+
+def human_proxy(data: Any, *, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The human proxy partner of `data`'s kitchen (`train_human_proxy`, seed 0, from the
+    pooled file beside `data`'s subject file): one partner for every experiment on that
+    kitchen, so their rows compare. Trained once per process and pooled file content (its
+    `data_content_hash` keys the copy kept)."""
+    from hbm_data.sidecar import data_content_hash
+
+    meta = data.metadata
+    pooled = _pooled_file(data)
+    layout = layout_of(meta.env_name)
+    if not pooled.exists():  # refused, saying how to import it
+        return train_human_proxy(pooled.parent, layout, device=device)
+    key = (data_content_hash(pooled), str(device))
+    if key not in _PROXIES:
+        _PROXIES[key] = train_human_proxy(pooled.parent, layout, device=device)
     return _PROXIES[key]
 
 
