@@ -65,11 +65,14 @@ def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> Tensor:
 def _linear(
     in_features: int, out_features: int, init: str, gen: torch.Generator, device: Device
 ) -> nn.Linear:
-    """`nn.Linear` initialised by `init` from `gen` (weight first, then bias; no global RNG)."""
-    layer = nn.utils.skip_init(nn.Linear, in_features, out_features, device="cpu")
-    with torch.no_grad():
-        layer.weight.copy_(_drawn((out_features, in_features), in_features, init, gen))
-        layer.bias.copy_(_drawn((out_features,), in_features, init, gen))
+    """`nn.Linear` initialised by `init` from `gen` (weight first, then bias; no global RNG).
+
+    Built on the meta device (no default init, no global RNG) and given the drawn parameters:
+    `nn.utils.skip_init` does the same through `to_empty`, whose first call in a process
+    imports sympy (seconds per process, paid by every run and every worker)."""
+    layer = nn.Linear(in_features, out_features, device="meta")
+    layer.weight = nn.Parameter(_drawn((out_features, in_features), in_features, init, gen))
+    layer.bias = nn.Parameter(_drawn((out_features,), in_features, init, gen))
     return layer.to(device)
 
 
