@@ -7,8 +7,9 @@ draws seeded by (seed, step) (`f1_seed`), so evaluating or checkpointing never c
 resuming from a checkpoint to the same budget gives bitwise the same model on CPU.
 
 The loop speaks the language hbm-ne's `train_supervised` speaks (docs/interfaces.md): the same
-budget, cadence, callback, fingerprint and result names, the same `Progress` record. The checks,
-step functions and resume it calls live in `hbm_dl._sgd_steps`.
+budget, cadence, callback, fingerprint and result names, the same `Progress` record; its
+budgets, cadences, closing row and callbacks are the shared `RunSchedule` both loops run. The
+checks, step functions and resume it calls live in `hbm_dl._sgd_steps`.
 """
 
 from __future__ import annotations

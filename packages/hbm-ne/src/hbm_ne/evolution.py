@@ -8,7 +8,8 @@ fingerprint of the run that a resume must match.
 
 The loop speaks the language hbm-dl's `optimize_sgd` speaks (docs/interfaces.md): the same
 budget, cadence, callback, fingerprint and result names, the same `Progress` record, the same
-`evaluate` / macro-F1 rule. Its public names are also importable from `hbm_ne.training`.
+`evaluate` / macro-F1 rule; its budgets, cadences, closing row and callbacks are the shared
+`RunSchedule` both loops run. Its public names are also importable from `hbm_ne.training`.
 """
 
 from __future__ import annotations
