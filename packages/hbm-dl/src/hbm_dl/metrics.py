@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hbm_dl._shared import f1_seed, macro_f1_from_confusion, sample_actions, sampled_macro_f1
+from hbm_dl._shared.metrics import action_accuracy
 
 __all__ = [
     "accuracy",
+    "action_accuracy",
     "confusion_matrix",
     "cross_entropy",
     "f1_seed",
@@ -57,11 +59,12 @@ def cross_entropy(logits: Tensor, actions: Tensor, mask: Tensor | None = None) -
 
 
 def accuracy(logits: Tensor, actions: Tensor, mask: Tensor | None = None) -> float:
-    """Fraction of valid steps where the argmax action is the recorded one."""
+    """Fraction of valid steps where the argmax action is the recorded one (`action_accuracy`,
+    the definition `evaluate` uses)."""
     lg, ac = _flatten(logits, actions, mask)
     if ac.numel() == 0:
         return float("nan")
-    return float((lg.argmax(dim=-1) == ac).float().mean())
+    return float(action_accuracy(lg.argmax(dim=-1), ac))
 
 
 def confusion_matrix(predicted: Tensor, actions: Tensor, num_classes: int) -> Tensor:

@@ -16,6 +16,7 @@ from hbm_ne._shared import (
     f1_seed,
     sampled_macro_f1,
 )
+from hbm_ne._shared.metrics import action_accuracy
 from hbm_ne.adversarial import AdversarialFitness, evolve_adversarial
 from hbm_ne.algorithms import CMAES, ES, GA, Algorithm
 from hbm_ne.continual import ContinualEnvFitness, ContinualState, evolve_env
@@ -86,6 +87,7 @@ __all__ = [
     "SupervisedFitness",
     "TrainResult",
     "accuracy",
+    "action_accuracy",
     "as_episode_data",
     "checkpoint_info",
     "cross_entropy",

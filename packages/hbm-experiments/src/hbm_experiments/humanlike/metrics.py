@@ -62,11 +62,21 @@ episode per session the session mean is one episode's luck, and ρ tracks seed d
 
 
 def action_accuracy(predicted: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """Share of steps where the prediction is the recorded action (Maia's move matching).
+    """Share of steps where the prediction is the recorded action (Maia's move matching): the
+    learners' argmax accuracy (`hbm_ne.action_accuracy`, the `test_accuracy` of every result),
+    on NumPy arrays.
 
-    `predicted [..., N]` (any leading batch dims, e.g. `[P, N]`), `actions [N]` -> `[...]`.
+    `predicted [..., N]` (any leading batch dims, e.g. `[P, N]`), `actions [N]` -> `[...]`
+    float64 (a NumPy scalar for one prediction row).
     """
-    return np.mean(np.asarray(predicted) == np.asarray(actions), axis=-1)
+    import torch
+    from hbm_ne import action_accuracy as argmax_accuracy
+
+    def tensor(a: np.ndarray) -> torch.Tensor:  # shares memory; torch refuses read-only arrays
+        a = np.asarray(a)
+        return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+    return np.asarray(argmax_accuracy(tensor(predicted), tensor(actions)).numpy())[()]
 
 
 def shift_pairs(lengths: Ints, delta: int) -> tuple[np.ndarray, np.ndarray]:

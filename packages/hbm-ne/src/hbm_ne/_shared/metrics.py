@@ -1,6 +1,6 @@
 """One evaluation for both learner packages: the sampled macro F1 (`f1_seed`,
-`sampled_macro_f1`), `evaluate` (test cross-entropy, argmax accuracy, sampled macro F1) and the
-data signature that checkpoint fingerprints hold.
+`sampled_macro_f1`), the argmax accuracy (`action_accuracy`), `evaluate` (test cross-entropy,
+argmax accuracy, sampled macro F1) and the data signature that checkpoint fingerprints hold.
 """
 
 from __future__ import annotations
@@ -35,6 +35,15 @@ def macro_f1_from_confusion(confusion: Tensor) -> Tensor:
     denom = c.sum(dim=-1) + c.sum(dim=-2)  # = 2TP + FP + FN
     f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1.0), torch.zeros_like(tp))
     return f1.mean(dim=-1)
+
+
+def action_accuracy(predicted: Tensor, actions: Tensor) -> Tensor:
+    """Share of steps where the predicted action is the recorded one: a policy's argmax accuracy
+    when `predicted` is its argmax (the move matching of McIlroy-Young et al. 2020, "Aligning
+    superhuman AI with human behavior"). `predicted [..., N]`, `actions [N]` -> float64 `[...]`
+    (nan for N = 0). The matches are counted exactly in float64 and divided once by N, so the
+    value is the same bits as NumPy's mean of the same comparison."""
+    return (predicted == actions).double().mean(dim=-1)
 
 
 def sample_actions(logits: Tensor, f1_samples: int, seed: int) -> Tensor:
@@ -210,7 +219,7 @@ def evaluate(
         return {"ce": nan, "accuracy": nan, "f1": nan}
     return {
         "ce": float(F.cross_entropy(logits, actions)),
-        "accuracy": float((logits.argmax(-1) == actions).double().mean()),
+        "accuracy": float(action_accuracy(logits.argmax(-1), actions)),
         "f1": sampled_macro_f1(logits, actions, f1_samples=f1_samples, seed=f1_seed(seed, step)),
     }
 
