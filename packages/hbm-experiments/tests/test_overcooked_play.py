@@ -281,3 +281,15 @@ def test_replaying_real_players_reproduces_their_recorded_segments(tmp_path: Pat
                 np.testing.assert_allclose(o, s.obs, rtol=0, atol=1e-6)
             checked += len(segments)
     assert checked > 0
+
+
+def test_returns_against_one_held_out_segment_have_no_interval() -> None:
+    """A kitchen's per-session holdout leaves one segment: a person's spread is unknown, so the
+    difference of means has no interval (and varied rollouts must not break the run)."""
+    from hbm_experiments.evaluation import compare_returns
+
+    out = compare_returns([0.0, 5.0, 0.0, 0.0, 0.0], [5.0], seed=0)
+    assert out["diff_of_means"] == pytest.approx(1.0 - 5.0)
+    assert out["diff_of_means_ci"] == [None, None]
+    same = compare_returns([5.0, 5.0], [5.0], seed=0)  # nothing varies: the point itself
+    assert same["diff_of_means_ci"] == [0.0, 0.0]

@@ -80,14 +80,16 @@ def _diff_of_means(
 
     diff = float(m.mean() - h.mean())
     ci: list[float | None] = [diff, diff]
-    if np.ptp(m) > 0 or np.ptp(h) > 0:
+    if min(m.size, h.size) < 2 and (np.ptp(m) > 0 or np.ptp(h) > 0):
+        ci = [None, None]  # one episode on a side: its spread, so the interval, is unknown
+    elif np.ptp(m) > 0 or np.ptp(h) > 0:
         with np.errstate(all="ignore"):
             res = bootstrap(
                 (m, h),
                 lambda a, b, axis: a.mean(axis=axis) - b.mean(axis=axis),
                 n_resamples=BOOTSTRAP_RESAMPLES,
                 vectorized=True,
-                method="BCa" if min(m.size, h.size) > 1 else "percentile",
+                method="BCa",
                 random_state=np.random.default_rng([seed, 23]),
             )
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
