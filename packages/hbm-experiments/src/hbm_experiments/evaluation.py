@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from hbm_ne.modules import is_recurrent  # the interface rule, defined once
 
+from .results import PolicyEvaluation
+
 __all__ = [
     "build_model",
     "classification_metrics",
@@ -227,7 +229,7 @@ def evaluate_policy(
     humanlike: bool = True,
     partner: str = "recorded",
     device: torch.device | str = "cpu",
-) -> dict[str, Any]:
+) -> PolicyEvaluation:
     """Test-set classification metrics plus the behaviour comparison, for `hbm_data.HumanData`:
     `{"metrics", "behaviour", "humanlike"}`.
 
@@ -257,7 +259,11 @@ def evaluate_policy(
         from .overcooked_play import play_recorded_segments
 
         block = offline_humanlike(policy, data, reason=skipped, device=device)
-        out = {"metrics": metrics, "behaviour": {"skipped": skipped}, "humanlike": block}
+        out: PolicyEvaluation = {
+            "metrics": metrics,
+            "behaviour": {"skipped": skipped},
+            "humanlike": block,
+        }
         # the Overcooked kitchens are also played from each held-out segment's recorded
         # start beside the chosen partner: returns, and the humanlike block of that play
         played = play_recorded_segments(

@@ -22,6 +22,7 @@ __all__ = [
     "Compute",
     "DataInfo",
     "ExperimentResult",
+    "PolicyEvaluation",
     "ResumeInfo",
     "build_result",
     "compute_used",
@@ -87,6 +88,14 @@ def compute_used(
         "flops": flops,
         "env_steps": env_steps,
     }
+
+
+class PolicyEvaluation(TypedDict, total=False):
+    """What `evaluation.evaluate_policy` gives `build_result`: the trained model judged once."""
+
+    metrics: dict[str, Any]  # test_ce, test_accuracy, test_f1 on the held-out steps
+    behaviour: dict[str, Any]  # its returns against the person's, or why none were played
+    humanlike: dict[str, Any]  # the human-likeness block of the same play
 
 
 class ExperimentResult(TypedDict, total=False):
@@ -174,7 +183,7 @@ def build_result(
     history: list[dict[str, Any]],
     info: Mapping[str, Any],
     num_params: int,
-    evaluation: Mapping[str, Any],
+    evaluation: PolicyEvaluation,
     validation: Mapping[str, float | None],
     references: dict[str, Any],
     budget: dict[str, int | float],
