@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hbm_experiments import humanlike
-from hbm_experiments.comparisons import metric_validity
+from hbm_experiments.comparisons import contrasts, metric_validity
 from hbm_experiments.crossfit import (
     CROSSFIT_FORMAT,
     FoldPlay,
@@ -33,7 +33,7 @@ from hbm_experiments.humanlike import (
     random_reference,
 )
 from hbm_experiments.humanlike.references import person_play, random_play
-from hbm_experiments.report import humanlike_columns, make_report
+from hbm_experiments.report import config_groups, humanlike_columns, make_report, varying_keys
 from hbm_experiments.status import ExperimentRecord
 from hbm_experiments.tasks import make_experiment
 
@@ -172,7 +172,9 @@ def _pooled(uids: list[str], digests: list[str | None], **extra: Any) -> dict[st
     } | extra
 
 
-def _fold_records(root: Path, tag: str = "abc") -> list[ExperimentRecord]:
+def _fold_records(
+    root: Path, tag: str = "abc", method: str = "adam_feedforward"
+) -> list[ExperimentRecord]:
     """K completed fold records with result files, under `root` as the cache lays them out."""
     records = []
     for k in range(K):
@@ -188,10 +190,9 @@ def _fold_records(root: Path, tag: str = "abc") -> list[ExperimentRecord]:
         }
         (folder / RESULT_FILE).write_text(json.dumps(result))
         data = {"crossfit_folds": K, "crossfit_fold": k}
-        config = {"method": "adam_feedforward", "seed": 0, "dataset": "cartpole", "data": data}
-        records.append(
-            ExperimentRecord(folder, "SGDExperiment", "9", config, "completed", result=result)
-        )
+        config = {"method": method, "seed": 0, "dataset": "cartpole", "data": data}
+        task = "SGDExperiment" if method.startswith("adam") else "GAExperiment"
+        records.append(ExperimentRecord(folder, task, "9", config, "completed", result=result))
     return records
 
 
@@ -295,3 +296,15 @@ def test_seeds_of_one_config_share_a_row_and_other_configs_get_their_own(tmp_pat
     assert learners[0]["test CE"].startswith("0.550 ± ")  # two seeds: mean ± t-interval
     assert learners[1]["test CE"] == "0.700"
     assert [r["method"] for r in rows[2:]] == ["person", "random"]  # once per person and K
+
+
+def test_folds_are_never_compared_with_each_other(tmp_path: Path) -> None:
+    """Two folds were tested on other episodes of the person: their seeds do not pair. Two
+    learners on the same fold do."""
+    records = [*_fold_records(tmp_path, "adam"), *_fold_records(tmp_path, "ga", "ga_feedforward")]
+    groups = config_groups(records)
+    found = contrasts(groups, varying_keys(groups))
+    assert {(c.a, c.b) for c in found} == {
+        (f"adam_feedforward crossfit_fold={k}", f"ga_feedforward crossfit_fold={k}")
+        for k in range(K)
+    }

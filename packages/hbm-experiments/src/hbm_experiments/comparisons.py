@@ -167,7 +167,15 @@ def _factors(g: ConfigGroup, varying: Sequence[str]) -> dict[str, Any]:
     return {"method": g.method, "CL": g.cl, **{k: g.config.get(k) for k in varying}}
 
 
+# The fields that choose the person's held-out episodes: rows that differ in one were tested
+# on other episodes (cross-fitting's folds above all), so their seeds do not pair.
+SPLIT_KEYS = ("data.holdout", "data.holdout_pct", "data.split_seed", "data.crossfit_folds",
+              "data.crossfit_fold")  # fmt: skip
+
+
 def _one_factor_apart(a: ConfigGroup, b: ConfigGroup, varying: Sequence[str]) -> bool:
+    if any(a.config.get(k) != b.config.get(k) for k in SPLIT_KEYS):
+        return False
     fa, fb = _factors(a, varying), _factors(b, varying)
     return sum(fa[k] != fb[k] for k in fa) == 1
 
@@ -184,9 +192,10 @@ def contrasts(
     confidence: float = 0.95,
     method: str = "t",
 ) -> list[Contrast]:
-    """Every pair of one person's rows that differ in one factor, on every metric both rows
-    have, paired over their shared seeds; p-values Holm-adjusted per metric across the
-    report. A metric that fails the validity suite on the game is kept, marked invalid."""
+    """Every pair of one person's rows that differ in one factor and were tested on the same
+    held-out episodes (`SPLIT_KEYS` equal: never two folds of a cross-fit), on every metric
+    both rows have, paired over their shared seeds; p-values Holm-adjusted per metric across
+    the report. A metric that fails the validity suite on the game is kept, marked invalid."""
     from .stats import Method
 
     out: list[Contrast] = []
