@@ -41,11 +41,21 @@ def _base(quick: bool) -> Any:
 
 
 def _warm_up() -> None:
-    """What a process does once, whichever side comes first: imports, the first network."""
-    import hbm_experiments.tasks  # noqa: F401
-    import hbm_ne
+    """What a process does once, whichever side comes first (imports, most of them lazy in
+    a run's evaluation; torch's first use): one tiny run, in a cache of its own."""
+    from hbm_experiments import make_experiment
 
-    hbm_ne.FeedforwardMLP(4, 8, 2)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["HBM_CACHE"] = cache
+        tiny = {
+            "method": "ga_feedforward",
+            "dataset": "cartpole",
+            "subject": "sim01",
+            "model": {"hidden_size": 4},
+            "optimizer": {"population_size": 4},
+            "training": {"max_generations": 2},
+        }
+        make_experiment(tiny).run()
 
 
 def run(args: argparse.Namespace) -> list[Result]:
@@ -57,8 +67,8 @@ def run(args: argparse.Namespace) -> list[Result]:
         {"optimizer.adaptive_sigma_init": {"low": 0.01, "high": 0.1, "log": True}}, "bench"
     )
     old = os.environ.get("HBM_CACHE")
-    _warm_up()
     try:
+        _warm_up()
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             os.environ["HBM_CACHE"] = a
             base = _base(args.quick)

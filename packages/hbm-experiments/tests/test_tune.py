@@ -4,6 +4,7 @@ without training a finished trial again."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -182,15 +183,35 @@ def test_every_local_job_gets_a_time_limit_beyond_submitits_two_minutes(tmp_path
     assert local.infra.uid() == inline.infra.uid()  # a resource, not part of the cache key
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.mark.slow  # four trainings and one worker start: ~20 s of CPU
-def test_local_waves_share_worker_processes(caplog: pytest.LogCaptureFixture) -> None:
+def test_local_waves_share_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     """`--parallel 2` without Slurm: each wave runs one trial here and one on a worker that
-    the tuning started once (not a process per trial), and the worker's log reaches ours."""
+    the tuning started once (not a process per trial); the worker's INFO lines reach this
+    process's handlers under `hbm`'s levels (root WARNING, hbm_experiments INFO)."""
     base = make_experiment(CONFIG)
     space = parse_space(SPACE, "test")
     cache = Path(os.environ["HBM_CACHE"])
-    with caplog.at_level("INFO"):
+    root, lg, handler = logging.getLogger(), logging.getLogger("hbm_experiments"), _Records()
+    levels = root.level, lg.level
+    monkeypatch.setattr(lg, "propagate", False)
+    root.setLevel(logging.WARNING)
+    lg.setLevel(logging.INFO)
+    lg.addHandler(handler)
+    try:
         study = tune(base, space, trials=4, parallel=2)
+    finally:
+        lg.removeHandler(handler)
+        root.setLevel(levels[0])
+        lg.setLevel(levels[1])
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
     results = _results(cache)
     assert len(results) == 4
@@ -198,8 +219,8 @@ def test_local_waves_share_worker_processes(caplog: pytest.LogCaptureFixture) ->
     here = [p for p in pids if p == os.getpid()]
     workers = {p for p in pids if p != os.getpid()}
     assert len(here) == 2 and len(workers) == 1  # two waves, one worker for both
-    worker_lines = [r for r in caplog.records if r.process in workers]
-    assert any("done" in r.getMessage() for r in worker_lines)
+    worker_lines = [r.getMessage() for r in handler.records if r.process in workers]
+    assert sum(": done, " in line for line in worker_lines) == 2  # its two trials' summaries
     # a worker's trial is the same cached experiment as one run here: read, never retrained
     for t in study.trials:
         result = trial_experiment(base, t.params).run()

@@ -38,6 +38,20 @@ logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
+_WARM_MODULES = (
+    "hbm_experiments.tasks",
+    "hbm_experiments.evaluation",
+    "hbm_experiments.tracking",
+    "scipy.stats",
+    "sklearn.neighbors",
+    "sklearn.linear_model",
+    "sklearn.model_selection",
+    "torch.utils.tensorboard",
+)
+"""What an experiment's first run in a fresh process imports (most of it lazily, in its
+evaluation: seconds of CPU), imported by each worker while the parent prepares the wave.
+A name missing here only costs time; one not installed (an extra) is skipped."""
+
 
 class _Relay(logging.Handler):
     """Hands a worker's record to the parent's logger of the same name (its handlers, its
@@ -63,19 +77,33 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _start_worker(log_queue: Any, level: int, parent: int) -> None:
+def _levels() -> dict[str, int]:
+    """The levels set on this process's loggers ("" the root): a worker mirrors them, so it
+    sends the parent what the parent would have logged itself (e.g. `hbm`'s INFO progress
+    lines under a WARNING root), and nothing it would drop."""
+    out = {"": logging.getLogger().level}
+    for name, lg in logging.root.manager.loggerDict.items():
+        if isinstance(lg, logging.Logger) and lg.level != logging.NOTSET:
+            out[name] = lg.level
+    return out
+
+
+def _start_worker(log_queue: Any, levels: dict[str, int], parent: int) -> None:
     """Runs once in each worker: dies with the parent, logs through the queue, and does the
-    work every experiment's first run in a fresh process would (imports, a first network:
-    torch's meta-tensor machinery loads sympy)."""
+    work every experiment's first run in a fresh process would (imports, a first network)."""
     _die_with_parent(parent)
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
-    root.setLevel(level)
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+    import importlib
+
     import hbm_ne
     import torch
 
-    from . import tasks  # noqa: F401
-
+    for name in _WARM_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     torch.set_num_threads(1)  # an experiment's `num_threads` overrides this while it runs
     hbm_ne.FeedforwardMLP(1, 1, 1)
 
@@ -140,7 +168,7 @@ class LocalWorkers:
             self.n,
             mp_context=self._ctx,
             initializer=_start_worker,
-            initargs=(self._queue, logging.getLogger().getEffectiveLevel(), os.getpid()),
+            initargs=(self._queue, _levels(), os.getpid()),
         )
         for _ in range(self.n):  # spawn them now: their start overlaps the parent's work
             self._pool.submit(_ready)
