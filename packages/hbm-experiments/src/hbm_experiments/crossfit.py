@@ -254,7 +254,14 @@ def pooled_references(
     each fold's floor (`humanlike.person_play`: the person's training episodes of that fold
     paired with its held-out ones) and random play (`humanlike.random_play` on its held-out
     seeds), pooled exactly as the models' rollouts are (`pool_plays`), so a model row and its
-    references rest on the same target episodes and the same number of candidates."""
+    references rest on the same target episodes and the same number of candidates.
+
+    Pooled, every episode of the person is a target, so the floor's candidates (each fold's
+    training episodes) are targets of the other folds: its two sides share episodes, where a
+    model's rollouts are new plays. The floor is then the distance of the person's episodes to
+    a resample of themselves at the model row's sizes (its discriminator AUC can fall below
+    0.5, the classifier meeting copies across its folds); the ordinary rows' floor (disjoint
+    sides, fewer targets) is the other reading."""
     from .humanlike.references import person_play, random_play
 
     if any(p.data is None for p in plays):
