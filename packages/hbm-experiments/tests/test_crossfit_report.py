@@ -245,12 +245,15 @@ def test_hbm_report_shows_cross_fitted_rows_beside_their_references(tmp_path: Pa
     assert str(rand[cols["hold_duration_w1"]]).startswith("3.500") and person["reference"]
     assert learner["return Δ"].startswith("+19.0 [")  # 217.5 - 198.5, with its interval
     assert learner[f"{cols['discriminator_auc']} p<.05"] == "1/1"  # p = 0.01 on its one seed
-    # metrics that fail the validity suite on this game: greyed with the reason, as elsewhere
-    invalid = [c for k, c in cols.items() if not metric_validity("cartpole", k)[0]]
+    # metrics that fail the validity suite on this game under the cross-fitted protocol (or
+    # that it has not checked there): greyed with the reason, as elsewhere; the others are not
+    verdicts = {c: metric_validity("cartpole", k, "crossfit") for k, c in cols.items()}
+    invalid = [c for c, (ok, _) in verdicts.items() if not ok]
     assert invalid, "the shipped validity verdicts mark some metric invalid on cartpole"
     for row in rows:
+        assert set(row["_invalid"]) == set(invalid), row["method"]
         for column in invalid:
-            assert column in row["_invalid"], (row["method"], column)
+            assert row["_invalid"][column] == verdicts[column][1]
             if row[column] not in (None, "-"):
                 assert str(row[column]).endswith("✗")
     assert "Cross-fitted" in notes[0]

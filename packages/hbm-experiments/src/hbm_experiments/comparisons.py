@@ -99,11 +99,12 @@ def metric_specs(subject: str) -> list[MetricSpec]:
     return specs
 
 
-def metric_validity(env: str, key: str) -> tuple[bool, str]:
+def metric_validity(env: str, key: str, protocol: str = "holdout") -> tuple[bool, str]:
     """Whether `key` passed the validity suite on `env` (and why not): the verdicts shipped
-    with the package (`humanlike.metric_validity`; for the Overcooked kitchens their own
-    known-answer check on real players, `kitchen_validity`); an unknown game or metric is not
-    valid."""
+    with the package (`humanlike.metric_validity`, for the row's target `protocol`: one
+    split's held-out episodes or, cross-fitted, every episode; for the Overcooked kitchens
+    their own known-answer check on real players, `kitchen_validity`); an unknown game or
+    metric is not valid."""
     from . import humanlike
     from .kitchen_validity import kitchen_validity
 
@@ -112,7 +113,9 @@ def metric_validity(env: str, key: str) -> tuple[bool, str]:
         ok, why = kitchen
         return ok, str(why or ("" if ok else "failed the kitchens' known-answer check"))
     try:
-        ok, reason = humanlike.metric_validity(env, key)
+        # the callee's own default for a held-out row (stand-ins may take two arguments)
+        args = (env, key) if protocol == "holdout" else (env, key, protocol)
+        ok, reason = humanlike.metric_validity(*args)
     except (KeyError, ValueError) as exc:  # a game or metric the suite does not know
         return False, str(exc)
     return bool(ok), str(reason or ("" if ok else "failed the validity suite"))

@@ -132,7 +132,7 @@ def _learner_row(results: list[dict[str, Any]], varying: Sequence[str]) -> dict[
     for p_key, column in _p_columns().values():
         ps = [float(p) for b in blocks if (p := b.get(p_key)) is not None]
         row[column] = f"{sum(p < 0.05 for p in ps)}/{len(ps)}" if ps else "-"
-    _mark_invalid(row, str(first["dataset"]))
+    _mark_invalid(row, str(first["dataset"]), protocol="crossfit")
     return row
 
 
@@ -161,7 +161,7 @@ def _reference_rows(out: dict[str, Any], varying: Sequence[str]) -> list[dict[st
             value = block.get(key)
             text = None if value is None else f"{value:.3f}"
             row[column] = _with_count(text, [int(used.get(key, 0))], int(out["episodes"]))
-        _mark_invalid(row, str(out["dataset"]))
+        _mark_invalid(row, str(out["dataset"]), protocol="crossfit")
         row["reference"] = True
         rows.append(row)
     return rows

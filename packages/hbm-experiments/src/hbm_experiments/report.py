@@ -389,18 +389,19 @@ def _p_columns() -> dict[str, tuple[str, str]]:
     }
 
 
-def _validity(dataset: str, key: str) -> tuple[bool, str]:
+def _validity(dataset: str, key: str, protocol: str = "holdout") -> tuple[bool, str]:
     from .comparisons import metric_validity
 
-    return metric_validity(dataset, key)
+    return metric_validity(dataset, key, protocol)
 
 
-def _mark_invalid(row: dict[str, Any], dataset: str) -> None:
-    """Cells of metrics that fail the validity suite on this game: marked ✗ (greyed in the
-    HTML, with the reason in `_invalid`)."""
+def _mark_invalid(row: dict[str, Any], dataset: str, protocol: str = "holdout") -> None:
+    """Cells of metrics that fail the validity suite on this game under the row's target
+    `protocol` ("crossfit" for pooled rows): marked ✗ (greyed in the HTML, with the reason in
+    `_invalid`)."""
     invalid: dict[str, str] = {}
     for key, column in humanlike_columns().items():
-        ok, reason = _validity(dataset, key)
+        ok, reason = _validity(dataset, key, protocol)
         if not ok and column in row:
             invalid[column] = reason
             if row[column] not in (None, "-"):
