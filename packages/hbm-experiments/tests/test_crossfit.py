@@ -219,6 +219,12 @@ def test_crossfit_end_to_end_pools_what_the_fold_experiments_recorded(tmp_path: 
     assert f"{K} folds, {total} target episodes" in text
     assert f"({total} episodes)" in text.splitlines()[1]
     assert "model" in text and "person" in text and "random" in text
+    from hbm_experiments.comparisons import metric_validity
+    from hbm_experiments.humanlike import METRICS
+
+    for key in METRICS:  # a metric the crossfit protocol has not validated is marked
+        (line,) = [ln for ln in text.splitlines() if ln.startswith(f"  {key} ")]
+        assert line.endswith("✗") == (not metric_validity("cartpole", key, "crossfit")[0]), line
     # kept beside the cache, where hbm report reads it: a row over every episode
     from hbm_experiments.report import make_report
     from hbm_experiments.status import find_experiments

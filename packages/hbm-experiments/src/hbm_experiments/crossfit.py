@@ -492,6 +492,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> str:
     """Run and pool the folds: the text to print (`hbm` prints it)."""
     from .cli import _infra
+    from .comparisons import metric_validity
     from .humanlike import METRICS
     from .tasks import load_experiment_config
 
@@ -514,12 +515,21 @@ def run(args: argparse.Namespace) -> str:
         return "\n".join([*lines, f"  humanlike: {block['skipped']}"])
     refs = out.get("humanlike_references") or {}
     lines.append(f"  {'':<26} {'model':>10} {'person':>10} {'random':>10}")
+    invalid = []
     for key, info in METRICS.items():
         p = block.get(info.p_key) if info.p_key else None
         tail = "" if p is None else f"  p={p:.3g}"
+        if not metric_validity(out["dataset"], key, "crossfit")[0]:
+            tail += "  ✗"
+            invalid.append(key)
         cells = [block.get(key), *((refs.get(n) or {}).get(key) for n in ("person", "random"))]
         lines.append(
             f"  {key:<26} {' '.join(f'{_fmt(v):>10}' for v in cells)}  ({used[key]} episodes){tail}"
+        )
+    if invalid:
+        lines.append(
+            f"✗ not (yet) valid by the validity suite's crossfit protocol on {out['dataset']}: "
+            f"{', '.join(invalid)} (hbm validate; hbm report gives each reason)"
         )
     if "file" in out:
         lines.append(f"saved to {out['file']} (hbm report shows it)")
