@@ -1,6 +1,8 @@
 """`hbm validate` (also `python -m hbm_experiments.validate`): the human-likeness metrics held
 to known answers on the simulated players (`hbm_experiments.humanlike.validity`), printed as a
-table; `--write` stores each (game, metric) verdict in the package, where reports read it."""
+table, under one target protocol per run (`--protocol`: the held-out episodes of one split, as
+`hbm run`, or every episode of the person, as `hbm crossfit`); `--write` stores each (game,
+metric) verdict in the package under that protocol, where reports read it."""
 
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 
 def format_table(suite: Mapping[str, Any], verdicts: Mapping[str, Any]) -> str:
     """The suite as one markdown table per game."""
+    from .humanlike.metrics import METRICS
     from .humanlike.validity import (
         FPR_RANGE,
         IDENTIFICATION_GOAL,
@@ -101,7 +104,8 @@ def format_table(suite: Mapping[str, Any], verdicts: Mapping[str, Any]) -> str:
             "| identified | verdict |",
             "|---|---|---|---|---|---|",
         ]
-        for key, row in rows.items():
+        order = {k: i for i, k in enumerate(METRICS)}  # the metrics' order, then the rest
+        for key, row in sorted(rows.items(), key=lambda kv: order.get(kv[0], len(order))):
             v = verdicts.get(env, {}).get(key)
             verdict = "-" if v is None else ("ok" if v["ok"] else f"FAILS: {v['reason']}")
             if "applicable" in row:
