@@ -3,13 +3,17 @@ process, K - 1 on worker processes started by the tuning, one torch thread each)
 same K trials trained one by one in this process (what `--parallel 1` does: torch's default
 threads). Each side starts from an empty cache, data included, so both pay for every training
 and evaluation; the wave also pays for starting its K - 1 workers (imports). This process
-has built a network before either side is timed (imports, torch's first-use set-up), so that
-neither side pays a once-per-process cost the other one is spared.
+has run one tiny experiment before either side is timed (imports, torch's first use), so
+that neither side pays a once-per-process cost the other one is spared. The CPU seconds of
+each side (this process and its workers) and the load average are recorded beside the
+times: on a shared machine a wall-clock ratio is only as clean as the load around it.
 Target on 2 cores: >= 1.6x (K = 2).
 
-Trials are GA runs long enough (about half a minute each on a quiet core) that the workers'
-start is small beside them: a wave of second-long trials would measure Python's import time,
-not the wave.
+Trials are GA runs long enough (8000 generations: about a minute each on a quiet core, 13 s
+of CPU per 2000 generations measured) that the workers' start and the wave's shared data
+preparation (reference rows, once per tuning and computed on one core by both sides) are
+small beside them: a wave of second-long trials would measure Python's import time, not the
+wave.
 """
 
 from __future__ import annotations
@@ -35,9 +39,20 @@ def _base(quick: bool) -> Any:
             "subject": "sim01",
             "model": {"hidden_size": 32},
             "optimizer": {"population_size": 32},
-            "training": {"max_generations": 600 if quick else 2000, "eval_every": 500},
+            "training": {"max_generations": 2000 if quick else 8000, "eval_every": 500},
         }
     )
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that have ended (the workers)."""
+    import resource
+
+    own, ended = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
 
 
 def _warm_up() -> None:
@@ -72,9 +87,10 @@ def run(args: argparse.Namespace) -> list[Result]:
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             os.environ["HBM_CACHE"] = a
             base = _base(args.quick)
-            t0 = time.perf_counter()
+            load_before = os.getloadavg()
+            c0, t0 = _cpu(), time.perf_counter()
             study = tune(base, space, trials=k, parallel=k)
-            wave = time.perf_counter() - t0
+            wave, wave_cpu = time.perf_counter() - t0, _cpu() - c0
             failed = [t.number for t in study.trials if t.state.name != "COMPLETE"]
             if failed:  # a failed job would make the wave look fast
                 raise RuntimeError(f"trials {failed} of the wave failed: see the job logs")
@@ -82,10 +98,10 @@ def run(args: argparse.Namespace) -> list[Result]:
             os.environ["HBM_CACHE"] = b
             base = _base(args.quick)  # its data keyed into the second cache
             exps = [trial_experiment(base, p) for p in params]
-            t0 = time.perf_counter()
+            c0, t0 = _cpu(), time.perf_counter()
             for e in exps:  # one by one, in this process (`--parallel 1`)
                 run_experiments([e])
-            one_by_one = time.perf_counter() - t0
+            one_by_one, one_by_one_cpu = time.perf_counter() - t0, _cpu() - c0
     finally:
         if old is None:
             os.environ.pop("HBM_CACHE", None)
@@ -101,6 +117,12 @@ def run(args: argparse.Namespace) -> list[Result]:
             one_by_one,
             higher_is_better=False,
             target=1.6,
-            extra={"cpus": os.cpu_count(), "loadavg_after": os.getloadavg()},
+            extra={
+                "cpus": os.cpu_count(),
+                "wave_cpu_s": round(wave_cpu, 1),
+                "one_by_one_cpu_s": round(one_by_one_cpu, 1),
+                "loadavg_before": load_before,
+                "loadavg_after": os.getloadavg(),
+            },
         )
     ]
