@@ -146,3 +146,33 @@ def test_compare_end_to_end_tunes_then_runs_every_learner_on_the_same_seeds(
     assert main(argv) == 0
     again = find_experiments()
     assert {r.folder: (r.folder / "result.json").stat().st_mtime_ns for r in again} == stamps
+
+
+def test_local_waves_share_one_set_of_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_waves` starts its local workers once for all its waves (a set per wave would pay
+    every worker's imports again), hands that set to each wave, and keeps the input order."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from hbm_experiments import compare, tune
+
+    started: list[tuple[str | None, int]] = []
+    waves: list[tuple[list[int], Any]] = []
+    pool = object()
+
+    @contextlib.contextmanager
+    def fake_workers(cluster: str | None, parallel: int) -> Any:
+        started.append((cluster, parallel))
+        yield pool
+
+    def fake_run_wave(exps: Any, *, retry: bool, max_workers: int, workers: Any) -> list[Any]:
+        waves.append(([e.n for e in exps], workers))
+        return [{"n": e.n} for e in exps]
+
+    monkeypatch.setattr(tune, "wave_workers", fake_workers)
+    monkeypatch.setattr(tune, "run_wave", fake_run_wave)
+    exps = [SimpleNamespace(n=i, infra=SimpleNamespace(cluster="local")) for i in range(5)]
+    out = compare.run_waves(exps, parallel=2)  # type: ignore[arg-type]
+    assert started == [("local", 2)]
+    assert waves == [([0, 1], pool), ([2, 3], pool), ([4], pool)]
+    assert [r["n"] for r in out if r is not None] == [0, 1, 2, 3, 4]

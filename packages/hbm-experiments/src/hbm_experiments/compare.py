@@ -85,15 +85,18 @@ def run_waves(
     """Results in input order (None for a failed run). On Slurm one job array (its
     parallelism `parallel`); locally waves of `parallel` (`tune.run_wave`), so that K jobs,
     not all of them, share the machine's cores."""
-    from .tune import run_wave
+    from .tune import run_wave, wave_workers
 
     if not experiments:
         return []
-    local = experiments[0].infra.cluster != "slurm"
-    size = parallel if local else len(experiments)
+    cluster = experiments[0].infra.cluster
+    size = parallel if cluster != "slurm" else len(experiments)
     out: list[dict[str, Any] | None] = []
-    for start in range(0, len(experiments), size):
-        out += run_wave(experiments[start : start + size], retry=retry, max_workers=parallel)
+    # local waves share one set of worker processes (their imports paid once, not per wave)
+    with wave_workers(cluster, parallel) as pool:
+        for start in range(0, len(experiments), size):
+            wave = experiments[start : start + size]
+            out += run_wave(wave, retry=retry, max_workers=parallel, workers=pool)
     return out
 
 

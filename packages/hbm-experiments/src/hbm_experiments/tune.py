@@ -380,7 +380,8 @@ def tune(
     }
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1, default=str) + "\n")
     wave_number = 0
-    with _exclusive(folder), _workers(infra.get("cluster", base.infra.cluster), parallel) as pool:
+    cluster = infra.get("cluster", base.infra.cluster)
+    with _exclusive(folder), wave_workers(cluster, parallel) as pool:
         while True:
             all_trials = study.get_trials(deepcopy=False)
             running = [t for t in all_trials if t.state == TrialState.RUNNING]
@@ -431,7 +432,7 @@ def tune(
     return study
 
 
-def _workers(cluster: str | None, parallel: int) -> contextlib.AbstractContextManager[Any]:
+def wave_workers(cluster: str | None, parallel: int) -> contextlib.AbstractContextManager[Any]:
     """Worker processes for the whole tuning when its waves run locally, else nothing."""
     from .local_workers import local_workers
 
