@@ -115,7 +115,7 @@ def compare_learners(
 ) -> dict[str, list[dict[str, Any] | None]]:
     """Tune (with `tune_trials` > 0: each learner's default space, the same trials and budget),
     then run every learner on every seed; results per method in the order of `seeds`."""
-    from .tasks import _set_infra, experiment_to_dict, make_experiment
+    from .tasks import experiment_to_dict, infra_set, make_experiment
     from .tune import best_experiment, load_space, local_timeout, tune
 
     if len(set(methods)) != len(methods) or len(methods) < 2:
@@ -135,7 +135,7 @@ def compare_learners(
         )
         if tune_trials > 0:
             data = experiment_to_dict(base) | {"seed": TUNE_SEED}
-            data["infra"] = _set_infra(base)
+            data["infra"] = infra_set(base)
             tuning_base = make_experiment(data, cls=type(base))
             study = tune(
                 tuning_base,
@@ -152,7 +152,7 @@ def compare_learners(
     for method in methods:
         data = experiment_to_dict(learners[method])
         for s in seeds:
-            d = {**data, "seed": int(s), "infra": _set_infra(learners[method])}
+            d = {**data, "seed": int(s), "infra": infra_set(learners[method])}
             if parallel > 1 and d.get("num_threads") is None:
                 d["num_threads"] = 1  # out of the uid: K jobs, one core each
             exps.append(make_experiment(d, cls=type(learners[method])))

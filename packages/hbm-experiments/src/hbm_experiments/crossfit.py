@@ -102,13 +102,13 @@ def fold_experiments(base: Any, folds: int | None = None) -> list[Any]:
     """The K experiments of `base` (an `Experiment`), fold k tested by the k-th; `folds`
     defaults to the config's `data.crossfit_folds`."""
     from .configs import ConfigError
-    from .tasks import _set_infra, experiment_to_dict, make_experiment
+    from .tasks import experiment_to_dict, infra_set, make_experiment
 
     k = folds if folds is not None else base.data.crossfit_folds
     if k is None:
         raise ConfigError("cross-fitting needs a fold count: --folds K or data.crossfit_folds")
     data = experiment_to_dict(base)
-    infra = _set_infra(base)
+    infra = infra_set(base)
     out = []
     for i in range(k):
         fold = {**data["data"], "crossfit_folds": k, "crossfit_fold": i}

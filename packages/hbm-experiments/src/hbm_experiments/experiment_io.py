@@ -80,7 +80,7 @@ def make_experiment(
             cls = type(config)
         data = experiment_to_dict(config)
         if isinstance(config, Experiment):
-            data["infra"] = _set_infra(config)
+            data["infra"] = infra_set(config)
     else:
         data = dict(config)
     if cls is None:
@@ -100,7 +100,8 @@ def make_experiment(
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
-def _set_infra(exp: Experiment) -> dict[str, Any]:
+def infra_set(exp: Experiment) -> dict[str, Any]:
+    """The infra fields the user set (the rest keep their defaults when a copy is made)."""
     return {k: getattr(exp.infra, k) for k in exp.infra.model_fields_set}
 
 

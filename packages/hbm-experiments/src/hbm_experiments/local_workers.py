@@ -114,10 +114,10 @@ def _ready() -> int:
 
 def _inline_experiment(exp: Experiment) -> Experiment:
     """The same experiment (same uid) run in the calling process, not as a submitit job."""
-    from .tasks import _set_infra, experiment_to_dict, make_experiment
+    from .tasks import experiment_to_dict, infra_set, make_experiment
 
     where = ("cluster", "workdir", "timeout_min")
-    infra = {k: v for k, v in _set_infra(exp).items() if k not in where}
+    infra = {k: v for k, v in infra_set(exp).items() if k not in where}
     return make_experiment({**experiment_to_dict(exp), "infra": infra}, cls=type(exp))
 
 
@@ -178,14 +178,14 @@ class LocalWorkers:
     ) -> list[dict[str, Any] | None]:
         """Results in input order, None for a failed experiment (logged): the first in this
         process, the others on the workers (queued when there are more than `n`)."""
-        from .tasks import _set_infra, experiment_to_dict
+        from .tasks import experiment_to_dict, infra_set
 
         if not exps:
             return []
         futures: list[Future[dict[str, Any] | None]] = []
         if self._pool is not None:
             for e in exps[1:]:
-                args = (type(e), experiment_to_dict(e), _set_infra(e), retry)
+                args = (type(e), experiment_to_dict(e), infra_set(e), retry)
                 futures.append(self._pool.submit(_run_in_worker, *args))
             rest = exps[1:]
         else:

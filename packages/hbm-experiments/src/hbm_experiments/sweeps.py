@@ -20,9 +20,9 @@ from .configs import ConfigError, apply_overrides, format_validation_error
 from .slurm import check_infra
 from .tasks import (
     Experiment,
-    _set_infra,
     experiment_class,
     experiment_to_dict,
+    infra_set,
     make_experiment,
 )
 
@@ -111,7 +111,7 @@ def run_multiple_seeds(
 ) -> list[dict[str, Any]]:
     """The same experiment for each seed, as one job array; results in the order of `seeds`."""
     data = experiment_to_dict(base_config)
-    infra = _set_infra(base_config)
+    infra = infra_set(base_config)
     exps = [
         make_experiment({**data, "seed": int(s), "infra": infra}, cls=type(base_config))
         for s in seeds

@@ -36,8 +36,8 @@ from .experiment_io import (
     make_experiment,
     save_experiment_config,
 )
-from .experiment_io import _set_infra as _set_infra
 from .experiment_io import experiment_to_dict as experiment_to_dict
+from .experiment_io import infra_set as infra_set
 from .files import CHECKPOINT_FILE as CHECKPOINT_FILE
 from .files import ERROR_FILE as ERROR_FILE
 from .files import MODEL_FILE as MODEL_FILE

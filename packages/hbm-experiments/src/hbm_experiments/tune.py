@@ -226,7 +226,7 @@ def trial_experiment(
     base: Experiment, params: Mapping[str, Any], *, source: str = "trial", **infra: Any
 ) -> Experiment:
     """The base config with `params` (dotted keys) set: the trial's cached experiment."""
-    from .tasks import _set_infra, experiment_to_dict, make_experiment
+    from .tasks import experiment_to_dict, infra_set, make_experiment
 
     data = experiment_to_dict(base)
     for key, value in params.items():
@@ -242,7 +242,7 @@ def trial_experiment(
         if last not in node and not parents:
             raise ConfigError(f"{source}: {key}: no such config key")
         node[last] = value
-    data["infra"] = {**_set_infra(base), **infra}
+    data["infra"] = {**infra_set(base), **infra}
     return make_experiment(data, source=f"{source} {dict(params)}", cls=type(base))
 
 
@@ -498,11 +498,11 @@ def _prepare(exp: Experiment) -> None:
 def _with_threads(base: Experiment, threads: int) -> Experiment:
     """`num_threads` is out of the uid: one thread per subprocess keeps K jobs off each
     other's cores without changing any trial's cache entry."""
-    from .tasks import _set_infra, experiment_to_dict, make_experiment
+    from .tasks import experiment_to_dict, infra_set, make_experiment
 
     data = experiment_to_dict(base)
     data["num_threads"] = threads
-    data["infra"] = _set_infra(base)
+    data["infra"] = infra_set(base)
     return make_experiment(data, cls=type(base))
 
 
