@@ -22,8 +22,8 @@ from hbm_experiments.overcooked_play import (
     play_segments,
     recorded_segments,
     state_from_observation,
-    train_human_proxy,
 )
+from hbm_experiments.overcooked_proxy import train_human_proxy
 from hbm_ne.envs import overcooked as ne
 from torch import nn
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from hbm_experiments import progress as P
+from hbm_experiments import watch as W
 from hbm_experiments.cli import main
 from rich.console import Console
 
@@ -228,7 +229,7 @@ def test_watch_status_off_a_terminal_prints_once_per_interval() -> None:
     buf = io.StringIO()
     sleeps: list[float] = []
     fetch = _states(["running", "pending"], ["running", "completed"], ["failed", "completed"])
-    final = P.watch_status(
+    final = W.watch_status(
         fetch, _render, console=Console(file=buf), interval=7, sleep=sleeps.append
     )
     assert [r.status for r in final] == ["failed", "completed"]
@@ -241,7 +242,7 @@ def test_watch_status_redraws_in_place_on_a_terminal() -> None:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100, color_system=None)
     fetch = _states(["RUNNING"], ["REQUEUED"], ["TIMEOUT"])
-    final = P.watch_status(fetch, _render, console=console, interval=1, sleep=lambda s: None)
+    final = W.watch_status(fetch, _render, console=console, interval=1, sleep=lambda s: None)
     assert [r.status for r in final] == ["TIMEOUT"]
     raw = buf.getvalue()
     assert "\x1b[" in raw  # cursor movement: the table is redrawn, not appended
@@ -251,13 +252,13 @@ def test_watch_status_redraws_in_place_on_a_terminal() -> None:
 def test_watch_status_stops_at_max_rounds_and_on_ctrl_c() -> None:
     buf = io.StringIO()
     forever = _states(["running"])
-    P.watch_status(forever, _render, console=Console(file=buf), sleep=lambda s: None, max_rounds=3)
+    W.watch_status(forever, _render, console=Console(file=buf), sleep=lambda s: None, max_rounds=3)
     assert buf.getvalue().count("table: ") == 3
 
     def interrupt(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    final = P.watch_status(forever, _render, console=Console(file=io.StringIO()), sleep=interrupt)
+    final = W.watch_status(forever, _render, console=Console(file=io.StringIO()), sleep=interrupt)
     assert [r.status for r in final] == ["running"]
 
 

@@ -282,7 +282,7 @@ def test_a_live_lock_is_running_and_refuses_force(hbm_env: Path) -> None:
 def test_a_run_on_another_host_is_running_and_watched(hbm_env: Path) -> None:
     import io
 
-    from hbm_experiments.progress import watch_status
+    from hbm_experiments.watch import watch_status
     from rich.console import Console
 
     folder = _unfinished(15)

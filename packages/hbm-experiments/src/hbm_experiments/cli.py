@@ -296,7 +296,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.watch is not None:
         from rich.console import Console
 
-        from .progress import watch_status
+        from .watch import watch_status
 
         watch_status(
             lambda: _records(args, load_results=False),

@@ -21,9 +21,9 @@ compare with the person's through the experiments' own functions (`compare_retur
 exactly, which the tests check.
 
 An experiment picks its partner with `training.behaviour_partner` (`PARTNERS`: "recorded", the
-default, or "proxy", a human proxy cloned from the study's training trials of the kitchen). The
-block of that play is read between two references made by the same protocol
-(`overcooked_references`): the person's own training segments paired with the held-out ones
+default, or "proxy", a human proxy cloned from the study's training trials of the kitchen by
+`overcooked_proxy`). The block of that play is read between two references made by the same
+protocol (`overcooked_references`): the person's own training segments paired with the held-out ones
 (the floor, as `humanlike.person_reference` makes it) and a uniform random policy playing every
 held-out segment from its start beside the same partner (the ceiling).
 """
@@ -48,7 +48,6 @@ __all__ = [
     "PARTNERS",
     "RecordedSegment",
     "evaluate_overcooked",
-    "human_proxy",
     "layout_of",
     "overcooked_references",
     "partner_name",
@@ -56,7 +55,6 @@ __all__ = [
     "play_segments",
     "recorded_segments",
     "state_from_observation",
-    "train_human_proxy",
 ]
 
 PARTNER = "open-loop (the recorded partner's actions)"
@@ -515,6 +513,8 @@ def play_recorded_segments(
     except (ValueError, FileNotFoundError, KeyError) as exc:
         logger.warning("%s: no behaviour rollouts (%s)", meta.source_file, exc)
         return None
+    from .overcooked_proxy import human_proxy, pooled_file
+
     proxy = human_proxy(data, device=device) if partner == "proxy" else None
     label = PARTNERS[partner]
     behaviour, block = evaluate_overcooked(
@@ -524,7 +524,7 @@ def play_recorded_segments(
     if proxy is not None:  # what the proxy was cloned from (the uid keys the subject's file)
         from hbm_data.sidecar import data_content_hash
 
-        behaviour["partner_data"] = data_content_hash(_pooled_file(data))
+        behaviour["partner_data"] = data_content_hash(pooled_file(data))
     if block is not None:
         behaviour["humanlike"] = block
         behaviour["humanlike_references"] = overcooked_references(
@@ -532,81 +532,3 @@ def play_recorded_segments(
             partner_label=label, device=device,
         )  # fmt: skip
     return behaviour
-
-
-_PROXIES: dict[tuple[Any, ...], torch.nn.Module] = {}
-
-
-def _pooled_file(data: Any) -> Path:
-    """The kitchen's pooled file beside `data`'s subject file (it may not exist)."""
-    from hbm_data.overcooked import POOLED_SUBJECT
-    from hbm_data.paths import find_episode_file
-
-    meta = data.metadata
-    return find_episode_file(meta.env_name, POOLED_SUBJECT, Path(meta.source_file).parent)
-
-
-def human_proxy(data: Any, *, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """The human proxy partner of `data`'s kitchen (`train_human_proxy`, seed 0, from the
-    pooled file beside `data`'s subject file): one partner for every experiment on that
-    kitchen, so their rows compare. Trained once per process and pooled file content (its
-    `data_content_hash` keys the copy kept)."""
-    from hbm_data.sidecar import data_content_hash
-
-    meta = data.metadata
-    pooled = _pooled_file(data)
-    layout = layout_of(meta.env_name)
-    if not pooled.exists():  # refused, saying how to import it
-        return train_human_proxy(pooled.parent, layout, device=device)
-    key = (data_content_hash(pooled), str(device))
-    if key not in _PROXIES:
-        _PROXIES[key] = train_human_proxy(pooled.parent, layout, device=device)
-    return _PROXIES[key]
-
-
-def train_human_proxy(
-    data_dir: Path | str,
-    layout: str,
-    *,
-    hidden_sizes: tuple[int, ...] = (64, 64),
-    max_epochs: int = 20,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-) -> torch.nn.Module:
-    """A behaviour-cloned "human proxy" partner (Carroll et al. 2019): a feedforward policy
-    trained by Adam on cross-entropy on every step of both players of the study's *training*
-    trials of `layout` (the pooled `oc-all` file's episodes whose `source_split` is "train"),
-    so the held-out trials never shape the partner a model is judged with. Deterministic for
-    a given `seed` on CPU."""
-    import hbm_dl
-    from hbm_data.episodes import load_episodes
-    from hbm_data.overcooked import POOLED_SUBJECT
-    from hbm_data.paths import find_episode_file
-    from hbm_data.sidecar import read_sidecar
-
-    env_name = f"{_PREFIX}{layout}"
-    path = find_episode_file(env_name, POOLED_SUBJECT, data_dir)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no pooled file of {env_name}: import the recordings with "
-            "`hbm-data import-overcooked` (it writes the pooled subject by default)"
-        )
-    splits = (read_sidecar(path) or {}).get("source_split")
-    episodes = load_episodes(path)
-    if not isinstance(splits, list) or len(splits) != len(episodes):
-        raise ValueError(f"{path}: the sidecar's 'source_split' does not list every episode")
-    train = [e for e, split in zip(episodes, splits, strict=True) if split == "train"]
-    if not train:
-        raise ValueError(f"{path}: no episode of the study's training trials to clone")
-    obs = np.concatenate([np.asarray(e.observations, np.float32) for e in train])
-    actions = np.concatenate([np.asarray(e.actions, np.int64) for e in train])
-    gen = torch.Generator().manual_seed(seed)
-    model = hbm_dl.FeedforwardMLP(obs.shape[1], hidden_sizes, 6, generator=gen)
-    data = hbm_dl.EpisodeData.from_arrays(obs, actions)
-    hbm_dl.optimize_sgd(
-        model, data, optimizer="adam", learning_rate=1e-3, batch_size=256,
-        max_epochs=max_epochs, eval_every=None, checkpoint_every_seconds=None, seed=seed,
-        device=device,
-    )  # fmt: skip
-    logger.info("%s: human proxy cloned from %d training steps", path, len(actions))
-    return model.eval()
