@@ -37,6 +37,7 @@ from hbm_dl._sgd_steps import (
     _State,
 )
 from hbm_dl._shared import (
+    ROW_FIELDS,
     Callback,
     LoopResult,
     Progress,
@@ -65,16 +66,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FIELDS = (
-    "step",
-    "epoch",
-    "elapsed",
-    "samples_seen",
-    "train_loss",
-    "test_ce",
-    "test_accuracy",
-    "test_f1",
-)
+#: Keys of every history row: the shared `ROW_FIELDS` (hbm-ne adds its generation fields).
+HISTORY_FIELDS = ROW_FIELDS
 #: Keys a history row gains when the run has validation data (`validation_data=`): the
 #: model's cross-entropy, accuracy and sampled macro F1 on the validation episodes, next to the
 #: test ones (hbm-ne's rows use the same names).

@@ -202,6 +202,28 @@ class Experiment(ExperimentConfig):
     def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
         raise NotImplementedError(f"{type(self).__name__} does not define _fit")
 
+    def _run_trainer(
+        self, setup: dict[str, Any], checkpoint_path: Path, unit: str, budget: int | None
+    ) -> Any:
+        """The method's library function (`methods.trainer`) on `build()`'s arguments, with
+        the checkpoint, its cadence, the fingerprint and the progress callbacks (closed after)."""
+        from .methods import trainer
+        from .vocabulary import library_kwargs
+
+        t = self.training
+        callbacks = self._callbacks(checkpoint_path.parent, unit, budget)
+        try:
+            return trainer(self.method)(
+                **setup,
+                checkpoint_path=checkpoint_path,
+                **library_kwargs(t, "checkpoint_every", "ckpt_and_behav_eval_interval_seconds"),
+                fingerprint=self.fingerprint(),
+                callbacks=callbacks,
+            )
+        finally:
+            for callback in callbacks:
+                callback.close()
+
     # -- shared body ---------------------------------------------------------------------------
 
     def fingerprint(self) -> dict[str, Any]:

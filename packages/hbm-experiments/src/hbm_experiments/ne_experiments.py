@@ -21,7 +21,7 @@ from .configs import (
 )
 from .evaluation import F1_SAMPLES
 from .experiment import Experiment, TrainOutput, _train_info
-from .methods import method_spec, trainer
+from .methods import method_spec
 from .vocabulary import library_kwargs
 
 __all__ = [
@@ -113,19 +113,9 @@ class _NEExperiment(Experiment):
     def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
         """Train with the method's hbm-ne function (`methods.trainer`), adding checkpoints,
         the fingerprint and callbacks to `build()`'s arguments."""
-        t = self.training
-        callbacks = self._callbacks(checkpoint_path.parent, "generation", t.max_generations)
-        try:
-            result = trainer(self.method)(
-                **setup,
-                checkpoint_path=checkpoint_path,
-                **library_kwargs(t, "checkpoint_every", "ckpt_and_behav_eval_interval_seconds"),
-                fingerprint=self.fingerprint(),
-                callbacks=callbacks,
-            )
-        finally:
-            for callback in callbacks:
-                callback.close()
+        result = self._run_trainer(
+            setup, checkpoint_path, "generation", self.training.max_generations
+        )
         if result.model is None:
             raise RuntimeError(f"{method_spec(self.method).trainer} returned no best member")
         return TrainOutput(result.model, list(result.history), _train_info(result))

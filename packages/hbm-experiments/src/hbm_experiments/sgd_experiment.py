@@ -10,7 +10,6 @@ import torch
 
 from .configs import AdamConfig, OptimizerConfig, SGDConfig
 from .experiment import Experiment, TrainOutput, _train_info
-from .methods import trainer
 from .vocabulary import library_kwargs
 
 __all__ = ["SGDExperiment"]
@@ -55,16 +54,5 @@ class SGDExperiment(Experiment):
     def _fit(self, setup: dict[str, Any], checkpoint_path: Path) -> TrainOutput:
         t = self.training
         unit, budget = ("step", t.max_steps) if t.max_steps else ("epoch", t.max_epochs)
-        callbacks = self._callbacks(checkpoint_path.parent, unit, budget)
-        try:
-            result = trainer(self.method)(  # hbm_dl.optimize_sgd
-                **setup,
-                checkpoint_path=checkpoint_path,
-                **library_kwargs(t, "checkpoint_every", "ckpt_and_behav_eval_interval_seconds"),
-                fingerprint=self.fingerprint(),
-                callbacks=callbacks,
-            )
-        finally:
-            for callback in callbacks:
-                callback.close()
+        result = self._run_trainer(setup, checkpoint_path, unit, budget)  # hbm_dl.optimize_sgd
         return TrainOutput(result.model, list(result.history), _train_info(result))

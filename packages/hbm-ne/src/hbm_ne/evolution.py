@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from hbm_ne._shared import (
+    ROW_FIELDS,
     Callback,
     CheckpointError,
     CheckpointInfo,
@@ -63,20 +64,8 @@ logger = logging.getLogger("hbm_ne.training")
 CHECKPOINT_FORMAT = "hbm_ne.evolve"
 CHECKPOINT_VERSION = 2  # 2: fingerprint, written_at, samples_seen, fitness_history
 
-#: Keys of every history row (hbm-dl's rows have the same first eight, `HISTORY_FIELDS`).
-HISTORY_FIELDS = (
-    "step",
-    "epoch",
-    "elapsed",
-    "samples_seen",
-    "train_loss",
-    "test_ce",
-    "test_accuracy",
-    "test_f1",
-    "generation",
-    "best_fitness",
-    "mean_fitness",
-)
+#: Keys of every history row: the shared `ROW_FIELDS` (hbm-dl's rows have the same), then its own.
+HISTORY_FIELDS = (*ROW_FIELDS, "generation", "best_fitness", "mean_fitness")
 
 
 class FitnessFn(Protocol):
