@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -129,14 +130,17 @@ def wheels(session: nox.Session) -> None:
             session.error(f"no wheel built for {package}: {built}")
         if not any(n.startswith(stem) and n.endswith(".tar.gz") for n in built):
             session.error(f"no sdist built for {package}: {built}")
-    # A fresh venv, no workspace: hbm-* come from dist/, third-party packages from PyPI.
-    session.install("--find-links", str(dist), "hbm-experiments")
+    # A fresh venv, no workspace: hbm-* are the wheels just built (given by path: by name,
+    # uv may serve an earlier build of the same version from its cache), the rest from PyPI.
+    wheels = sorted(str(p) for p in dist.glob("*.whl"))
+    refresh = [f"--refresh-package={p}" for p in PACKAGES]
+    session.install("--find-links", str(dist), *refresh, *wheels)
     session.run("python", "-c", "import " + ", ".join(MODULES.values()) + "; print('imports ok')")
     session.run("hbm", "--help")
     session.run("hbm-data", "--help")
     smoke = ROOT / "packages" / "hbm-experiments" / "tests" / "wheel_smoke.py"
     if smoke.exists():
-        tmp = session.create_tmp()
+        tmp = tempfile.mkdtemp(dir=session.create_tmp())  # an empty cache on every run
         session.run("python", str(smoke), env={"HBM_CACHE": tmp, "HBM_DATA_DIR": tmp}, silent=False)
 
 
