@@ -104,7 +104,15 @@ def test_kill_9_resumes_without_retraining_finished_trials(tmp_path: Path) -> No
     cfg.write_text(yaml.safe_dump({**CONFIG, "training": {"max_steps": 60, "eval_every": 10}}))
     space.write_text(yaml.safe_dump(SPACE))
     cache = Path(os.environ["HBM_CACHE"])
+    base = make_experiment(yaml.safe_load(cfg.read_text()))
+    folder = study_folder(base, parse_space(SPACE, str(space)))
     argv = ["tune", str(cfg), "--space", str(space), "--trials", "4", "-q"]
+
+    def asked_not_told() -> bool:
+        if not (folder / "journal.log").exists():
+            return False
+        return any(t.state.name == "RUNNING" for t in open_study(folder).trials)
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "hbm_experiments.cli", *argv],
         stdout=subprocess.DEVNULL,
@@ -112,18 +120,17 @@ def test_kill_9_resumes_without_retraining_finished_trials(tmp_path: Path) -> No
     )
     try:
         deadline = time.monotonic() + 240
-        while len(_results(cache)) < 2:  # two trials done, the third one training
+        # two trials done and one asked (its experiment training): read from the journal, not
+        # guessed from a pause, so a busy machine cannot let the kill land between two trials
+        while len(_results(cache)) < 2 or not asked_not_told():
             assert proc.poll() is None, "the tuning ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finished = _results(cache)
     assert 2 <= len(finished) < 4
-    base = make_experiment(yaml.safe_load(cfg.read_text()))
-    folder = study_folder(base, parse_space(SPACE, str(space)))
     before = open_study(folder).trials
     assert any(t.state.name == "RUNNING" for t in before)  # asked, never told
     assert main(argv) == 0
