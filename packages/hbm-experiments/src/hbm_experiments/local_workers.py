@@ -124,18 +124,10 @@ def _inline_experiment(exp: Experiment) -> Experiment:
 def run_inline(
     exps: Sequence[Experiment], retry: bool = False, max_workers: int = 256
 ) -> list[dict[str, Any] | None]:
-    """`sweeps.run_experiments` on in-process copies; None for a failed one (logged)."""
-    from .sweeps import ExperimentsFailed, run_experiments
+    """`sweeps.run_or_none` on in-process copies; None for a failed one (logged)."""
+    from .sweeps import run_or_none
 
-    if not exps:
-        return []
-    inline = [_inline_experiment(e) for e in exps]
-    try:
-        return list(run_experiments(inline, retry=retry, max_workers=max_workers))
-    except ExperimentsFailed as exc:
-        for uid, err in exc.failures.items():
-            logger.warning("experiment %s failed: %s", uid, err)
-        return list(exc.results)
+    return run_or_none([_inline_experiment(e) for e in exps], retry=retry, max_workers=max_workers)
 
 
 def _run_in_worker(

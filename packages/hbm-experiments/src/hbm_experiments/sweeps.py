@@ -26,7 +26,13 @@ from .tasks import (
     make_experiment,
 )
 
-__all__ = ["ExperimentsFailed", "HyperparameterSweep", "run_experiments", "run_multiple_seeds"]
+__all__ = [
+    "ExperimentsFailed",
+    "HyperparameterSweep",
+    "run_experiments",
+    "run_multiple_seeds",
+    "run_or_none",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +110,21 @@ def run_experiments(
     if failures:
         raise ExperimentsFailed(failures, results)
     return [r for r in results if r is not None]
+
+
+def run_or_none(
+    experiments: Sequence[Experiment], *, retry: bool = False, max_workers: int = 256
+) -> list[dict[str, Any] | None]:
+    """`run_experiments`, with a failed experiment logged and given as None (a wave of trials
+    or a comparison goes on without it) instead of raising."""
+    if not experiments:
+        return []
+    try:
+        return list(run_experiments(experiments, retry=retry, max_workers=max_workers))
+    except ExperimentsFailed as exc:
+        for uid, err in exc.failures.items():
+            logger.warning("experiment %s failed: %s", uid, err)
+        return list(exc.results)
 
 
 def run_multiple_seeds(

@@ -317,6 +317,7 @@ def run_wave(
     wait) and the others on `workers` (without them: K - 1 workers for this wave alone).
     Elsewhere (Slurm, in-process) `sweeps.run_experiments` as it is."""
     from .local_workers import local_workers
+    from .sweeps import run_or_none
 
     exps = list(experiments)
     if exps and exps[0].infra.cluster == "local":
@@ -326,22 +327,7 @@ def run_wave(
             return workers.run_wave(exps, retry=retry)
         with local_workers(min(len(exps), max_workers)) as own:
             return own.run_wave(exps, retry=retry)
-    return _run_many(exps, retry, max_workers)
-
-
-def _run_many(
-    exps: Sequence[Experiment], retry: bool, max_workers: int
-) -> list[dict[str, Any] | None]:
-    from .sweeps import ExperimentsFailed, run_experiments
-
-    if not exps:
-        return []
-    try:
-        return list(run_experiments(exps, retry=retry, max_workers=max_workers))
-    except ExperimentsFailed as exc:
-        for uid, err in exc.failures.items():
-            logger.warning("experiment %s failed: %s", uid, err)
-        return list(exc.results)
+    return run_or_none(exps, retry=retry, max_workers=max_workers)
 
 
 def _prepare(exp: Experiment) -> None:
