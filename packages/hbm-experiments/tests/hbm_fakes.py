@@ -26,7 +26,7 @@ def executions(path: Path) -> list[str]:
 
 def fake_result(exp: Any) -> dict[str, Any]:
     """The same layout as a real result, with numbers derived from the config."""
-    score = 100.0 + exp.seed + exp.model.hidden_size
+    score = 100.0 + exp.seed + exp.resolved("model").hidden_size
     human = [100.0, 120.0, 80.0]
     return {
         "method": exp.method,
@@ -37,7 +37,7 @@ def fake_result(exp: Any) -> dict[str, Any]:
         "simulated": True,
         "use_cl_info": exp.data.use_cl_info,
         "seed": exp.seed,
-        "num_params": exp.model.hidden_size * 7,
+        "num_params": exp.resolved("model").hidden_size * 7,
         "train_time": 0.01,
         "history": [
             {"generation": g, "elapsed": 0.1 * g, "test_ce": 1.0 / g, "test_f1": 0.5 + 0.01 * g}

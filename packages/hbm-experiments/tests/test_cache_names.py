@@ -4,11 +4,14 @@ code moves must still be found after it, so every task class keeps the address
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hbm_experiments import tasks
+from hbm_experiments.method_defaults import DERIVED_DEFAULTS, LAB_DEFAULTS
 from hbm_experiments.tasks import EXPERIMENT_VERSION, RESULT_FILE
 
 # the cache folders results were written under: renaming one loses every cached result
@@ -76,3 +79,22 @@ def test_a_changed_default_moved_the_cache_version() -> None:
         assert int(EXPERIMENT_VERSION) > int(last)
         folder = exp.infra.uid_folder()
         assert folder is not None and not folder.parent.name.endswith(f",{last}")
+
+
+# The method defaults (`method_defaults`) each version's results ran with, as a fingerprint of
+# its tables: a field left None is left out of the uid too, so changing a method default needs
+# a new version, and its fingerprint here.
+METHOD_DEFAULTS_FINGERPRINT = {"6": "a095ea6739c316bd"}
+
+
+def test_the_method_defaults_are_pinned_by_the_cache_version() -> None:
+    text = json.dumps({"derived": DERIVED_DEFAULTS, "lab": LAB_DEFAULTS}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert METHOD_DEFAULTS_FINGERPRINT.get(EXPERIMENT_VERSION) == digest, (
+        "the method defaults changed: bump EXPERIMENT_VERSION and record their fingerprint"
+    )
+    exp = tasks.GAExperiment(training={"max_generations": 1})
+    assert exp.optimizer.population_size is None  # the config keeps None ...
+    assert "population_size" not in exp.infra.uid()  # ... so the uid cannot tell defaults apart
+    assert exp.resolved("optimizer").population_size == 11
+    assert int(EXPERIMENT_VERSION) > 5  # version 5 ran population 50 under the same uid

@@ -38,7 +38,8 @@ def _run(tmp_path: Path, config: dict[str, Any], *overrides: str) -> dict[str, A
         ("cmaes_feedforward", "optimizer.separable=true", "algorithm", "diagonal", True),
         ("cmaes_feedforward", "optimizer.active=false", "algorithm", "active", False),
         ("ga_reservoir", "training.state_mode=session", None, "state_mode", "session"),
-        ("ga_feedforward", "optimizer.adaptive=false", "population", "adaptive", False),
+        ("ga_feedforward", "optimizer.adaptive=true", "population", "adaptive", True),
+        ("ga_recurrent", "optimizer.adaptive=false", "population", "adaptive", False),
     ],
 )
 def test_option_reaches_the_library(

@@ -92,8 +92,12 @@ def test_one_row_per_person_and_config(
 
 
 def test_data_size_sweep_rows_and_scaling_plot(tmp_path: Path) -> None:
+    # every training sample in each fitness evaluation, so that the data's size shows in the
+    # compute (a batch at least the training set's size is all of it)
+    every = {**TINY["training"], "batch_size": 10**6}
     exps = [
-        make_experiment({**TINY, "data": {"max_train_episodes": n}, "seed": 0}) for n in (4, 12)
+        make_experiment({**TINY, "training": every, "data": {"max_train_episodes": n}, "seed": 0})
+        for n in (4, 12)
     ]
     results = run_experiments(exps)
     assert [r["data"]["n_train_episodes"] for r in results] == [4, 12]

@@ -371,7 +371,7 @@ def test_seeds_sweep_over_lines_collect_and_report(
     out = capsys.readouterr().out
     assert "seed=0:" in out and "seed=1:" in out
     sweep = ["sweep", str(cfg), "--param", "method", "--values", "ga_feedforward", "ga_dynamic"]
-    sweep += ["--set", "environment=null", "--set", "model.hidden_size=50", "-q"]
+    sweep += ["--set", "environment=null", "--set", "model.hidden_size=null", "-q"]
     assert main(sweep) == 0
     out = capsys.readouterr().out
     assert "method=ga_feedforward:" in out and "method=ga_dynamic:" in out

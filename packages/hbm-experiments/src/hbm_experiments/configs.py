@@ -12,7 +12,7 @@ import copy
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, overload
 
 import pydantic
 from hbm_data import ENVIRONMENTS as _DATA_ENVIRONMENTS
@@ -22,6 +22,7 @@ from .config_base import StrictModel as _Strict
 from .config_base import renamed as _renamed
 from .files import atomic_write_text
 from .line_configs import AdversarialConfig, DynamicConfig, EnvObjectiveConfig
+from .method_defaults import lab_value, method_defaults
 from .methods import (
     ALGORITHMS,
     METHODS,
@@ -153,7 +154,8 @@ class ModelConfig(_Strict):
     (docs/interfaces.md), so GA and SGD start from the same kind of network."""
 
     kind: ModelKind | None = None
-    hidden_size: int = pydantic.Field(default=50, ge=1)
+    hidden_size: int | None = pydantic.Field(default=None, ge=1)
+    """Units of the hidden layer; None: the method's default (`method_defaults`)."""
     rank: int | None = pydantic.Field(default=1, ge=1)
     """Rank of the learned recurrent matrix for `trainable` (None = full matrix)."""
     init: Literal["normal", "uniform"] = "normal"
@@ -175,19 +177,20 @@ class ModelConfig(_Strict):
         import hbm_ne
 
         common = {"init": self.init, "generator": generator, "device": device, **mutation}
+        hidden = lab_value(self, "model", "hidden_size")
         if kind == "feedforward":
             return hbm_ne.BatchedFeedforward(
                 input_size,
                 output_size,
                 population_size,
-                hidden_sizes=(self.hidden_size,),
+                hidden_sizes=(hidden,),
                 **common,
             )
         return hbm_ne.BatchedRecurrent(
             input_size,
             output_size,
             population_size,
-            self.hidden_size,
+            hidden,
             kind=kind,
             rank=self.rank,
             **common,
@@ -197,7 +200,8 @@ class ModelConfig(_Strict):
         """One hbm-dl model of this architecture (same layout as an hbm-ne member)."""
         import hbm_dl
 
-        h, common = self.hidden_size, {"init": self.init, "generator": generator}
+        h = lab_value(self, "model", "hidden_size")
+        common = {"init": self.init, "generator": generator}
         if kind == "feedforward":
             return hbm_dl.FeedforwardMLP(input_size, h, output_size, **common)
         if kind == "reservoir":
@@ -246,8 +250,9 @@ class TrainingConfig(_Strict):
     loss_eval_interval_seconds: float | None = pydantic.Field(default=None, gt=0)
     """Also evaluate when this many seconds passed since the last evaluation (the lab's)."""
     batch_size: int | None = pydantic.Field(default=None, ge=1)
-    """Minibatch size (SGD: samples or episodes, default 32; NE: samples per fitness
-    evaluation, None = all)."""
+    """Minibatch size (SGD: samples or episodes; NE: samples per fitness evaluation). None:
+    the method's default (`method_defaults`), else 32 for SGD/Adam and every sample for
+    neuroevolution; a batch at least the training set's size is every sample too."""
     behaviour_repeats: int = pydantic.Field(default=5, ge=1)
     """Matched-seed rollouts per held-out human episode: the one recorded play that gives the
     returns and every human-likeness test. Several per seed (default 5, `humanlike.REPEATS`):
@@ -291,6 +296,8 @@ class TrainingConfig(_Strict):
 
 
 _SCHEMA_CACHE: dict[type, dict[str, Any]] = {}
+RESOLVED_SECTIONS = ("model", "optimizer", "training")
+"""The config sections with fields whose default depends on the method (`method_defaults`)."""
 
 
 class ExperimentConfig(_Strict):
@@ -438,6 +445,43 @@ class ExperimentConfig(_Strict):
         if unused:  # e.g. a shared base config: a budget the method ignores stays out of its uid
             self.training = t.model_copy(update=unused)
         return self
+
+    def method_defaults(self) -> dict[str, Any]:
+        """The method's defaults (`method_defaults`, dotted keys) of the fields left None."""
+        unset = {
+            f"{name}.{field}"
+            for name in RESOLVED_SECTIONS
+            for field in type(getattr(self, name)).model_fields
+            if getattr(getattr(self, name), field) is None
+        }
+        return method_defaults(
+            self.method,
+            kind=self.model_kind,
+            applies=unset,
+            variant=getattr(self.optimizer, "variant", None),
+        )
+
+    @overload
+    def resolved(self, section: Literal["model"]) -> ModelConfig: ...
+    @overload
+    def resolved(self, section: Literal["optimizer"]) -> OptimizerConfig: ...
+    @overload
+    def resolved(self, section: Literal["training"]) -> TrainingConfig: ...
+    def resolved(self, section: str) -> Any:
+        """The `section` ("model", "optimizer" or "training") as the method runs it: a field
+        left None holds the method's default. The config itself keeps the None, so a sweep
+        over methods gives each its own defaults (their meaning is pinned by the cache
+        version: `EXPERIMENT_VERSION`)."""
+        if section not in RESOLVED_SECTIONS:
+            raise ValueError(f"section {section!r}: expected one of {RESOLVED_SECTIONS}")
+        prefix = section + "."
+        update = {
+            k.removeprefix(prefix): v
+            for k, v in self.method_defaults().items()
+            if k.startswith(prefix)
+        }
+        current = getattr(self, section)
+        return current.model_copy(update=update) if update else current
 
     def _check_lines(self) -> None:
         """The research lines' own sub-configs, only on their methods; what does not apply to

@@ -9,7 +9,14 @@ from typing import Any
 
 from .tasks import Experiment, make_experiment
 
-__all__ = ["DEMO_BUDGETS", "DEMO_ENVS", "DEMO_SEEDS", "DEMO_SUBJECTS", "demo_experiments"]
+__all__ = [
+    "DEMO_BUDGETS",
+    "DEMO_ENVS",
+    "DEMO_SAMPLES",
+    "DEMO_SEEDS",
+    "DEMO_SUBJECTS",
+    "demo_experiments",
+]
 
 #: CartPole, two simulated players of different styles, five seeds: the comparison the report
 #: exists for (one row per person and config, learners compared seed by seed) in under
@@ -20,20 +27,20 @@ DEMO_SUBJECTS: tuple[str, ...] = ("sim01", "sim02")
 DEMO_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 
 # Budgets sized for under 3 minutes on 2 CPU cores ("default") and a few seconds ("tiny", a
-# smoke test of every code path: both CL settings). `repeats`: rollouts per held-out seed,
-# paired with the person's episode of that seed (the human-likeness tests need several).
+# smoke test of every code path: both CL settings). "default" is a fair comparison: both
+# learners at their defaults (`method_defaults`) and the same budget in samples seen, the
+# budget the GA's defaults were derived at. `repeats`: rollouts per held-out seed, paired
+# with the person's episode of that seed (the human-likeness tests need several).
+DEMO_SAMPLES = 48_000
 DEMO_BUDGETS: dict[str, dict[str, Any]] = {
     "default": {
-        "ga": {
-            "optimizer": {"population_size": 64, "adaptive_sigma_init": 0.05},
-            "training": {"max_generations": 60, "eval_every": 10},
-        },
+        # about ten evaluations each: 48 000 samples are ~89 GA generations, 1500 Adam steps
+        "ga": {"training": {"max_samples": DEMO_SAMPLES, "eval_every": 10}},
         "adam": {
-            "optimizer": {"learning_rate": 0.01},
-            "training": {"max_epochs": 6, "eval_every": 40},
-            "num_threads": 1,  # a 4-32-2 network: one thread is faster than two
+            "training": {"max_samples": DEMO_SAMPLES, "eval_every": 150},
+            "num_threads": 1,  # a 4-50-2 network: one thread is faster than two
         },
-        "model": {"hidden_size": 32},
+        "model": {},
         "repeats": 5,
         "cl": (False,),
     },

@@ -13,8 +13,9 @@ Design:
   of the sources that started the training (a resume with other code logs a warning).
 
 Version rule: bump `EXPERIMENT_VERSION` whenever the same config would give a different result:
-an algorithm or evaluation change or bug fix in any hbm package, a changed field default, or a
-changed result layout. Adding a field whose default reproduces the old behaviour needs no bump.
+an algorithm or evaluation change or bug fix in any hbm package, a changed field default or
+method default (`method_defaults`), or a changed result layout. Adding a field whose default
+reproduces the old behaviour needs no bump.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ __all__ = ["EXPERIMENT_VERSION", "TASK_MODULE", "Experiment", "TrainOutput"]
 
 logger = logging.getLogger(__name__)
 
-# 5: training.behaviour_repeats defaults to 5 (was 1: a default is left out of the uid, so
-# only the version tells those results apart); 4: one recorded play feeds returns and metrics
-EXPERIMENT_VERSION = "5"
+# 6: the feedforward learners' re-derived defaults (`method_defaults`: a field left None is
+# the method's default, and None is left out of the uid); 5: training.behaviour_repeats
+# defaults to 5 (was 1: a default is left out of the uid, so only the version tells those
+# results apart); 4: one recorded play feeds returns and metrics
+EXPERIMENT_VERSION = "6"
 TASK_MODULE = "hbm_experiments.tasks"
 """Where every task class is found: exca names a task's cache folder after its class's module, so
 the classes defined in other modules pin their `__module__` to this address (`tasks.py`)."""

@@ -46,7 +46,7 @@ class _NEExperiment(Experiment):
 
         device, data = self._setup(data, device)
         pop, algorithm, train, test = self._population(data, device)
-        t = self.training
+        t = self.resolved("training")
         return {
             "population": pop,
             "train_data": train,
@@ -78,10 +78,11 @@ class _NEExperiment(Experiment):
         import hbm_ne
 
         meta = data.metadata
-        opt = self.optimizer
+        opt = self.resolved("optimizer")
         assert isinstance(opt, GAConfig | ESConfig | CMAESConfig)
+        assert opt.population_size is not None  # every method has a default
         gen = torch.Generator(device=device).manual_seed(self.seed)
-        pop = self.model.build_population(
+        pop = self.resolved("model").build_population(
             meta.input_size,
             meta.num_actions,
             opt.population_size,
@@ -159,12 +160,16 @@ class DynamicExperiment(_NEExperiment):
 
         device, data = self._setup(data, device)
         meta = data.metadata
-        opt = self.optimizer
-        assert isinstance(opt, GAConfig)
+        opt = self.resolved("optimizer")
+        assert isinstance(opt, GAConfig) and opt.population_size is not None
         dyn = self.dynamic or DynamicConfig()
         gen = torch.Generator(device=device).manual_seed(self.seed)
         pop = dyn.build(
-            meta.input_size, meta.num_actions, opt.population_size, generator=gen, device=device
+            meta.input_size,
+            meta.num_actions,
+            opt.population_size,
+            generator=gen,
+            device=device,
         )
         train, test = self._episode_splits(hbm_ne.EpisodeData, data, device)
         return {

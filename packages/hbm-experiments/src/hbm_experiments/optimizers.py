@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from .config_base import StrictModel, renamed
+from .method_defaults import with_lab_defaults
 from .vocabulary import RENAMED_0_1, library_kwargs
 
 __all__ = [
@@ -24,14 +25,15 @@ __all__ = [
 class GAConfig(StrictModel):
     """Truncation selection of the best `selection_fraction`, one elite, then mutation with
     per-parameter sigmas starting at `adaptive_sigma_init` (self-adapted with rate
-    `adaptive_sigma_noise` when `adaptive`). Defaults are hbm-ne's and the lab's."""
+    `adaptive_sigma_noise` when `adaptive`). A field left None is the method's default
+    (`method_defaults`: re-derived for `ga_feedforward`, else hbm-ne's and the lab's)."""
 
     name: Literal["ga"] = "ga"
-    population_size: int = pydantic.Field(default=50, ge=2)
-    adaptive_sigma_init: float = pydantic.Field(default=1e-3, gt=0)
-    adaptive_sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
-    selection_fraction: float = pydantic.Field(default=0.5, gt=0, lt=1)
-    adaptive: bool = True
+    population_size: int | None = pydantic.Field(default=None, ge=2)
+    adaptive_sigma_init: float | None = pydantic.Field(default=None, gt=0)
+    adaptive_sigma_noise: float | None = pydantic.Field(default=None, ge=0)
+    selection_fraction: float | None = pydantic.Field(default=None, gt=0, lt=1)
+    adaptive: bool | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -40,13 +42,15 @@ class GAConfig(StrictModel):
 
     def mutation(self) -> dict[str, Any]:
         """The population's mutation settings (hbm-ne's `sigma_init`, `adaptive`, `tau`)."""
-        return library_kwargs(self, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
+        own = with_lab_defaults(self, "optimizer")
+        return library_kwargs(own, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
 
     def build(self, population: Any, *, generator: Any) -> Any:
         import hbm_ne
 
+        own = with_lab_defaults(self, "optimizer")
         return hbm_ne.GA(
-            population, **library_kwargs(self, "selection_fraction"), generator=generator
+            population, **library_kwargs(own, "selection_fraction"), generator=generator
         )
 
 
@@ -55,15 +59,16 @@ class ESConfig(StrictModel):
     softmax-weighted recombination (`temperature`), then mutation of every member (adaptive
     sigmas as in the GA). `variant="openai"`: OpenAI-style antithetic sampling θ ± σε
     (`noise_std`, even population), centred ranks, an `update` ("adam" or "sgd") step of
-    `learning_rate` with optional `weight_decay`."""
+    `learning_rate` with optional `weight_decay`. A field left None is the method's default
+    (`method_defaults`)."""
 
     name: Literal["es"] = "es"
-    population_size: int = pydantic.Field(default=50, ge=2)
+    population_size: int | None = pydantic.Field(default=None, ge=2)
     variant: Literal["softmax", "openai"] = "softmax"
-    adaptive_sigma_init: float = pydantic.Field(default=1e-3, gt=0)
-    adaptive_sigma_noise: float = pydantic.Field(default=1e-2, ge=0)
-    adaptive: bool = True
-    temperature: float = pydantic.Field(default=1.0, gt=0)
+    adaptive_sigma_init: float | None = pydantic.Field(default=None, gt=0)
+    adaptive_sigma_noise: float | None = pydantic.Field(default=None, ge=0)
+    adaptive: bool | None = None
+    temperature: float | None = pydantic.Field(default=None, gt=0)
     noise_std: float = pydantic.Field(default=0.02, gt=0)
     learning_rate: float = pydantic.Field(default=0.01, gt=0)
     update: Literal["adam", "sgd"] = "adam"
@@ -71,7 +76,7 @@ class ESConfig(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _even_for_antithetic(self) -> ESConfig:
-        if self.variant == "openai" and self.population_size % 2:
+        if self.variant == "openai" and (self.population_size or 0) % 2:
             raise ValueError(
                 f"optimizer.population_size={self.population_size}: variant 'openai' samples "
                 "antithetic pairs, so it needs an even population"
@@ -84,7 +89,8 @@ class ESConfig(StrictModel):
         return renamed(data, RENAMED_0_1["optimizer"], "optimizer.")
 
     def mutation(self) -> dict[str, Any]:
-        return library_kwargs(self, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
+        own = with_lab_defaults(self, "optimizer")
+        return library_kwargs(own, "adaptive_sigma_init", "adaptive", "adaptive_sigma_noise")
 
     def build(self, population: Any, *, generator: Any) -> Any:
         import hbm_ne
@@ -92,16 +98,17 @@ class ESConfig(StrictModel):
         settings = ("variant", "temperature", "noise_std", "learning_rate", "update")
         return hbm_ne.ES(
             population,
-            **library_kwargs(self, *settings, "weight_decay"),
+            **library_kwargs(with_lab_defaults(self, "optimizer"), *settings, "weight_decay"),
             generator=generator,
         )
 
 
 class CMAESConfig(StrictModel):
-    """CMA-ES; `sigma0` is the initial step size (hbm-ne's default), parents the best half."""
+    """CMA-ES; `sigma0` is the initial step size (hbm-ne's default), parents the best half;
+    `population_size` None is the method's default (`method_defaults`)."""
 
     name: Literal["cmaes"] = "cmaes"
-    population_size: int = pydantic.Field(default=50, ge=2)
+    population_size: int | None = pydantic.Field(default=None, ge=2)
     sigma0: float = pydantic.Field(default=0.1, gt=0)
     separable: bool | None = None
     """Diagonal covariance (sep-CMA-ES, O(λD) per generation) instead of the full one;
@@ -128,8 +135,9 @@ class CMAESConfig(StrictModel):
 
 class SGDConfig(StrictModel):
     name: Literal["sgd"] = "sgd"
-    learning_rate: float = pydantic.Field(default=1e-3, gt=0)
-    """hbm-dl's and the lab's default."""
+    learning_rate: float | None = pydantic.Field(default=None, gt=0)
+    """None: the method's default (`method_defaults`: re-derived for `sgd_feedforward`, else
+    hbm-dl's and the lab's 1e-3)."""
 
 
 class AdamConfig(StrictModel):

@@ -31,19 +31,20 @@ class SGDExperiment(Experiment):
         data = self.data_task().load() if data is None else data
         meta = data.metadata
         gen = torch.Generator().manual_seed(self.seed)
-        model = self.model.build_module(
+        model = self.resolved("model").build_module(
             meta.input_size, meta.num_actions, kind=self.model_kind, generator=gen
         )
         train, test = self._episode_splits(hbm_dl.EpisodeData, data, device)
-        t = self.training
-        assert isinstance(self.optimizer, SGDConfig | AdamConfig)
+        t = self.resolved("training")
+        opt = self.resolved("optimizer")
+        assert isinstance(opt, SGDConfig | AdamConfig)
         return {
             "model": model,
             "train_data": train,
             "test_data": test,
             "validation_data": self._validation_split(hbm_dl.EpisodeData, data, device),
-            "optimizer": self.optimizer.name,
-            "learning_rate": self.optimizer.learning_rate,
+            "optimizer": opt.name,
+            "learning_rate": opt.learning_rate,
             "batch_size": t.batch_size or 32,
             **library_kwargs(t, "max_epochs", "max_steps", "max_samples", "max_optim_time"),
             **library_kwargs(t, "eval_every", "loss_eval_interval_seconds"),
