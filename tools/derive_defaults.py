@@ -116,7 +116,7 @@ def derive(
     """One learner over every (player, game) cell: its rows, the current defaults of the
     space's parameters, the proposed default (consensus of all cells) and the tuned values."""
     from hbm_experiments.compare import TUNE_SEED, learner_config, run_waves
-    from hbm_experiments.tasks import experiment_to_dict
+    from hbm_experiments.configs import RESOLVED_SECTIONS
     from hbm_experiments.tune import TuneError, best_experiment, load_space, trial_experiment, tune
 
     cells: list[Cell] = [(s, g) for g in games for s in subjects]
@@ -132,7 +132,9 @@ def derive(
         for c in cells
     }
     space = load_space("default", bases[cells[0]])
-    current = {k: _dotted(experiment_to_dict(bases[cells[0]]), k) for k in space}
+    # the values the defaults run with (a field left None is the method's default)
+    runs = {s: bases[cells[0]].resolved(s).model_dump(mode="json") for s in RESOLVED_SECTIONS}
+    current = {k: _dotted(runs, k) for k in space}
     default: dict[Cell, float] = {}
     tuned: dict[Cell, tuple[float, dict[str, Any]]] = {}
     for c in cells:
