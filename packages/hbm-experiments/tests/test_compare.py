@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hbm_experiments.cli import build_parser
 from hbm_experiments.compare import build_verdict, verdict_markdown, write_verdict
+from hbm_experiments.method_defaults import unchecked_defaults
 from scipy import stats
 
 SEEDS = list(range(6))
@@ -81,6 +82,20 @@ def test_same_budget_is_stated_and_different_budgets_are_flagged() -> None:
     text = verdict_markdown(build_verdict(mixed, subject="sim01", dataset="cartpole", seeds=SEEDS))
     assert "different budgets" in text
     assert "2000" in text and "1000" in text
+
+
+def test_learners_at_defaults_never_checked_against_tuning_are_named() -> None:
+    assert unchecked_defaults(["ga_feedforward", "adam_feedforward", "ga_recurrent"]) == [
+        "ga_recurrent"
+    ]
+    plain = verdict_markdown(
+        build_verdict(_results(), subject="sim01", dataset="cartpole", seeds=SEEDS)
+    )
+    assert "never measured against tuning" not in plain
+    noted = build_verdict(
+        _results(), subject="sim01", dataset="cartpole", seeds=SEEDS, unchecked=["ga_recurrent"]
+    )
+    assert "ga_recurrent ran untuned" in verdict_markdown(noted)
 
 
 def test_failed_seed_is_named_and_left_out_of_pairs(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .configs import ConfigError, parse_value
+from .method_defaults import unchecked_defaults
 
 if TYPE_CHECKING:
     from .stats import Interval, PairedComparison
@@ -222,8 +223,11 @@ def build_verdict(
     dataset: str,
     seeds: Sequence[int],
     confidence: float = 0.95,
+    unchecked: Sequence[str] = (),
 ) -> Verdict:
-    """The verdict over `results[method][i]` = the run of seed `seeds[i]` (None: failed)."""
+    """The verdict over `results[method][i]` = the run of seed `seeds[i]` (None: failed).
+    `unchecked`: learners run untuned at defaults never measured against tuning
+    (`method_defaults.unchecked_defaults`), named in a note."""
     from .stats import comparison_sentence, holm, mean_interval, paired_difference
 
     methods = list(results)
@@ -234,6 +238,12 @@ def build_verdict(
             "the learners ran under different budgets ("
             + "; ".join(f"{m}: {', '.join(b)}" for m, b in budgets.items())
             + "): the comparison is not one of equal compute"
+        )
+    if unchecked:
+        warnings.append(
+            f"{', '.join(unchecked)} ran untuned at hbm-ne's and the lab's defaults, which were "
+            "never measured against tuning (only the feedforward learners' were): a difference "
+            "may be their defaults'; --tune-trials gives every learner the same tuning"
         )
     for m, rs in results.items():
         failed = [s for s, r in zip(seeds, rs, strict=True) if r is None]
@@ -414,6 +424,9 @@ def run_cli(args: Any) -> str:
         retry=retry,
         **infra,
     )
-    verdict = build_verdict(results, subject=args.subject, dataset=args.dataset, seeds=seeds)
+    unchecked = [] if args.tune_trials else unchecked_defaults(args.methods)
+    verdict = build_verdict(
+        results, subject=args.subject, dataset=args.dataset, seeds=seeds, unchecked=unchecked
+    )
     files = write_verdict(verdict, args.out)
     return verdict_markdown(verdict) + "\n" + "\n".join(f"wrote {f}" for f in files)

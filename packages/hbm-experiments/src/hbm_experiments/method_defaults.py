@@ -19,16 +19,18 @@ exca's `config(exclude_defaults=True)`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import pydantic
 
 __all__ = [
+    "CHECKED_AGAINST_TUNING",
     "DERIVED_DEFAULTS",
     "LAB_DEFAULTS",
     "lab_value",
     "method_defaults",
+    "unchecked_defaults",
     "with_lab_defaults",
 ]
 
@@ -82,6 +84,17 @@ DERIVED_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
 """Method -> its re-derived defaults (dotted config keys). For `es_feedforward` they are the
 softmax variant's; the OpenAI variant keeps the lab's (its antithetic pairs need an even
 population)."""
+
+
+CHECKED_AGAINST_TUNING: frozenset[str] = frozenset({*DERIVED_DEFAULTS, "adam_feedforward"})
+"""The methods whose defaults were measured against tuning: re-derived, or kept where the
+evidence did not favour a change (Adam). Any other method compared untuned may lose or win for
+its defaults, which a verdict says."""
+
+
+def unchecked_defaults(methods: Iterable[str]) -> list[str]:
+    """The `methods` whose defaults were never measured against tuning."""
+    return [m for m in methods if m not in CHECKED_AGAINST_TUNING]
 
 
 def method_defaults(
