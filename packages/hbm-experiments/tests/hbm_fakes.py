@@ -38,6 +38,7 @@ def fake_result(exp: Any) -> dict[str, Any]:
         "use_cl_info": exp.data.use_cl_info,
         "seed": exp.seed,
         "num_params": exp.resolved("model").hidden_size * 7,
+        "method_defaults": exp.method_defaults(),
         "train_time": 0.01,
         "history": [
             {"generation": g, "elapsed": 0.1 * g, "test_ce": 1.0 / g, "test_f1": 0.5 + 0.01 * g}

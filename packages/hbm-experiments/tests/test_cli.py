@@ -34,6 +34,10 @@ def test_run_then_cached_then_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "ga_feedforward on cartpole/sim01 seed 2" in out and "from cache" not in out
     assert "test F1" in out and "return Δ" in out and "% diff" not in out
+    # what the fields left out ran with: ga_feedforward's own defaults, not the set ones
+    line = next(x for x in out.splitlines() if "method defaults:" in x)
+    assert "training.batch_size=49" in line and "optimizer.adaptive=False" in line
+    assert "hidden_size" not in line and "population_size" not in line
     assert main(["run", str(cfg), "--set", "seed=2", "-q"]) == 0
     assert "(from cache)" in capsys.readouterr().out
     exp = make_experiment({**TINY_GA, "seed": 2})

@@ -81,6 +81,9 @@ def test_build_result_writes_every_key_of_the_layout(method: str) -> None:
     assert result["humanlike"] is evaluation["humanlike"]
     assert result["train_time"] == 4.5 and result["resumed"] is None
     assert result["test_loss_history"] == [0.9, 0.7]
+    # the method's defaults the config left None, as they ran
+    assert result["method_defaults"] == config.method_defaults()
+    assert result["method_defaults"]["model.hidden_size"] == (14 if ne else 50)
     if ne:
         assert result["fitness_history"] == [1.0, 0.8] and result["final_generation"] == 2
     else:

@@ -263,6 +263,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"(checkpoint of {resumed['checkpoint_time']})"
         )
     print("  " + _summary(result))
+    defaults = exp.method_defaults()
+    if defaults:  # the fields the config left None: what they ran with
+        print("  method defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
     print(f"  folder: {exp.infra.uid_folder()}")
     return 0
 

@@ -120,6 +120,7 @@ class ExperimentResult(TypedDict, total=False):
         str | None
     )  # max_generations | max_steps | max_epochs | max_samples | max_time | ...
     budget: dict[str, int | float]  # the budgets set, e.g. {"max_samples": 100000}
+    method_defaults: dict[str, Any]  # what the fields left None ran with (`method_defaults`)
     samples_seen: int  # samples training saw (= compute.forward_passes)
     resumed: ResumeInfo | None
     history: list[dict[str, Any]]  # one row per evaluation: step, samples_seen, test_ce, val_loss…
@@ -233,6 +234,8 @@ def build_result(
         "stop_reason": info.get("stop_reason"),
         # which budget the run ran under (compare rows only under equal budgets)
         "budget": budget,
+        # the config keeps None for a field left to its method's default: what that was
+        "method_defaults": config.method_defaults(),
         "samples_seen": samples_seen,
         "resumed": resume_info(config.algorithm, info),
         "history": history,
