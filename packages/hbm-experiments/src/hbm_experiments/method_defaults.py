@@ -10,11 +10,13 @@ again at a 3–10× budget. Adam's proposal could not be told apart from its def
 (p = 0.09), so Adam keeps them. Every other method keeps hbm-ne's and the lab's defaults
 (`LAB_DEFAULTS`): nothing was measured for it.
 
-Each field here defaults to None in its config section, meaning "the method's default", and
-the experiment config writes the method's value in when it is validated. The value is then
-part of the cache uid, so changing a default here can never serve a result run with the old
-one, and a value written out explicitly (even the lab's) survives a round trip through
-exca's `config(exclude_defaults=True)`.
+Each field here defaults to None in its config section, meaning "the method's default":
+`ExperimentConfig.resolved(section)` fills it in where a run is built, and the result records
+what it was. The config keeps the None, so a value set explicitly (even the lab's) survives
+exca's round trips (`config(exclude_defaults=True)` drops only None), and a config moved to
+another method takes that method's defaults. None is left out of the cache uid like any
+default, so the tables here are pinned to the cache version (`EXPERIMENT_VERSION`): a test
+holds their fingerprint per version.
 """
 
 from __future__ import annotations
