@@ -223,3 +223,8 @@ def test_demo_tiny_then_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing was recomputed
     table = lambda text: text[text.index("dataset") : text.index("Note:")]  # noqa: E731
     assert table(second) == table(first)
+    # two at a time on worker processes (the default) or one by one here: the same results
+    serial = [*demo, "--parallel", "1", "--cache", str(tmp_path / "serial")]
+    assert main(serial) == 0
+    third = capsys.readouterr().out
+    assert "(0 already cached)" in third and table(third) == table(first)

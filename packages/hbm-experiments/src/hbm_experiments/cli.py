@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-seeds", type=int, default=len(DEMO_SEEDS), help="seeds 0..N-1")
     p.add_argument("--budget", choices=["default", "tiny"], default="default")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=2,
+        help="runs at a time, on worker processes of one thread each (1: one by one here)",
+    )
     p.add_argument("--real", action="store_true", help="two real Overcooked players instead")
     p.add_argument("--cluster", choices=["none", "local", "slurm", "auto"])
     p.add_argument("--retry", action="store_true")
@@ -333,10 +339,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import demo_experiments
+    from .demo import demo_experiments, run_demo
     from .report import make_report
     from .status import find_experiments
-    from .sweeps import run_experiments
 
     infra = _infra(args)
     if args.real:  # real people (hbm_experiments.demo_real)
@@ -355,8 +360,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     done = sum(e.infra.status() == "completed" for e in exps)
     print(f"demo: {len(exps)} experiments on simulated players ({done} already cached)")
+    if args.parallel < 1:
+        raise ConfigError(f"hbm demo: --parallel {args.parallel}: expected at least 1")
     t0 = time.perf_counter()
-    run_experiments(exps, retry=retry)
+    run_demo(exps, parallel=args.parallel, retry=retry)
     folders = {e.infra.uid_folder() for e in exps}
     records = [r for r in find_experiments(load_results=True) if r.folder in folders]
     table, files = make_report(records, args.out, html=True)
