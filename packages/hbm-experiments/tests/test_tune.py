@@ -17,6 +17,7 @@ import yaml
 from hbm_experiments import make_experiment
 from hbm_experiments.cli import main
 from hbm_experiments.configs import ConfigError
+from hbm_experiments.methods import METHOD_TABLE, METHODS
 from hbm_experiments.tune import (
     DEFAULT_SPACES,
     default_space,
@@ -27,6 +28,7 @@ from hbm_experiments.tune import (
     trial_experiment,
     tune,
 )
+from hbm_experiments.tune_spaces import RECURRENT_BATCH
 
 CONFIG = {
     "method": "adam_feedforward",
@@ -57,6 +59,28 @@ def test_default_spaces_apply_to_their_methods() -> None:
         assert space == default_space(method)
     with pytest.raises(ConfigError, match="dynamic"):
         default_space("ga_dynamic")
+
+
+@pytest.mark.parametrize(
+    "method", sorted(m for m, (_, kind) in METHODS.items() if kind != "dynamic")
+)
+def test_every_corner_of_a_default_space_is_a_valid_config(method: str) -> None:
+    """A trial at the lowest or highest value of every dimension is a config its method
+    accepts: a space offering what the method refuses would fail every trial."""
+    base = make_experiment({**CONFIG, "method": method, "training": {"max_samples": 100}})
+    space = default_space(method)
+    for pick in (0, -1):
+        values = {
+            name: spec.choices[pick] if spec.kind == "categorical" else (spec.low, spec.high)[pick]
+            for name, spec in space.items()
+        }
+        values = {k: int(v) if space[k].kind == "int" else v for k, v in values.items()}
+        trial_experiment(base, values)  # raises ConfigError naming the key when refused
+    batch = space.get("training.batch_size")
+    if METHOD_TABLE[method].objective != "person":
+        assert batch is None  # trained on the game: no minibatches of the person's steps
+    elif METHODS[method][1] != "feedforward":
+        assert batch is not None and batch.high == RECURRENT_BATCH["training.batch_size"]["high"]
 
 
 def test_bad_space_names_file_and_key(tmp_path: Path) -> None:

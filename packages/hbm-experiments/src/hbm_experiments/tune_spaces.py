@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from .configs import ConfigError
 
-__all__ = ["DEFAULT_SPACES", "ParamSpec", "default_space", "parse_space"]
+__all__ = ["DEFAULT_SPACES", "RECURRENT_BATCH", "ParamSpec", "default_space", "parse_space"]
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,29 @@ def parse_space(raw: Mapping[str, Any], source: str) -> dict[str, ParamSpec]:
     return out
 
 
-def default_space(method: str) -> dict[str, ParamSpec]:
-    """The shipped space of `method`'s algorithm (`DEFAULT_SPACES`)."""
-    from .configs import parse_method
+RECURRENT_BATCH = {"training.batch_size": _int(2, 128)}
+"""A recurrent learner's batch counts whole episodes, not steps: a person leaves tens of
+training episodes (a simulated player 45 to 65), so 2 to 128 spans two episodes per step to
+all of them (a batch at least the training set's size is every episode, the neuroevolution
+default)."""
 
-    algorithm, kind = parse_method(method)
-    if kind == "dynamic":
+
+def default_space(method: str) -> dict[str, ParamSpec]:
+    """The shipped space of `method`'s algorithm (`DEFAULT_SPACES`), fitted to what it trains
+    on: a recurrent learner's batch in episodes (`RECURRENT_BATCH`); no batch for a method
+    trained on the game's returns or against a discriminator (it has no minibatches of the
+    person's steps, and its config refuses one)."""
+    from .methods import method_spec
+
+    spec = method_spec(method)
+    if spec.kind == "dynamic":
         raise ConfigError(
             f"no default search space for {method!r} (its settings are in the dynamic section):"
             " give --space a YAML file"
         )
-    return parse_space(DEFAULT_SPACES[algorithm], f"default space of {algorithm}")
+    raw = dict(DEFAULT_SPACES[spec.algorithm])
+    if spec.objective != "person":
+        del raw["training.batch_size"]
+    elif spec.kind != "feedforward":
+        raw |= RECURRENT_BATCH
+    return parse_space(raw, f"default space of {method}")
