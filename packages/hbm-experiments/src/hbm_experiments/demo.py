@@ -103,23 +103,11 @@ def run_demo(experiments: Sequence[Experiment], *, parallel: int, retry: bool = 
     result back as `sweeps.run_experiments` does: a failed run raises `ExperimentsFailed`
     naming it. On a cluster the experiments go out as it is configured."""
     from .compare import run_waves
-    from .sweeps import run_experiments
-    from .tasks import experiment_to_dict, infra_set
+    from .sweeps import run_experiments, with_threads
 
     exps = list(experiments)
     if parallel > 1 and len(exps) > 1 and all(e.infra.cluster is None for e in exps):
-        local = [
-            make_experiment(
-                {
-                    **experiment_to_dict(e),
-                    "num_threads": 1,  # out of the uid: K runs, one core each
-                    "infra": {**infra_set(e), "cluster": "local"},
-                },
-                source="demo",
-                cls=type(e),
-            )
-            for e in exps
-        ]
+        local = [with_threads(e, 1, cluster="local") for e in exps]
         run_waves(local, parallel=parallel, retry=retry)
         retry = False  # what failed in the waves has been retried there
     run_experiments(exps, retry=retry)

@@ -32,6 +32,8 @@ __all__ = [
     "run_experiments",
     "run_multiple_seeds",
     "run_or_none",
+    "with_infra",
+    "with_threads",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,16 @@ class ExperimentsFailed(RuntimeError):
 def with_infra(exp: Experiment, **infra: Any) -> Experiment:
     """A copy of `exp` with some infra fields changed (cluster, mode, ...); `exp` may be frozen."""
     return make_experiment(exp, **infra)
+
+
+def with_threads(exp: Experiment, threads: int, **infra: Any) -> Experiment:
+    """A copy of `exp` on `threads` torch threads (and `infra` changed). `num_threads` is out
+    of the uid: K parallel jobs of one thread each keep off each other's cores without
+    changing any cache entry."""
+    data = experiment_to_dict(exp)
+    data["num_threads"] = threads
+    data["infra"] = {**infra_set(exp), **infra}
+    return make_experiment(data, cls=type(exp))
 
 
 def run_experiments(

@@ -228,7 +228,9 @@ def tune(
         infra["cluster"] = "local"
     infra |= local_timeout(infra.get("cluster", base.infra.cluster), base.infra.timeout_min)
     if parallel > 1 and base.num_threads is None:
-        base = _with_threads(base, 1)
+        from .sweeps import with_threads
+
+        base = with_threads(base, 1)
     folder = study_folder(base, space, metric=metric, seed=seed)
     study = open_study(folder, create=True)
     meta = {
@@ -341,17 +343,6 @@ def _prepare(exp: Experiment) -> None:
         repeats=exp.training.behaviour_repeats,
         infra={"folder": exp.infra.folder},  # type: ignore[arg-type]
     ).compute()
-
-
-def _with_threads(base: Experiment, threads: int) -> Experiment:
-    """`num_threads` is out of the uid: one thread per subprocess keeps K jobs off each
-    other's cores without changing any trial's cache entry."""
-    from .tasks import experiment_to_dict, infra_set, make_experiment
-
-    data = experiment_to_dict(base)
-    data["num_threads"] = threads
-    data["infra"] = infra_set(base)
-    return make_experiment(data, cls=type(base))
 
 
 def _best(study: Any) -> Any:
